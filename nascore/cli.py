@@ -1,0 +1,210 @@
+"""The ``nascore`` command line.
+
+Each subcommand is a parser added in :func:`build_parser` plus a function ``cmd_<name>(args) ->
+int``. To add one, write ``_add_<name>_parser(subparsers)`` (it calls
+``parser.set_defaults(func=cmd_<name>)``) and call it from :func:`build_parser`. A
+:class:`~nascore.errors.NascoreError` escaping a command prints ``error: <message>`` and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from nascore.errors import NascoreError
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``nascore`` with every subcommand."""
+    from nascore.plugin.manager import core_version
+
+    parser = argparse.ArgumentParser(prog="nascore", description="Neural architecture search for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"nascore {core_version()}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="show more log messages (-vv for debug)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    _add_plugins_parser(subparsers)
+    _add_list_parser(subparsers)
+    _add_show_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nascore`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    with _log_to_stderr(args.verbose):
+        try:
+            return int(func(args))
+        except NascoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def _log_to_stderr(verbosity: int) -> Iterator[None]:
+    """Show nascore's log records on stderr while a command runs (warnings, or more with -v)."""
+    logger = logging.getLogger("nascore")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    previous_level = logger.level
+    logger.setLevel(logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+# --- nascore plugins -----------------------------------------------------------------------------
+
+
+def _add_plugins_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "plugins",
+        help="list installed plugins and what they register",
+        description="List every registered strategy, engine, format, evaluator and optimizer, "
+        "with the distribution that provides it, then any plugin that failed to load.",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list of registrations")
+    parser.set_defaults(func=cmd_plugins)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print every registration (kind, name, distribution, version) and every load failure."""
+    from nascore.plugin.manager import get_plugins
+
+    # Failures are part of this command's report; logging them too would print them twice.
+    quiet = None if getattr(args, "verbose", 0) else _DropPluginLoadWarnings()
+    manager_logger = logging.getLogger("nascore.plugin.manager")
+    if quiet is not None:
+        manager_logger.addFilter(quiet)
+    try:
+        host = get_plugins()
+    finally:
+        if quiet is not None:
+            manager_logger.removeFilter(quiet)
+    registrations = host.registrations()
+
+    if args.json:
+        for failure in host.failures:
+            print(f"warning: {str(failure).splitlines()[0]}", file=sys.stderr)
+        print(json.dumps([_registration_json(entry) for entry in registrations], indent=2))
+        return EXIT_OK
+
+    rows = [(entry.kind, entry.name, entry.distribution, entry.version or "-") for entry in registrations]
+    if rows:
+        print(_table(("KIND", "NAME", "DISTRIBUTION", "VERSION"), rows))
+    else:
+        print("No plugins registered anything.")
+    if host.disabled:
+        print()
+        print("Not loaded (NASCORE_DISABLED_PLUGINS / NASCORE_LOAD_PLUGINS):")
+        for info in host.disabled:
+            print(f"  {info.provider} (entry point {info.name!r})")
+    if host.failures:
+        print()
+        print(f"Failed plugins ({len(host.failures)}):")
+        for failure in host.failures:
+            reason = str(failure).splitlines()[0]
+            print(f"  {failure.distribution or 'unknown'}: {reason}")
+        if not getattr(args, "verbose", 0):
+            print("Run `nascore -v plugins` for tracebacks.")
+    return EXIT_OK
+
+
+class _DropPluginLoadWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
+
+
+def _registration_json(entry: Any) -> dict[str, Any]:
+    obj = entry.obj
+    qualname = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    return {
+        "kind": entry.kind,
+        "name": entry.name,
+        "distribution": entry.distribution,
+        "version": entry.version,
+        "plugin": entry.plugin,
+        "object": f"{module}:{qualname}",
+        "description": entry.description,
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in (header, *rows)
+    ]
+    return "\n".join(lines)
+
+
+def _experiment_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--experiment-dir",
+        type=Path,
+        default=None,
+        help="where experiments are stored (default: $NASCORE_EXPERIMENT_DIR or ~/nascore-experiments)",
+    )
+
+
+def _resolve_experiment_dir(args: argparse.Namespace) -> Path:
+    from nascore.experiment.config import default_experiment_dir
+
+    return (args.experiment_dir or default_experiment_dir()).expanduser()
+
+
+def _add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("list", help="list stored experiments (read-only)")
+    _experiment_dir_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``nascore list``: one line per stored experiment."""
+    from nascore.experiment.report import experiments_summary, format_list
+
+    rows = experiments_summary(_resolve_experiment_dir(args))
+    print(json.dumps(rows, indent=2) if args.json else format_list(rows, _table))
+    return EXIT_OK
+
+
+def _add_show_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("show", help="show one experiment: status, best trials, every trial (read-only)")
+    parser.add_argument("experiment_id", metavar="EXP", help="the experiment id (see `nascore list`)")
+    _experiment_dir_argument(parser)
+    parser.add_argument("--top", type=int, default=3, help="how many best trials to show (default 3)")
+    parser.add_argument("--summary", action="store_true", help="leave out the table of every trial")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=cmd_show)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``nascore show EXP``: the experiment's status, best trials and trial table."""
+    from nascore.experiment.report import experiment_detail, format_detail
+
+    detail = experiment_detail(_resolve_experiment_dir(args), args.experiment_id, top=args.top)
+    print(json.dumps(detail, indent=2) if args.json else format_detail(detail, _table, show_all=not args.summary))
+    return EXIT_OK

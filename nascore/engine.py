@@ -1,0 +1,153 @@
+"""The execution-engine contract: running trials and reporting what happens to them.
+
+The experiment submits :class:`TrialSubmission` objects; the engine runs them (in-process, in
+worker processes, on remote machines) and emits :class:`TrialEvent` objects to the experiment's
+:class:`TrialEventSink` as they happen: the trial started, reported a metric, succeeded or failed.
+The sink records every event in the store before anything else acts on it.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import attrs
+
+from nascore.space import Sample
+
+if TYPE_CHECKING:
+    from nascore.evaluator import Evaluator
+    from nascore.experiment.config import ExperimentConfig
+    from nascore.format import ExecutableModel
+
+__all__ = [
+    "TrialStatus",
+    "TrialEvent",
+    "TrialEventSink",
+    "TrialSubmission",
+    "EngineContext",
+    "ExecutionEngine",
+]
+
+
+class TrialStatus(str, enum.Enum):
+    """The life of a trial: WAITING -> RUNNING -> SUCCEEDED | FAILED (INTERRUPTED if the experiment stopped)."""
+
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialStatus.SUCCEEDED, TrialStatus.FAILED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class TrialEvent:
+    """Something that happened to a trial.
+
+    ``kind`` is ``"status"`` (with ``status``, and ``error`` for a failure), ``"intermediate"`` or
+    ``"final"`` (with ``value``, the default metric, and ``metric``, the full record).
+    """
+
+    trial_id: int
+    kind: str
+    status: TrialStatus | None = None
+    value: float | None = None
+    metric: dict[str, Any] | None = None
+    error: str | None = None
+    time: float = attrs.field(factory=time.time)
+
+    @classmethod
+    def intermediate(cls, trial_id: int, value: float, metric: dict[str, Any]) -> TrialEvent:
+        return cls(trial_id, "intermediate", value=value, metric=metric)
+
+    @classmethod
+    def final(cls, trial_id: int, value: float, metric: dict[str, Any]) -> TrialEvent:
+        return cls(trial_id, "final", value=value, metric=metric)
+
+    @classmethod
+    def failed(cls, trial_id: int, error: str) -> TrialEvent:
+        return cls(trial_id, "status", status=TrialStatus.FAILED, error=error)
+
+    @property
+    def ends_trial(self) -> bool:
+        return self.kind == "status" and self.status is not None and self.status.finished
+
+
+class TrialEventSink(Protocol):
+    """Where an engine sends events. Thread-safe: engines may emit from their own threads."""
+
+    def emit(self, event: TrialEvent) -> None: ...
+
+
+@attrs.define
+class TrialSubmission:
+    """One trial to run: its id, the model, the evaluator, and the folder for its logs."""
+
+    trial_id: int
+    model: ExecutableModel
+    evaluator: Evaluator
+    log_dir: Path
+    sample: Sample = attrs.field(factory=dict)
+
+
+@attrs.define
+class EngineContext:
+    """What an engine gets when it starts."""
+
+    experiment_id: str
+    experiment_dir: Path
+    config: ExperimentConfig
+    sink: TrialEventSink
+
+
+class ExecutionEngine(ABC):
+    """Base class of execution engines, registered by name through ``nascore_register_engines``.
+
+    The experiment calls :meth:`start` once, then :meth:`submit` whenever :meth:`idle_slots` is
+    positive, and :meth:`wait` to let trials progress; every trial submitted must end with a
+    SUCCEEDED or FAILED event. :meth:`shutdown` stops everything still running.
+    """
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> ExecutionEngine:
+        """Create the engine for an experiment configuration."""
+        return cls()
+
+    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
+        """Raise a clear error before the first trial if this engine cannot run the experiment."""
+
+    @abstractmethod
+    def start(self, context: EngineContext) -> None:
+        """Prepare to run trials (start workers, connect to machines)."""
+
+    @abstractmethod
+    def submit(self, submission: TrialSubmission) -> None:
+        """Queue a trial. Must not block for the trial's duration."""
+
+    @abstractmethod
+    def idle_slots(self) -> int:
+        """How many more trials can be submitted now."""
+
+    @abstractmethod
+    def running(self) -> int:
+        """How many submitted trials have not ended yet."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> None:
+        """Let trials progress until at least one event was emitted, or ``timeout`` seconds passed."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop all trials and release resources; trials still running end as INTERRUPTED."""

@@ -1,0 +1,351 @@
+"""The experiment: a space, an evaluator and a strategy, run on an engine and recorded in a store.
+
+>>> exp = Experiment(MySpace(), FunctionalEvaluator(train), "random", ExperimentConfig(max_trials=20))
+>>> exp.run()
+>>> exp.export_top_models(top_k=3)
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch.nn as nn
+
+from nascore.errors import ExperimentError, NascoreError, ShippingError, StrategyError
+from nascore.evaluator import Evaluator
+from nascore.experiment.config import ExperimentConfig, default_experiment_dir
+from nascore.experiment.driver import TrialDriver
+from nascore.experiment.store import ExperimentStore
+from nascore.format import ExecutableSpace
+from nascore.plugin import PluginHost, get_plugins
+from nascore.record import TrialRecord
+from nascore.serialization import build_from_spec, import_path, object_spec
+from nascore.strategy import Strategy
+
+__all__ = ["Experiment"]
+
+_log = logging.getLogger("nascore.experiment")
+
+_FORMATTERS = ("dict", "instance", "code")
+
+
+class Experiment:
+    """Run a search and keep its results.
+
+    :param space: the model space (an :class:`~nascore.nn.ModelSpace` instance).
+    :param evaluator: how a candidate is trained and scored.
+    :param strategy: a registered strategy name (``"random"``, ``"evolution"``, ...) or a strategy object.
+    :param config: an :class:`ExperimentConfig`; keyword arguments override its fields.
+    :param id: the experiment id (default: a new unique one).
+    """
+
+    def __init__(
+        self,
+        space: nn.Module | None,
+        evaluator: Evaluator | None,
+        strategy: str | Strategy | None,
+        config: ExperimentConfig | None = None,
+        *,
+        id: str | None = None,  # noqa: A002 - the public name users expect
+        **overrides: Any,
+    ) -> None:
+        config = config or ExperimentConfig()
+        if overrides:
+            try:
+                config = attrs.evolve(config, **overrides)
+            except TypeError as exc:
+                raise ExperimentError(f"unknown experiment setting: {exc}") from None
+        self.config = config
+        self.space = space
+        self.evaluator = evaluator
+        self.strategy = strategy
+        self._strategy_by_name = isinstance(strategy, str)
+        self.id = id or _new_id()
+        self.status = "CREATED"
+        self._resuming = False
+        self._store: ExperimentStore | None = None
+        self._executable_space: ExecutableSpace | None = None
+
+    # --- where things are ----------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The experiment's folder: ``<experiment_dir>/<id>``."""
+        return self.config.experiment_dir / self.id
+
+    def _plugins(self) -> PluginHost:
+        return get_plugins()
+
+    def executable_space(self) -> ExecutableSpace:
+        """The space in the configured format (built once)."""
+        if self._executable_space is None:
+            if self.space is None:
+                raise ExperimentError(
+                    f"experiment {self.id} has no model space: pass space= to Experiment.resume/view, or make the "
+                    "space class importable with JSON init arguments so it can be rebuilt from the store"
+                )
+            model_format = self._plugins().formats.get(self.config.format)()
+            self._executable_space = model_format.build(self.space)
+        return self._executable_space
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        """Run the search until the strategy is done or the budget is spent; returns the final status.
+
+        Ctrl-C stops it: unfinished trials are marked INTERRUPTED and :meth:`resume` continues later.
+        """
+        if self.evaluator is None or self.strategy is None:
+            raise ExperimentError(f"experiment {self.id} needs an evaluator and a strategy to run")
+        plugins = self._plugins()
+        space = self.executable_space()
+        strategy = self._resolve_strategy(plugins)
+        engine = plugins.engines.get(self.config.engine).from_config(self.config)
+        engine.check(self.evaluator, self.config)
+        strategy.setup(space, optimize_mode=self.config.optimize_mode, seed=self.config.seed)
+
+        store = self._open_store(strategy)
+        driver = TrialDriver(
+            experiment_id=self.id, space=space, evaluator=self.evaluator, strategy=strategy, engine=engine,
+            store=store, config=self.config, plugins=plugins, elapsed_before=store.get_meta("elapsed", 0.0),
+        )
+        self._set_status(store, "RUNNING")
+        _log.info("Experiment %s started in %s", self.id, self.path)
+        started = False
+        try:
+            driver.start_engine()
+            started = True
+            if self._resuming:
+                self._continue(strategy, driver, store)
+            strategy.run(driver)
+            driver.wait_all()
+            self._set_status(store, "DONE")
+        except KeyboardInterrupt:
+            ids = driver.interrupt()
+            self._set_status(store, "INTERRUPTED")
+            _log.warning("Experiment %s interrupted; %d unfinished trial(s) will rerun on resume", self.id, len(ids))
+            raise
+        except BaseException:
+            driver.interrupt()
+            self._set_status(store, "FAILED")
+            raise
+        finally:
+            store.set_meta("elapsed", driver.elapsed())
+            if started:
+                engine.shutdown()
+        self._log_summary(store)
+        return self.status
+
+    def _resolve_strategy(self, plugins: PluginHost) -> Strategy:
+        if isinstance(self.strategy, Strategy):
+            return self.strategy
+        if isinstance(self.strategy, str):
+            factory = plugins.strategies.get(self.strategy)
+            strategy = factory()
+            self.strategy = strategy
+            return strategy
+        raise StrategyError(f"strategy must be a registered name or a Strategy object, got {self.strategy!r}")
+
+    def _open_store(self, strategy: Strategy) -> ExperimentStore:
+        if self._store is not None and not self._store.readonly:
+            return self._store
+        if self._resuming:
+            store = ExperimentStore.open(self.config.experiment_dir, self.id)
+            recorded = store.get_meta("space")
+            current = _space_summary(self.executable_space())
+            if recorded is not None and recorded != current:
+                raise ExperimentError(
+                    f"the space given to resume experiment {self.id} differs from the one it was run with "
+                    "(labels or candidates changed); resume with the original space"
+                )
+        else:
+            store = ExperimentStore.create(self.config.experiment_dir, self.id)
+            store.set_meta("config", self.config.to_dict())
+            store.set_meta("space", _space_summary(self.executable_space()))
+            store.set_meta("space_spec", _try_spec(lambda: _space_spec(self.space)))
+            store.set_meta("evaluator_spec", self.evaluator.to_spec() if self.evaluator else None)
+            store.set_meta("strategy", _strategy_name(strategy, self._plugins(), self._strategy_by_name))
+            store.set_meta("experiment_name", self.config.experiment_name)
+        self._store = store
+        return store
+
+    def _continue(self, strategy: Strategy, driver: TrialDriver, store: ExperimentStore) -> None:
+        trials = store.trials()
+        strategy.restore(store.get_meta("strategy_state"), trials)
+        unfinished = [t for t in trials if not t.status.finished]
+        _log.info(
+            "Resuming experiment %s: %d finished trial(s) kept, %d interrupted trial(s) to rerun",
+            self.id, len(trials) - len(unfinished), len(unfinished),
+        )
+        for trial in unfinished:
+            while driver.idle_slots() <= 0:
+                for done in driver.wait():
+                    _tell(strategy, done)
+            driver.resubmit(trial)
+
+    def _set_status(self, store: ExperimentStore, status: str) -> None:
+        self.status = status
+        store.set_meta("status", status)
+        store.set_meta("updated", time.time())
+        self._plugins().notify_experiment_status_changed(self.id, status)
+
+    def _log_summary(self, store: ExperimentStore) -> None:
+        counts = store.status_counts()
+        best = self.best_trial()
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        if best is not None:
+            _log.info("Experiment %s %s: %s; best trial %d metric=%.6g %s", self.id, self.status, summary, best.id, best.metric, best.sample)
+        else:
+            _log.info("Experiment %s %s: %s; no successful trial", self.id, self.status, summary)
+
+    # --- resuming and viewing ------------------------------------------------------------------
+
+    @classmethod
+    def resume(
+        cls,
+        experiment_id: str,
+        space: nn.Module | None = None,
+        evaluator: Evaluator | None = None,
+        strategy: str | Strategy | None = None,
+        *,
+        experiment_dir: str | Path | None = None,
+    ) -> Experiment:
+        """Reopen a stopped or killed experiment; :meth:`run` then continues it.
+
+        Finished trials are kept; trials that were running when it stopped run again. ``space`` and
+        ``evaluator`` may be left out when they could be stored as data (importable, JSON arguments).
+        ``strategy`` may be left out when it was given by a registered name.
+        """
+        exp = cls._from_store(experiment_id, space, evaluator, strategy, experiment_dir, readonly=False)
+        exp._resuming = True
+        if exp.evaluator is None:
+            raise ExperimentError(
+                f"experiment {experiment_id}: its evaluator could not be stored as data; pass evaluator= to resume"
+            )
+        if exp.strategy is None:
+            raise ExperimentError(
+                f"experiment {experiment_id}: its strategy was an object, not a registered name; pass strategy= to resume"
+            )
+        return exp
+
+    @classmethod
+    def view(
+        cls, experiment_id: str, space: nn.Module | None = None, *, experiment_dir: str | Path | None = None
+    ) -> Experiment:
+        """Open an experiment read-only to look at its trials and export models; never runs trials."""
+        exp = cls._from_store(experiment_id, space, None, None, experiment_dir, readonly=True)
+        exp._store = ExperimentStore.open(exp.config.experiment_dir, experiment_id, readonly=True)
+        return exp
+
+    @classmethod
+    def _from_store(
+        cls, experiment_id: str, space: Any, evaluator: Any, strategy: Any, experiment_dir: Any, readonly: bool
+    ) -> Experiment:
+        experiment_dir = Path(experiment_dir).expanduser() if experiment_dir else default_experiment_dir()
+        with ExperimentStore.open(experiment_dir, experiment_id, readonly=True) as store:
+            meta = store.meta()
+        config = ExperimentConfig.from_dict({**meta.get("config", {}), "experiment_dir": str(experiment_dir)})
+        if space is None and meta.get("space_spec"):
+            space = _try_spec(lambda: build_from_spec(meta["space_spec"]), strict=not readonly)
+        if evaluator is None and meta.get("evaluator_spec"):
+            evaluator = build_from_spec(meta["evaluator_spec"])
+        if strategy is None:
+            strategy = meta.get("strategy", {}).get("name")
+        exp = cls(space, evaluator, strategy, config, id=experiment_id)
+        exp.status = meta.get("status", "UNKNOWN")
+        return exp
+
+    # --- results -------------------------------------------------------------------------------
+
+    def _reader(self) -> ExperimentStore:
+        if self._store is None:
+            self._store = ExperimentStore.open(self.config.experiment_dir, self.id, readonly=True)
+        return self._store
+
+    def trials(self) -> list[TrialRecord]:
+        """Every trial recorded so far, in submission order."""
+        return self._reader().trials(with_intermediates=True)
+
+    def best_trial(self) -> TrialRecord | None:
+        ranked = self._ranked()
+        return ranked[0] if ranked else None
+
+    def _ranked(self) -> list[TrialRecord]:
+        done = [t for t in self._reader().trials() if t.succeeded]
+        reverse = self.config.optimize_mode == "maximize"
+        return sorted(done, key=lambda t: (t.metric if reverse else -t.metric, -t.id), reverse=True)  # type: ignore[operator]
+
+    def export_top_models(self, top_k: int = 1, formatter: str = "dict") -> list[Any]:
+        """The ``top_k`` best architectures, best first.
+
+        ``formatter``: ``"dict"`` gives samples (``{label: value}``, usable with :func:`nascore.fixed_arch`),
+        ``"instance"`` built ``nn.Module`` objects, ``"code"`` Python source (formats that generate code).
+        """
+        if formatter not in _FORMATTERS:
+            raise ExperimentError(f"unknown formatter {formatter!r}; use one of {', '.join(_FORMATTERS)}")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ExperimentError(f"top_k must be a positive int, got {top_k!r}")
+        best = self._ranked()[:top_k]
+        if formatter == "dict":
+            return [dict(t.sample) for t in best]
+        space = self.executable_space()
+        models = [space.freeze(t.sample) for t in best]
+        if formatter == "instance":
+            return [m.build() for m in models]
+        try:
+            return [m.to_code() for m in models]
+        except NotImplementedError as exc:
+            raise ExperimentError(f"formatter 'code' is not available: {exc}; use format='graph'") from None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __repr__(self) -> str:
+        return f"Experiment(id={self.id!r}, status={self.status!r}, path={str(self.path)!r})"
+
+
+def _tell(strategy: Strategy, trial: TrialRecord) -> None:
+    tell = getattr(strategy, "tell", None)
+    if tell is not None:
+        tell(trial)
+
+
+def _new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _space_summary(space: ExecutableSpace) -> list[list[str]]:
+    return [[label, mutable.describe()] for label, mutable in sorted(space.simplify().items())]
+
+
+def _space_spec(space: Any) -> dict[str, Any]:
+    init = getattr(space, "init_arguments", None)
+    if init is None:
+        raise ShippingError(f"{type(space).__name__} does not record its init arguments (not a ModelSpace)")
+    args, kwargs = init
+    return object_spec(type(space), args, kwargs)
+
+
+def _try_spec(make: Any, strict: bool = False) -> Any:
+    try:
+        return make()
+    except NascoreError as exc:
+        if strict:
+            raise
+        _log.debug("Not stored as data: %s", exc)
+        return None
+
+
+def _strategy_name(strategy: Strategy, plugins: PluginHost, by_name: bool) -> dict[str, Any]:
+    """The registered name (kept only if the user gave the strategy by name) and the class path."""
+    name = None
+    if by_name:
+        name = next((e.name for e in plugins.strategies.entries() if e.obj is type(strategy)), None)
+    return {"name": name, "class": import_path(type(strategy))}

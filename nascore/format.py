@@ -1,0 +1,75 @@
+"""The model-format contract: how a model space becomes something strategies and engines use.
+
+A :class:`ModelFormat` turns a user's model space into an :class:`ExecutableSpace`: a mutable
+whose decisions strategies sample and which freezes a sample into an :class:`ExecutableModel`.
+An executable model builds the ``nn.Module`` and, to cross a process boundary, turns into a
+JSON-able payload that the same format loads back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch.nn as nn
+
+from nascore.space import LabelledMutable, Mutable, Sample
+
+__all__ = ["ModelFormat", "ExecutableSpace", "ExecutableModel"]
+
+
+class ExecutableModel(ABC):
+    """One architecture of a space, ready to build."""
+
+    format_name: ClassVar[str] = ""
+
+    def __init__(self, sample: Sample) -> None:
+        self.sample = dict(sample)
+
+    @abstractmethod
+    def build(self) -> nn.Module:
+        """A new ``nn.Module`` for this architecture."""
+
+    def to_payload(self) -> dict[str, Any]:
+        """This model as JSON-able data, loaded back by :meth:`ModelFormat.load_model`."""
+        raise NotImplementedError(f"the {self.format_name or type(self).__name__} format cannot ship models")
+
+    def to_code(self) -> str:
+        """Python source defining this model (only formats that generate code)."""
+        raise NotImplementedError(f"the {self.format_name or type(self).__name__} format does not generate code")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.sample!r})"
+
+
+class ExecutableSpace(Mutable):
+    """A model space in a format: its decisions, and freezing samples into executable models."""
+
+    def __init__(self, space: nn.Module, mutables: dict[str, LabelledMutable]) -> None:
+        self.space = space
+        self._mutables = dict(mutables)
+
+    def simplify(self) -> dict[str, LabelledMutable]:
+        return dict(self._mutables)
+
+    def leaf_mutables(self) -> Iterator[LabelledMutable]:
+        yield from self._mutables.values()
+
+    @abstractmethod
+    def freeze(self, sample: Sample) -> ExecutableModel:
+        """The executable model for ``sample`` (validated against the space)."""
+
+
+class ModelFormat(ABC):
+    """Base class of model formats, registered by name through ``nascore_register_formats``."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def build(self, space: nn.Module) -> ExecutableSpace:
+        """Turn a user's model space into an executable space."""
+
+    def load_model(self, payload: dict[str, Any]) -> ExecutableModel:
+        """Rebuild an executable model from :meth:`ExecutableModel.to_payload` data."""
+        raise NotImplementedError(f"the {self.name or type(self).__name__} format cannot load shipped models")

@@ -1,0 +1,192 @@
+"""Choosing modules and inputs: :class:`LayerChoice`, :class:`InputChoice` and its frozen form :class:`ChosenInputs`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from nascore.errors import SearchSpaceError
+from nascore.nn.base import MutableModule, freeze_tree
+from nascore.space import Categorical, CategoricalMultiple, Sample, auto_label, current_frozen_sample
+from nascore.space.label import check_label
+
+__all__ = ["LayerChoice", "InputChoice", "ChosenInputs"]
+
+
+def _candidate_names(candidates: Any, label: str) -> tuple[list[Any], list[nn.Module]]:
+    if isinstance(candidates, dict):
+        names, modules = list(candidates.keys()), list(candidates.values())
+        bad = [n for n in names if not isinstance(n, str)]
+        if bad:
+            raise SearchSpaceError(f"LayerChoice {label!r}: candidate names must be strings, got {bad!r}")
+    elif isinstance(candidates, (list, tuple, nn.ModuleList)):
+        modules = list(candidates)
+        names = list(range(len(modules)))
+    else:
+        raise SearchSpaceError(
+            f"LayerChoice {label!r}: candidates must be a list or a dict of modules, got {type(candidates).__name__}"
+        )
+    if not modules:
+        raise SearchSpaceError(f"LayerChoice {label!r} has no candidates: give at least one module")
+    for name, module in zip(names, modules):
+        if not isinstance(module, nn.Module):
+            raise SearchSpaceError(
+                f"LayerChoice {label!r}: candidate {name!r} is a {type(module).__name__}, not an nn.Module"
+            )
+    return names, modules
+
+
+class LayerChoice(MutableModule):
+    """Choose one module from a list or a dict of candidates.
+
+    The decision's values are the candidate indices (for a list) or names (for a dict). As a space,
+    calling the module runs the default (first) candidate; built frozen, it *is* the chosen candidate.
+
+    >>> conv = LayerChoice([nn.Conv2d(3, 16, 3), nn.Conv2d(3, 16, 5, padding=1)], label="conv")
+    """
+
+    def __new__(cls, candidates: Any = None, *, label: str | None = None, **kwargs: Any) -> Any:
+        sample = current_frozen_sample()
+        if sample is None or candidates is None:
+            return super().__new__(cls)
+        label = check_label(label) if label is not None else auto_label("layerchoice")
+        names, modules = _candidate_names(candidates, label)
+        chosen = Categorical(names, label=label).freeze(sample)
+        return modules[names.index(chosen)]
+
+    def __init__(self, candidates: Any, *, label: str | None = None) -> None:
+        super().__init__()
+        label = check_label(label) if label is not None else auto_label("layerchoice")
+        names, modules = _candidate_names(candidates, label)
+        self.names = names
+        self.choice = self.add_mutable(Categorical(names, label=label))
+        for name, module in zip(names, modules):
+            self.add_module(str(name), module)
+
+    @property
+    def label(self) -> str:
+        return self.choice.label
+
+    @property
+    def candidates(self) -> list[nn.Module]:
+        return [self[name] for name in self.names]
+
+    def __getitem__(self, name: Any) -> nn.Module:
+        return self._modules[str(name)]  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.names)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self[self.choice.default_value()](*args, **kwargs)
+
+    def frozen(self, sample: Sample) -> nn.Module:
+        return freeze_tree(self[self.choice.freeze(sample)], sample)
+
+    def extra_repr(self) -> str:
+        return f"label={self.label!r}"
+
+
+_REDUCTIONS = ("sum", "mean", "concat", "none")
+
+
+def _input_choice_mutable(n_candidates: int, n_chosen: int | None, label: str) -> Categorical | CategoricalMultiple:
+    if not isinstance(n_candidates, int) or n_candidates < 1:
+        raise SearchSpaceError(f"InputChoice {label!r}: n_candidates must be a positive int, got {n_candidates!r}")
+    if n_chosen == 1:
+        return Categorical(list(range(n_candidates)), label=label)
+    return CategoricalMultiple(list(range(n_candidates)), n_chosen=n_chosen, label=label)
+
+
+def _check_reduction(reduction: str, label: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise SearchSpaceError(f"InputChoice {label!r}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+class InputChoice(MutableModule):
+    """Choose ``n_chosen`` of ``n_candidates`` input tensors and reduce them.
+
+    The value of the decision is an index when ``n_chosen == 1``, else a sorted list of indices
+    (``n_chosen=None``: any number). ``reduction`` is ``"sum"``, ``"mean"``, ``"concat"`` (along
+    dim 1) or ``"none"`` (a list). Call it with the list of candidate tensors.
+    """
+
+    def __new__(
+        cls,
+        n_candidates: int | None = None,
+        n_chosen: int | None = 1,
+        reduction: str = "sum",
+        *,
+        label: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        sample = current_frozen_sample()
+        if sample is None or n_candidates is None:
+            return super().__new__(cls)
+        label = check_label(label) if label is not None else auto_label("inputchoice")
+        _check_reduction(reduction, label)
+        chosen = _input_choice_mutable(n_candidates, n_chosen, label).freeze(sample)
+        return ChosenInputs(chosen, reduction)
+
+    def __init__(
+        self, n_candidates: int, n_chosen: int | None = 1, reduction: str = "sum", *, label: str | None = None
+    ) -> None:
+        super().__init__()
+        label = check_label(label) if label is not None else auto_label("inputchoice")
+        _check_reduction(reduction, label)
+        self.n_candidates = n_candidates
+        self.n_chosen = n_chosen
+        self.reduction = reduction
+        self.choice = self.add_mutable(_input_choice_mutable(n_candidates, n_chosen, label))
+
+    @property
+    def label(self) -> str:
+        return self.choice.label
+
+    def forward(self, candidate_inputs: Sequence[torch.Tensor]) -> Any:
+        return ChosenInputs.select(candidate_inputs, self.choice.default_value(), self.reduction, self.label)
+
+    def frozen(self, sample: Sample) -> nn.Module:
+        return ChosenInputs(self.choice.freeze(sample), self.reduction)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_candidates={self.n_candidates}, n_chosen={self.n_chosen}, "
+            f"reduction={self.reduction!r}, label={self.label!r}"
+        )
+
+
+class ChosenInputs(nn.Module):
+    """The frozen form of :class:`InputChoice`: selects fixed inputs and reduces them."""
+
+    def __init__(self, chosen: int | list[int], reduction: str) -> None:
+        super().__init__()
+        self.chosen = chosen
+        self.reduction = reduction
+
+    def forward(self, candidate_inputs: Sequence[torch.Tensor]) -> Any:
+        return self.select(candidate_inputs, self.chosen, self.reduction)
+
+    @staticmethod
+    def select(inputs: Sequence[torch.Tensor], chosen: int | list[int], reduction: str, label: str = "") -> Any:
+        if isinstance(chosen, int):
+            return inputs[chosen]
+        tensors = [inputs[i] for i in chosen]
+        if reduction == "none":
+            return tensors
+        if not tensors:
+            raise SearchSpaceError(f"InputChoice {label!r} chose no input, so there is nothing to {reduction}")
+        if reduction == "sum":
+            return sum(tensors[1:], tensors[0])
+        if reduction == "mean":
+            return sum(tensors[1:], tensors[0]) / len(tensors)
+        return torch.cat(tensors, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"chosen={self.chosen!r}, reduction={self.reduction!r}"

@@ -1,0 +1,92 @@
+"""The nascore plugin system: how strategies, engines, formats, evaluators and optimizers arrive.
+
+A guide for plugin authors
+==========================
+
+A plugin is a module with ``@hookimpl`` functions, published by a distribution through the
+entry-point group ``nascore``. In your ``pyproject.toml``::
+
+    [project.entry-points.nascore]
+    toy = "nascore_toy.plugin"
+
+and in ``nascore_toy/plugin.py``::
+
+    from nascore.plugin import hookimpl
+
+    from nascore_toy.strategy import ToyStrategy
+
+
+    @hookimpl
+    def nascore_register_strategies(register):
+        register("toy", ToyStrategy, description="Tries every architecture twice.")
+
+After ``pip install`` of your distribution, ``Experiment(space, evaluator, "toy")`` finds it.
+
+The hooks (see :mod:`nascore.plugin.spec` for the full contracts):
+
+* ``nascore_register_strategies(register)``, ``nascore_register_engines(register)``,
+  ``nascore_register_formats(register)``, ``nascore_register_evaluators(register)``,
+  ``nascore_register_optimizers(register)``: call ``register(name, obj, *, description=None)``
+  once per implementation. Names are lowercase (``[a-z0-9][a-z0-9_.-]*``) and unique per kind: if
+  two distributions register the same name, the first one loaded is kept and the second is
+  reported as a failure naming both.
+* ``nascore_trial_started(experiment_id, trial_id, sample)``,
+  ``nascore_trial_finished(experiment_id, trial_id, status, metric)``,
+  ``nascore_experiment_status_changed(experiment_id, status)``: notifications for loggers and
+  dashboards. An observer that raises is logged and ignored.
+
+An implementation may declare only the arguments it uses; new arguments added to a hook later do
+not break it. A hook name nascore does not know is reported as a failure (mark it
+``@hookimpl(optionalhook=True)`` if it targets another nascore version).
+
+Controlling what loads
+----------------------
+
+* ``NASCORE_DISABLED_PLUGINS=broken-plugin,toy``: comma-separated entry-point or distribution
+  names (``-``, ``_`` and ``.`` are equivalent, case does not matter) that are never imported.
+* ``NASCORE_LOAD_PLUGINS=nascore-strategies``: an allow list; when set, only those load (an empty
+  value loads no third-party plugin). nascore's built-in plugins always load.
+
+A plugin that fails to import or register never stops nascore: it is logged as a warning, listed
+by distribution in :attr:`PluginHost.failures`, and every other plugin keeps working.
+
+Seeing what is installed
+------------------------
+
+``nascore plugins`` (or ``python -m nascore plugins``) prints every kind, name, distribution and
+version, then the failures; ``nascore plugins --json`` prints JSON. In Python::
+
+    from nascore.plugin import get_plugins
+
+    plugins = get_plugins()                 # loaded once per process, on first use
+    plugins.strategies.names()              # ['evolution', 'random', ...]
+    plugins.strategies.get("toy")           # the registered class
+    plugins.failures                        # PluginLoadError per problem
+
+In tests and notebooks, register a plugin object without packaging it, or start over after
+installing one::
+
+    get_plugins().register_plugin(my_module_or_class, name="my-plugin")
+    reset_plugins()
+
+For tests, :func:`nascore.testing.distributions.make_distribution` writes a real distribution
+(``*.dist-info`` with entry points) into a folder you can put on ``sys.path``/``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+from nascore.plugin.manager import PluginHost, PluginInfo, get_plugins, reset_plugins
+from nascore.plugin.registry import Registration, Registry
+from nascore.plugin.spec import RegisterFn, hookimpl, hookspec
+
+__all__ = [
+    "PluginHost",
+    "PluginInfo",
+    "RegisterFn",
+    "Registration",
+    "Registry",
+    "get_plugins",
+    "hookimpl",
+    "hookspec",
+    "reset_plugins",
+]

@@ -1,0 +1,285 @@
+"""The abstract search space: mutables, samples and the operations every space supports.
+
+A :class:`Mutable` is anything that holds decisions. Its leaves are :class:`LabelledMutable`
+objects, each one decision with a label. A *sample* is a plain ``{label: value}`` dict; freezing a
+mutable with a sample gives the concrete object it stands for. Every mutable supports
+:meth:`~Mutable.simplify`, :meth:`~Mutable.random`, :meth:`~Mutable.grid`,
+:meth:`~Mutable.freeze` and :meth:`~Mutable.contains`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random as _random
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from nascore.errors import LabelConflictError, SampleMissingError, SampleValidationError
+
+__all__ = [
+    "Sample",
+    "Mutable",
+    "LabelledMutable",
+    "MutableDict",
+    "MutableList",
+    "collect_mutables",
+    "dedup_mutables",
+    "sample_key",
+]
+
+Sample = dict[str, Any]
+
+
+def _make_random(seed: int | None, random_state: _random.Random | None) -> _random.Random:
+    if random_state is not None:
+        return random_state
+    return _random.Random(seed)
+
+
+class Mutable:
+    """Base class of everything that holds decisions."""
+
+    def leaf_mutables(self) -> Iterator[LabelledMutable]:
+        """Every decision inside, possibly with repeats (the same label reached twice)."""
+        raise NotImplementedError
+
+    def freeze(self, sample: Sample) -> Any:
+        """The concrete object this mutable stands for under ``sample``."""
+        raise NotImplementedError
+
+    # --- derived operations ---------------------------------------------------------------------
+
+    def simplify(self) -> dict[str, LabelledMutable]:
+        """The decisions of this space as ``{label: mutable}``, each label once.
+
+        Raises :class:`~nascore.errors.LabelConflictError` when one label names two different
+        decisions.
+        """
+        return dedup_mutables(self.leaf_mutables())
+
+    def check_contains(self, sample: Sample) -> SampleValidationError | None:
+        """Return why ``sample`` is not in this space, or ``None`` if it is."""
+        for label, mutable in self.simplify().items():
+            if label not in sample:
+                return SampleMissingError(
+                    f"sample has no value for label {label!r} (expected one of {mutable.describe()})",
+                    label=label,
+                )
+            error = mutable.check_value(sample[label])
+            if error is not None:
+                return error
+        return None
+
+    def contains(self, sample: Sample) -> bool:
+        """Whether ``sample`` holds a valid value for every decision of this space."""
+        return self.check_contains(sample) is None
+
+    def validate(self, sample: Sample) -> None:
+        """Raise the :class:`~nascore.errors.SampleValidationError` that says why ``sample`` is invalid."""
+        error = self.check_contains(sample)
+        if error is not None:
+            raise error
+
+    def default_sample(self) -> Sample:
+        return {label: m.default_value() for label, m in self.simplify().items()}
+
+    def default(self) -> Any:
+        """Freeze with the default value of every decision."""
+        return self.freeze(self.default_sample())
+
+    def random_sample(
+        self, memo: Sample | None = None, *, seed: int | None = None, random_state: _random.Random | None = None
+    ) -> Sample:
+        """A uniformly random sample; labels already in ``memo`` keep their value."""
+        rng = _make_random(seed, random_state)
+        sample = dict(memo) if memo else {}
+        for label, mutable in self.simplify().items():
+            if label not in sample:
+                sample[label] = mutable.random_value(rng)
+        return sample
+
+    def random(
+        self, memo: Sample | None = None, *, seed: int | None = None, random_state: _random.Random | None = None
+    ) -> Any:
+        """Freeze with a random sample. When ``memo`` is a dict it receives the sample."""
+        sample = self.random_sample(memo, seed=seed, random_state=random_state)
+        if memo is not None:
+            memo.update(sample)
+        return self.freeze(sample)
+
+    def grid_samples(self, memo: Sample | None = None, granularity: int | None = None) -> Iterator[Sample]:
+        """Every sample of the space, in order (the first decision varies slowest)."""
+        fixed = dict(memo) if memo else {}
+        items = [(label, m) for label, m in self.simplify().items() if label not in fixed]
+        value_lists = [list(m.grid_values(granularity)) for _, m in items]
+        for values in itertools.product(*value_lists):
+            sample = dict(fixed)
+            sample.update(zip((label for label, _ in items), values))
+            yield sample
+
+    def grid(self, memo: Sample | None = None, granularity: int | None = None) -> Iterator[Any]:
+        """Freeze every sample of the space in turn."""
+        for sample in self.grid_samples(memo, granularity):
+            yield self.freeze(sample)
+
+
+class LabelledMutable(Mutable):
+    """One decision, identified by its label."""
+
+    label: str
+
+    def leaf_mutables(self) -> Iterator[LabelledMutable]:
+        yield self
+
+    def freeze(self, sample: Sample) -> Any:
+        if self.label not in sample:
+            raise SampleMissingError(
+                f"sample has no value for label {self.label!r} (expected one of {self.describe()})",
+                label=self.label,
+            )
+        value = self.canonical_value(sample[self.label])
+        error = self.check_value(value)
+        if error is not None:
+            raise error
+        return value
+
+    # --- what each kind of decision defines ------------------------------------------------------
+
+    def check_value(self, value: Any) -> SampleValidationError | None:
+        raise NotImplementedError
+
+    def canonical_value(self, value: Any) -> Any:
+        """Map a value that came back from JSON (a list for a tuple, ...) to the candidate itself."""
+        return value
+
+    def default_value(self) -> Any:
+        raise NotImplementedError
+
+    def random_value(self, rng: _random.Random) -> Any:
+        raise NotImplementedError
+
+    def grid_values(self, granularity: int | None = None) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def equals(self, other: LabelledMutable) -> bool:
+        """Whether ``other`` is the same decision (used to check reuse of a label)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short description of the valid values, for messages."""
+        raise NotImplementedError
+
+    @property
+    def size(self) -> float:
+        """Number of possible values (``math.inf`` for continuous decisions)."""
+        raise NotImplementedError
+
+
+def dedup_mutables(mutables: Iterable[LabelledMutable]) -> dict[str, LabelledMutable]:
+    """Group decisions by label, checking that each label is used for one decision only."""
+    result: dict[str, LabelledMutable] = {}
+    for mutable in mutables:
+        seen = result.get(mutable.label)
+        if seen is None:
+            result[mutable.label] = mutable
+        elif seen is not mutable and not seen.equals(mutable):
+            raise LabelConflictError(
+                f"label {mutable.label!r} is used for two different decisions: {seen!r} and {mutable!r}. "
+                "The same label means the same decision: use the same candidates, or give one of them "
+                "another label."
+            )
+    return result
+
+
+def collect_mutables(obj: Any) -> Iterator[LabelledMutable]:
+    """Every decision found in ``obj``: a mutable, or lists / tuples / dicts holding mutables."""
+    if isinstance(obj, Mutable):
+        yield from obj.leaf_mutables()
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from collect_mutables(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from collect_mutables(item)
+
+
+def freeze_structure(obj: Any, sample: Sample) -> Any:
+    """Freeze every mutable inside ``obj`` (lists, tuples and dicts are walked)."""
+    if isinstance(obj, Mutable):
+        return obj.freeze(sample)
+    if isinstance(obj, list):
+        return [freeze_structure(item, sample) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(freeze_structure(item, sample) for item in obj)
+    if isinstance(obj, dict):
+        return {key: freeze_structure(value, sample) for key, value in obj.items()}
+    return obj
+
+
+def default_structure(obj: Any, defaults: Callable[[LabelledMutable], Any] | None = None) -> Any:
+    """``obj`` with every mutable replaced by its default value."""
+    if not contains_mutable(obj):
+        return obj
+    sample = {m.label: (defaults(m) if defaults else m.default_value()) for m in collect_mutables(obj)}
+    return freeze_structure(obj, sample)
+
+
+def contains_mutable(obj: Any) -> bool:
+    if isinstance(obj, Mutable):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(contains_mutable(item) for item in obj)
+    if isinstance(obj, dict):
+        return any(contains_mutable(item) for item in obj.values())
+    return False
+
+
+class MutableDict(Mutable):
+    """A dict whose values may be mutables; freezes to a plain dict."""
+
+    def __init__(self, mutables: dict[str, Any]) -> None:
+        self.mutables = dict(mutables)
+
+    def leaf_mutables(self) -> Iterator[LabelledMutable]:
+        yield from collect_mutables(self.mutables)
+
+    def freeze(self, sample: Sample) -> dict[str, Any]:
+        return freeze_structure(self.mutables, sample)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.mutables[key]
+
+    def __len__(self) -> int:
+        return len(self.mutables)
+
+    def __repr__(self) -> str:
+        return f"MutableDict({self.mutables!r})"
+
+
+class MutableList(Mutable):
+    """A list whose items may be mutables; freezes to a plain list."""
+
+    def __init__(self, mutables: Iterable[Any]) -> None:
+        self.mutables = list(mutables)
+
+    def leaf_mutables(self) -> Iterator[LabelledMutable]:
+        yield from collect_mutables(self.mutables)
+
+    def freeze(self, sample: Sample) -> list[Any]:
+        return freeze_structure(self.mutables, sample)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.mutables[index]
+
+    def __len__(self) -> int:
+        return len(self.mutables)
+
+    def __repr__(self) -> str:
+        return f"MutableList({self.mutables!r})"
+
+
+def sample_key(sample: Sample) -> str:
+    """A canonical string for a sample, for deduplication and lookup."""
+    import json
+
+    return json.dumps(sample, sort_keys=True, default=repr)

@@ -1,0 +1,1 @@
+"""Test helpers and conformance suites for nascore plugins."""

@@ -1,0 +1,110 @@
+"""In-memory stand-ins for testing strategies without a model format or an engine.
+
+:class:`DictSpace` is an executable space over plain decisions; :class:`ScriptedContext` runs a
+strategy against a metric function in memory, with simulated concurrency, the way the experiment
+would (submit, wait, budget). Third-party strategy authors can use both in their own tests.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn as nn
+
+from nascore.engine import TrialStatus
+from nascore.format import ExecutableModel, ExecutableSpace
+from nascore.record import TrialRecord
+from nascore.space import LabelledMutable, Sample
+from nascore.strategy import StrategyContext
+
+__all__ = ["DictSpace", "SampleModel", "ScriptedContext"]
+
+
+class SampleModel(ExecutableModel):
+    """An executable model that is only its sample; ``build()`` gives an ``nn.Identity``."""
+
+    format_name = "dict"
+
+    def build(self) -> nn.Module:
+        return nn.Identity()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"format": "dict", "sample": self.sample}
+
+
+class DictSpace(ExecutableSpace):
+    """An executable space over ``{label: decision}`` (decisions from :mod:`nascore.space`)."""
+
+    def __init__(self, mutables: dict[str, LabelledMutable] | list[LabelledMutable]) -> None:
+        if isinstance(mutables, list):
+            mutables = {m.label: m for m in mutables}
+        super().__init__(nn.Identity(), mutables)
+
+    def freeze(self, sample: Sample) -> SampleModel:
+        self.validate(sample)
+        return SampleModel({label: m.canonical_value(sample[label]) for label, m in self._mutables.items()})
+
+
+class ScriptedContext(StrategyContext):
+    """Runs trials in memory: ``metric(sample)`` gives the result (raise to fail the trial).
+
+    With ``concurrency > 1``, up to that many trials are "running" at once and finish in
+    submission order, one per :meth:`wait` call, like a real engine's event stream.
+    """
+
+    def __init__(
+        self,
+        space: ExecutableSpace,
+        metric: Callable[[Sample], float],
+        *,
+        max_trials: int | None = None,
+        concurrency: int = 1,
+        optimize_mode: str = "maximize",
+    ) -> None:
+        self.space = space
+        self.metric = metric
+        self.max_trials = max_trials
+        self.concurrency = concurrency
+        self.optimize_mode = optimize_mode
+        self.trials: list[TrialRecord] = []
+        self._pending: collections.deque[TrialRecord] = collections.deque()
+        self.max_running_seen = 0
+
+    def submit(self, sample: Sample) -> int:
+        model = self.space.freeze(sample)
+        record = TrialRecord(id=len(self.trials) + 1, sample=model.sample, status=TrialStatus.WAITING)
+        self.trials.append(record)
+        self._pending.append(record)
+        self.max_running_seen = max(self.max_running_seen, len(self._pending))
+        return record.id
+
+    def idle_slots(self) -> int:
+        return max(self.concurrency - len(self._pending), 0)
+
+    def running(self) -> int:
+        return len(self._pending)
+
+    def wait(self, timeout: float | None = None) -> list[TrialRecord]:
+        if not self._pending:
+            return []
+        record = self._pending.popleft()
+        try:
+            value = float(self.metric(record.sample))
+        except Exception as exc:  # a failing trial, as an engine would report it
+            record.status, record.error = TrialStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        else:
+            record.status, record.metric = TrialStatus.SUCCEEDED, value
+            record.metrics = {"default": value}
+            if math.isnan(value):
+                record.metric = None
+        return [record]
+
+    def should_stop(self) -> bool:
+        return self.max_trials is not None and len(self.trials) >= self.max_trials
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [t.sample for t in self.trials]

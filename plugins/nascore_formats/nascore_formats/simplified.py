@@ -1,0 +1,62 @@
+"""The ``simplified`` format: a space is its class, its init arguments and its decisions.
+
+A trial rebuilds the model from scratch with ``cls(*args, **kwargs)`` inside
+:func:`nascore.model_context`, so nothing but the sample has to be stored or shipped. It is the
+default for multi-trial search and the most memory-efficient; weights of the space are not kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
+from nascore.nn import ModelSpace, model_context
+from nascore.serialization import object_spec, resolve
+from nascore.space import Sample
+from nascore_formats.common import check_model_space, normalized_sample
+
+__all__ = ["SimplifiedFormat", "SimplifiedSpace", "SimplifiedModel"]
+
+class SimplifiedModel(ExecutableModel):
+    """An architecture as (space class, init arguments, sample)."""
+
+    format_name = "simplified"
+
+    def __init__(self, space_class: type[ModelSpace], args: tuple[Any, ...], kwargs: dict[str, Any], sample: Sample) -> None:
+        super().__init__(sample)
+        self.space_class = space_class
+        self.args = args
+        self.kwargs = kwargs
+
+    def build(self) -> nn.Module:
+        with model_context(self.sample):
+            return self.space_class(*self.args, **self.kwargs)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"format": "simplified", "space": object_spec(self.space_class, self.args, self.kwargs), "sample": self.sample}
+
+class SimplifiedSpace(ExecutableSpace):
+    """A model space reduced to its class, init arguments and ``{label: decision}``."""
+
+    def __init__(self, space: ModelSpace) -> None:
+        super().__init__(space, space.simplify())
+        self.space_class = type(space)
+        self.args, self.kwargs = space.init_arguments
+
+    def freeze(self, sample: Sample) -> SimplifiedModel:
+        self.validate(sample)
+        return SimplifiedModel(self.space_class, self.args, self.kwargs, normalized_sample(self._mutables, sample))
+
+class SimplifiedFormat(ModelFormat):
+    """Registered as ``simplified``."""
+
+    name = "simplified"
+
+    def build(self, space: nn.Module) -> SimplifiedSpace:
+        return SimplifiedSpace(check_model_space(space, self.name))
+
+    def load_model(self, payload: dict[str, Any]) -> SimplifiedModel:
+        spec = payload["space"]
+        return SimplifiedModel(resolve(spec["factory"]), tuple(spec["args"]), dict(spec["kwargs"]), payload["sample"])

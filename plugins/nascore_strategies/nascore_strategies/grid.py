@@ -1,0 +1,75 @@
+"""Grid search: every combination of the decisions, one by one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nascore.format import ExecutableSpace
+from nascore.space import Sample
+from nascore.strategy import ModelFilter, MultiTrialStrategy
+
+__all__ = ["GridSearch"]
+
+
+class GridSearch(MultiTrialStrategy):
+    """Traverse the search space and try all combinations (registered as ``grid``).
+
+    :param shuffle: shuffle the order of each decision's candidates, so that they are tried in a
+        random (seeded) order. Default: true.
+    :param seed: seed for the shuffle (defaults to the experiment's ``seed``).
+    :param granularity: number of grid points of a numerical decision.
+    :param model_filter: ``f(model) -> bool``; models it rejects are skipped.
+    """
+
+    name = "grid"
+
+    def __init__(
+        self,
+        *,
+        shuffle: bool = True,
+        seed: int | None = None,
+        granularity: int | None = None,
+        model_filter: ModelFilter | None = None,
+    ) -> None:
+        super().__init__(seed=seed, dedup=True, model_filter=model_filter)
+        self.shuffle = shuffle
+        self.granularity = granularity
+        self._labels: list[str] = []
+        self._values: list[list[Any]] = []
+        self._orders: list[list[int]] = []
+        self._index = 0
+        self._total = 0
+
+    def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
+        super().setup(space, optimize_mode=optimize_mode, seed=seed)
+        mutables = space.simplify()
+        self._labels = list(mutables)
+        self._values = [list(m.grid_values(self.granularity)) for m in mutables.values()]
+        self._orders = [list(range(len(values))) for values in self._values]
+        if self.shuffle:
+            for order in self._orders:
+                self.rng.shuffle(order)
+        self._index = 0
+        self._total = 1
+        for values in self._values:
+            self._total *= len(values)
+
+    def propose(self) -> Sample | None:
+        if self._index >= self._total:
+            return None
+        index = self._index
+        self._index += 1
+        sample: Sample = {}
+        # Mixed-radix decomposition: the last decision varies fastest.
+        for label, values, order in zip(reversed(self._labels), reversed(self._values), reversed(self._orders)):
+            index, digit = divmod(index, len(values))
+            sample[label] = values[order[digit]]
+        return {label: sample[label] for label in self._labels}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "index": self._index, "orders": self._orders}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._index = state.get("index", self._index)
+        self._orders = state.get("orders", self._orders)
