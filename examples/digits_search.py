@@ -1,4 +1,4 @@
-"""Search a small CNN for handwritten digits with nascore: a complete, real search in about a minute.
+"""Search a small CNN for handwritten digits with nascore: a complete, real search in under a minute.
 
 Run it with::
 
@@ -53,9 +53,18 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import nascore
+from nascore.errors import NascoreError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
-from nascore.nn import LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableDropout, MutableLinear, Repeat
+from nascore.nn import (
+    LayerChoice,
+    ModelSpace,
+    MutableBatchNorm2d,
+    MutableConv2d,
+    MutableDropout,
+    MutableLinear,
+    Repeat,
+)
 
 DATA_SEED = 0  # the train/validation split never changes, so scores from different runs compare
 DEFAULT_EXPERIMENT_DIR = Path(tempfile.gettempdir()) / "nascore-experiments"
@@ -108,7 +117,10 @@ class Block(nn.Module):
         super().__init__()
         # Each block chooses its own operation: labels "block0/op", "block1/op", ...
         self.op = LayerChoice(
-            {"conv3x3": MutableConv2d(channels, channels, 3, padding=1, bias=False), "sepconv3x3": SeparableConv(channels)},
+            {
+                "conv3x3": MutableConv2d(channels, channels, 3, padding=1, bias=False),
+                "sepconv3x3": SeparableConv(channels),
+            },
             label=f"block{index}/op",
         )
         self.bn = MutableBatchNorm2d(channels)
@@ -129,7 +141,9 @@ class DigitsNet(ModelSpace):
     def __init__(self, num_classes=10):
         super().__init__()
         width = nascore.choice("width", [16, 32, 48])
-        self.stem = nn.Sequential(MutableConv2d(1, width, 3, padding=1, bias=False), MutableBatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(
+            MutableConv2d(1, width, 3, padding=1, bias=False), MutableBatchNorm2d(width), nn.ReLU()
+        )
         # A factory f(index) gives every block its own decisions; depth=(1, 3) adds the choice "depth".
         self.blocks = Repeat(lambda index: Block(index, width), depth=(1, 3), label="depth")
         self.pool = nn.MaxPool2d(2)  # 8x8 -> 4x4
@@ -156,7 +170,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def train_and_evaluate(model: nn.Module, epochs: int = 6, lr: float = 3e-3, batch_size: int = 64, seed: int = 0) -> None:
+def train_and_evaluate(
+    model: nn.Module, epochs: int = 6, lr: float = 3e-3, batch_size: int = 64, seed: int = 0
+) -> None:
     """Train one candidate and report its validation accuracy (nascore has already built ``model``)."""
     x_train, y_train, x_val, y_val = load_data()
 
@@ -190,16 +206,18 @@ def train_and_evaluate(model: nn.Module, epochs: int = 6, lr: float = 3e-3, batc
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Neural architecture search for a small CNN on scikit-learn's digits (CPU, about a minute).",
+        description="Neural architecture search for a small CNN on scikit-learn's digits (CPU, < 1 minute).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--strategy", default="random", help="a registered strategy name (`nascore plugins` lists them)")
+    parser.add_argument(
+        "--strategy", default="random", help="a registered strategy name (`nascore plugins` lists them)"
+    )
     parser.add_argument("--trials", type=int, default=20, help="number of architectures to try")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs per trial")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the strategy and of every trial's training")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the strategy and every trial's training")
     parser.add_argument(
         "--experiment-dir", type=Path, default=DEFAULT_EXPERIMENT_DIR,
-        help="where the experiment is recorded (a new <id>/ folder inside); the default is under the system temp dir",
+        help="where the experiment is recorded (in a new <id>/ folder); default: under the system temp dir",
     )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     return parser.parse_args(argv)
@@ -227,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     experiment = Experiment(space, evaluator, args.strategy, config)
     started = time.perf_counter()
-    experiment.run()
+    try:
+        experiment.run()
+    except NascoreError as exc:  # e.g. an unknown strategy name: nascore's errors say what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - started
 
     # --- 5. The result -----------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class Experiment:
         self.id = id or _new_id()
         self.status = "CREATED"
         self._resuming = False
+        self._readonly = False
         self._store: ExperimentStore | None = None
         self._executable_space: ExecutableSpace | None = None
 
@@ -100,6 +101,12 @@ class Experiment:
 
         Ctrl-C stops it: unfinished trials are marked INTERRUPTED and :meth:`resume` continues later.
         """
+        if self._readonly:
+            raise ExperimentError(
+                f"experiment {self.id} was opened read-only with Experiment.view(); use Experiment.resume() to continue it"
+            )
+        if self.status not in ("CREATED",) and not self._resuming:
+            raise ExperimentError(f"experiment {self.id} has already run ({self.status}); use Experiment.resume() to continue it")
         if self.evaluator is None or self.strategy is None:
             raise ExperimentError(f"experiment {self.id} needs an evaluator and a strategy to run")
         plugins = self._plugins()
@@ -135,10 +142,12 @@ class Experiment:
             self._set_status(store, "FAILED")
             raise
         finally:
+            self._resuming = False
             store.set_meta("elapsed", driver.elapsed())
             if started:
                 engine.shutdown()
         self._log_summary(store)
+        self.close()  # results stay readable: trials() and export reopen the store read-only
         return self.status
 
     def _resolve_strategy(self, plugins: PluginHost) -> Strategy:
@@ -240,6 +249,7 @@ class Experiment:
         """Open an experiment read-only to look at its trials and export models; never runs trials."""
         exp = cls._from_store(experiment_id, space, None, None, experiment_dir, readonly=True)
         exp._store = ExperimentStore.open(exp.config.experiment_dir, experiment_id, readonly=True)
+        exp._readonly = True
         return exp
 
     @classmethod

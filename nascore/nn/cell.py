@@ -99,11 +99,15 @@ class _CellSpec:
         self.num_ops_per_node = _check_positive_int(num_ops_per_node, "num_ops_per_node", self.label)
         self.num_predecessors = _check_positive_int(num_predecessors, "num_predecessors", self.label)
         if merge_op not in _MERGE_OPS:
-            raise SearchSpaceError(f"Cell {self.label!r}: merge_op must be one of {_MERGE_OPS}, got {merge_op!r}")
+            raise SearchSpaceError(
+                f"Cell {self.label!r}: merge_op must be one of {_MERGE_OPS}, got {merge_op!r}"
+            )
         self.merge_op = merge_op
         for name, fn in (("preprocessor", preprocessor), ("postprocessor", postprocessor)):
             if fn is not None and not callable(fn):
-                raise SearchSpaceError(f"Cell {self.label!r}: {name} must be callable, got {type(fn).__name__}")
+                raise SearchSpaceError(
+                    f"Cell {self.label!r}: {name} must be callable, got {type(fn).__name__}"
+                )
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         if isinstance(concat_dim, bool) or not isinstance(concat_dim, int):
@@ -151,7 +155,9 @@ class _CellSpec:
     def positions(self) -> list[tuple[int, int]]:
         """``(state index, op index)`` of every operator, in creation order."""
         return [
-            (self.num_predecessors + n, k) for n in range(self.num_nodes) for k in range(self.num_ops_per_node)
+            (self.num_predecessors + n, k)
+            for n in range(self.num_nodes)
+            for k in range(self.num_ops_per_node)
         ]
 
     def input_label(self, state: int, k: int) -> str:
@@ -185,7 +191,9 @@ class _CellSpec:
         if isinstance(result, dict):
             candidates = dict(result)
             if not _has_str_keys(candidates):
-                raise SearchSpaceError(f"Cell {self.label!r}: candidate names must be strings, got {list(candidates)!r}")
+                raise SearchSpaceError(
+                    f"Cell {self.label!r}: candidate names must be strings, got {list(candidates)!r}"
+                )
         elif isinstance(result, (list, tuple, nn.ModuleList)):
             candidates = dict(enumerate(result))
         else:
@@ -239,7 +247,9 @@ def _has_str_keys(candidates: dict[Any, Any]) -> bool:
     return all(isinstance(name, str) for name in candidates)
 
 
-def _build_op(label: str, name: Any, candidate: Any, state: int, k: int, input_index: int | None) -> nn.Module:
+def _build_op(
+    label: str, name: Any, candidate: Any, state: int, k: int, input_index: int | None
+) -> nn.Module:
     """One candidate operator for the operator ``k`` of the node at ``state``."""
     if isinstance(candidate, nn.Module):
         return copy.deepcopy(candidate)
@@ -267,7 +277,9 @@ def _cell_forward(cell: Cell | FrozenCell, inputs: tuple[Any, ...]) -> Any:
         raise SearchSpaceError(
             f"Cell {cell.label!r} takes {cell.num_predecessors} input(s) (num_predecessors), got {len(predecessors)}"
         )
-    states = list(cell.preprocessor(list(predecessors))) if cell.preprocessor is not None else list(predecessors)
+    states = (
+        list(cell.preprocessor(list(predecessors))) if cell.preprocessor is not None else list(predecessors)
+    )
     if len(states) != cell.num_predecessors:
         raise SearchSpaceError(
             f"Cell {cell.label!r}: the preprocessor returned {len(states)} tensors, expected {cell.num_predecessors}"
@@ -361,7 +373,9 @@ class Cell(MutableModule):
                 self.ops.append(nn.ModuleList())
                 self.inputs.append(nn.ModuleList())
             candidates = spec.build_candidates(state, k, None)
-            self.ops[-1].append(LayerChoice(spec.layer_choice_input(candidates), label=spec.op_label(state, k)))
+            self.ops[-1].append(
+                LayerChoice(spec.layer_choice_input(candidates), label=spec.op_label(state, k))
+            )
             self.inputs[-1].append(InputChoice(state, 1, "none", label=spec.input_label(state, k)))
 
     @property

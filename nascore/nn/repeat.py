@@ -10,7 +10,15 @@ import torch.nn as nn
 
 from nascore.errors import SearchSpaceError
 from nascore.nn.base import MutableModule, freeze_tree
-from nascore.space import Categorical, Mutable, MutableDict, Sample, auto_label, current_frozen_sample, label_scope
+from nascore.space import (
+    Categorical,
+    Mutable,
+    MutableDict,
+    Sample,
+    auto_label,
+    current_frozen_sample,
+    label_scope,
+)
 from nascore.space.label import check_label
 
 __all__ = ["Repeat"]

@@ -124,7 +124,9 @@ def test_input_choice_one_input(tensors: list[torch.Tensor]) -> None:
         ("none", lambda t: [t[1], t[3]]),
     ],
 )
-def test_input_choice_two_inputs_each_reduction(tensors: list[torch.Tensor], reduction: str, expected) -> None:
+def test_input_choice_two_inputs_each_reduction(
+    tensors: list[torch.Tensor], reduction: str, expected
+) -> None:
     choice = InputChoice(4, 2, reduction, label="in")
     assert choice.simplify()["in"].size == 6
     with fixed_arch({"in": [3, 1]}):  # order does not matter: inputs come in candidate order

@@ -26,11 +26,21 @@ from nascore.nn import (
 from nascore.nn.layers import WRAPPED_LAYERS
 from nascore.space import Categorical, Numerical, choice
 
-_CONTAINERS = {"Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Container"}
+_CONTAINERS = {
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "ParameterList",
+    "ParameterDict",
+    "Container",
+}
 TORCH_LAYERS = sorted(
     name
     for name in nn.modules.__all__
-    if isinstance(getattr(nn, name, None), type) and issubclass(getattr(nn, name), nn.Module) and name not in _CONTAINERS
+    if isinstance(getattr(nn, name, None), type)
+    and issubclass(getattr(nn, name), nn.Module)
+    and name not in _CONTAINERS
 )
 
 
@@ -41,7 +51,9 @@ def test_a_wrapper_exists_for_every_torch_layer() -> None:
     assert set(WRAPPED_LAYERS) == set(TORCH_LAYERS)
 
 
-@pytest.mark.parametrize("name", ["Conv2d", "Linear", "BatchNorm2d", "Dropout", "LayerNorm", "MultiheadAttention"])
+@pytest.mark.parametrize(
+    "name", ["Conv2d", "Linear", "BatchNorm2d", "Dropout", "LayerNorm", "MultiheadAttention"]
+)
 def test_wrapper_is_a_subclass_of_the_layer(name: str) -> None:
     wrapper = getattr(nas_nn, f"Mutable{name}")
     assert issubclass(wrapper, getattr(nn, name))
@@ -68,11 +80,31 @@ def test_choice_arguments_register_decisions_and_use_defaults() -> None:
 @pytest.mark.parametrize(
     ("make", "sample", "check"),
     [
-        (lambda: MutableConv2d(3, choice("w", [4, 8]), 3), {"w": 8}, lambda m: type(m) is nn.Conv2d and m.out_channels == 8),
-        (lambda: MutableLinear(choice("w", [4, 8]) * 2, 3), {"w": 8}, lambda m: type(m) is nn.Linear and m.in_features == 16),
-        (lambda: MutableBatchNorm2d(choice("w", [4, 8])), {"w": 4}, lambda m: type(m) is nn.BatchNorm2d and m.num_features == 4),
-        (lambda: MutableDropout(p=Numerical(0, 0.5, label="p")), {"p": 0.25}, lambda m: type(m) is nn.Dropout and m.p == 0.25),
-        (lambda: MutableLayerNorm(choice("w", [4, 8])), {"w": 8}, lambda m: type(m) is nn.LayerNorm and m.normalized_shape == (8,)),
+        (
+            lambda: MutableConv2d(3, choice("w", [4, 8]), 3),
+            {"w": 8},
+            lambda m: type(m) is nn.Conv2d and m.out_channels == 8,
+        ),
+        (
+            lambda: MutableLinear(choice("w", [4, 8]) * 2, 3),
+            {"w": 8},
+            lambda m: type(m) is nn.Linear and m.in_features == 16,
+        ),
+        (
+            lambda: MutableBatchNorm2d(choice("w", [4, 8])),
+            {"w": 4},
+            lambda m: type(m) is nn.BatchNorm2d and m.num_features == 4,
+        ),
+        (
+            lambda: MutableDropout(p=Numerical(0, 0.5, label="p")),
+            {"p": 0.25},
+            lambda m: type(m) is nn.Dropout and m.p == 0.25,
+        ),
+        (
+            lambda: MutableLayerNorm(choice("w", [4, 8])),
+            {"w": 8},
+            lambda m: type(m) is nn.LayerNorm and m.normalized_shape == (8,),
+        ),
         (
             lambda: MutableMultiheadAttention(16, choice("heads", [2, 4]), batch_first=True),
             {"heads": 4},

@@ -87,7 +87,12 @@ def test_deepcopied_blocks_have_their_own_weights() -> None:
 
 def test_factory_blocks_get_index_scoped_labels() -> None:
     repeat = Repeat(lambda index: LayerChoice([nn.Identity(), AddOne()]), (1, 3), label="stage")
-    assert list(repeat.simplify()) == ["stage", "stage/0/layerchoice_1", "stage/1/layerchoice_1", "stage/2/layerchoice_1"]
+    assert list(repeat.simplify()) == [
+        "stage",
+        "stage/0/layerchoice_1",
+        "stage/1/layerchoice_1",
+        "stage/2/layerchoice_1",
+    ]
 
 
 def test_factory_receives_the_index() -> None:
@@ -137,8 +142,12 @@ def test_fixed_arch_and_freeze_agree_on_repeat() -> None:
         built.load_state_dict(frozen.state_dict())
         x = torch.randn(2, 4)
         torch.testing.assert_close(built(x), frozen(x), rtol=0, atol=1e-6)
-        assert not any(isinstance(m, MutableModule) and not isinstance(m, ModelSpace) for m in frozen.modules())
-        assert not any(isinstance(m, MutableModule) and not isinstance(m, ModelSpace) for m in built.modules())
+        assert not any(
+            isinstance(m, MutableModule) and not isinstance(m, ModelSpace) for m in frozen.modules()
+        )
+        assert not any(
+            isinstance(m, MutableModule) and not isinstance(m, ModelSpace) for m in built.modules()
+        )
 
 
 def test_invalid_depths_are_clear_errors() -> None:

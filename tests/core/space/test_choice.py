@@ -57,7 +57,9 @@ def test_sample_missing_a_label_raises_sample_missing_error() -> None:
 
 def test_value_not_a_candidate_raises_sample_value_error() -> None:
     width = Categorical([16, 32], label="width")
-    with pytest.raises(SampleValueError, match=r"value 48 for label 'width' is not a candidate.*\[16, 32\]") as info:
+    with pytest.raises(
+        SampleValueError, match=r"value 48 for label 'width' is not a candidate.*\[16, 32\]"
+    ) as info:
         width.freeze({"width": 48})
     assert info.value.label == "width"
     assert not width.contains({"width": 48})

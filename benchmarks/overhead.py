@@ -1,0 +1,219 @@
+"""Per-trial framework overhead of nascore's sequential engine (and, optionally, of NNI 3.0's).
+
+What is measured: an experiment of ``--trials`` trials (default 1,000) with the ``random`` strategy
+(``dedup=False``), the ``simplified`` format and the ``sequential`` engine, on a space of 65,536
+tiny architectures, with an evaluator that does no work (nascore builds the model, the function
+reports a constant). Then, in the same process, the same models are built directly from the same
+samples with ``nascore.fixed_arch(sample)`` (best of ``--repeat`` passes)::
+
+    overhead per trial = (wall time of exp.run() - direct construction time) / trials
+
+so what remains is what the framework adds around a trial: the strategy, validating and freezing
+the sample, the store (every state change is written to SQLite before it is acted on), events,
+logging calls. Target: <= 1 ms per trial. The script prints figures and PASS/FAIL and always exits 0.
+
+``--nni PYTHON`` runs the same space and evaluator on NNI 3.0's sequential engine in a subprocess
+(``_nni_overhead_space.py``, with that Python) and prints both overheads and their ratio.
+
+    python benchmarks/overhead.py
+    python benchmarks/overhead.py --nni /tmp/nni-venv/bin/python        # --nni-trials N to run NNI shorter
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import nascore
+from nascore.evaluators import FunctionalEvaluator
+from nascore.experiment import Experiment, ExperimentConfig
+from nascore.nn import LayerChoice, ModelSpace, MutableLinear
+
+TARGET_MS = 1.0
+WIDTHS = [4, 8, 12, 16]
+BLOCKS = 4
+IN_FEATURES = 8
+NNI_SCRIPT = Path(__file__).with_name("_nni_overhead_space.py")
+
+
+class OverheadSpace(ModelSpace):
+    """Linear(width_i) -> LayerChoice(activation) four times, then Linear(1): 4**8 = 65,536 architectures.
+
+    Kept identical to ``_nni_overhead_space.OverheadSpace`` (the NNI side of the comparison).
+    """
+
+    def __init__(self):
+        super().__init__()
+        layers = []
+        previous = IN_FEATURES
+        for i in range(BLOCKS):
+            width = nascore.choice(f"width{i}", WIDTHS)
+            layers.append(MutableLinear(previous, width))
+            layers.append(LayerChoice([nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.Identity()], label=f"act{i}"))
+            previous = width
+        self.body = nn.Sequential(*layers)
+        self.head = MutableLinear(previous, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def evaluate(model):
+    """No work: the evaluator base class has built ``model``; report a constant."""
+    nascore.report_final_result(0.5)
+
+
+def space_size(space: ModelSpace) -> int:
+    return math.prod(len(list(decision.grid_values())) for decision in space.simplify().values())
+
+
+def construction_seconds(samples: list[dict], repeat: int) -> float:
+    """Best of ``repeat`` passes building every sample directly with ``nascore.fixed_arch``."""
+    for sample in samples[:10]:  # warm-up
+        with nascore.fixed_arch(sample):
+            OverheadSpace()
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for sample in samples:
+            with nascore.fixed_arch(sample):
+                OverheadSpace()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run_nascore(trials: int, seed: int, runs: int, repeat: int) -> dict:
+    """Run the experiment ``runs`` times (a fresh experiment and folder each time) and keep the fastest."""
+    from nascore_strategies import Random
+
+    space = OverheadSpace()
+    nascore_logger = logging.getLogger("nascore")
+    previous_level = nascore_logger.level
+    totals = []
+    for _ in range(runs):
+        experiment_dir = Path(tempfile.mkdtemp(prefix="nascore-overhead-"))
+        try:
+            config = ExperimentConfig(
+                engine="sequential", format="simplified", max_trials=trials, seed=seed, experiment_dir=experiment_dir
+            )
+            exp = Experiment(space, FunctionalEvaluator(evaluate), Random(dedup=False), config)
+            nascore_logger.setLevel(logging.WARNING)  # quiet during the timed run
+            start = time.perf_counter()
+            exp.run()
+            totals.append(time.perf_counter() - start)
+            nascore_logger.setLevel(previous_level)
+            records = exp.trials()  # the same samples every run: same seed
+            exp.close()
+        finally:
+            nascore_logger.setLevel(previous_level)
+            shutil.rmtree(experiment_dir, ignore_errors=True)
+    samples = [dict(t.sample) for t in records]
+    total, construct, n = min(totals), construction_seconds(samples, repeat), len(samples)
+    return {
+        "space_size": space_size(space),
+        "decisions": len(space.simplify()),
+        "trials": n,
+        "succeeded": sum(t.succeeded for t in records),
+        "total_s": total,
+        "run_totals_s": totals,
+        "construct_s": construct,
+        "overhead_ms_per_trial": (total - construct) / n * 1e3 if n else float("nan"),
+    }
+
+
+def run_nni(python: str, trials: int, seed: int, runs: int, repeat: int, threads: int) -> dict | None:
+    """Run ``_nni_overhead_space.py`` with ``python``; NNI writes under a temporary HOME, deleted after."""
+    home = Path(tempfile.mkdtemp(prefix="nni-overhead-home-"))
+    command = [
+        python, str(NNI_SCRIPT), "--trials", str(trials), "--seed", str(seed), "--runs", str(runs), "--repeat", str(repeat),
+        "--threads", str(threads), "--workdir", str(home / "nni-experiments"),
+    ]
+    env = {**os.environ, "HOME": str(home), "PYTHONWARNINGS": "ignore"}
+    env.pop("PYTHONPATH", None)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"NNI run failed: {exc}")
+        return None
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        print(f"NNI run failed (exit code {proc.returncode}); last lines of its output:")
+        print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]))
+        return None
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        print(f"NNI run printed no result line; last line: {lines[-1]!r}")
+        return None
+
+
+def print_times(figures: dict, construction: str) -> None:
+    trials = figures["trials"]
+    runs = ", ".join(f"{t:.3f}" for t in figures["run_totals_s"])
+    print(f"  exp.run() total:           {figures['total_s']:.3f} s = {figures['total_s'] / trials * 1e3:.3f} ms/trial"
+          f" (fastest of runs: {runs} s)")
+    print(f"  model construction:        {figures['construct_s'] / trials * 1e3:.3f} ms/trial (direct, {construction})")
+    print(f"  framework overhead:        {figures['overhead_ms_per_trial']:.3f} ms/trial")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Per-trial framework overhead of the sequential engine (figures, not assertions: exits 0).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--trials", type=int, default=1000, help="nascore trials")
+    parser.add_argument("--seed", type=int, default=0, help="strategy seed")
+    parser.add_argument("--runs", type=int, default=3, help="experiment runs per framework (the fastest is used)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes of direct construction (the fastest is used)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--nni", metavar="PYTHON", help="a Python with NNI 3.0 installed: also measure NNI")
+    parser.add_argument("--nni-trials", type=int, default=None, help="NNI trials (with --nni; default: --trials)")
+    args = parser.parse_args(argv)
+    if args.nni_trials is None:
+        args.nni_trials = args.trials
+    torch.set_num_threads(args.threads)
+
+    r = run_nascore(args.trials, args.seed, args.runs, args.repeat)
+    print("nascore: sequential engine, simplified format, random strategy (dedup=False), no-op evaluator")
+    print(f"  python {sys.version.split()[0]}, torch {torch.__version__}, nascore {nascore.__version__}")
+    print(f"  space size:                {r['space_size']:,} architectures ({r['decisions']} decisions)")
+    print(f"  trials:                    {r['trials']} ({r['succeeded']} succeeded)")
+    print_times(r, "nascore.fixed_arch")
+    verdict = "PASS" if r["overhead_ms_per_trial"] <= TARGET_MS else "FAIL"
+    print(f"  overhead target:           <= {TARGET_MS:g} ms/trial: {verdict}")
+
+    if args.nni:
+        n = run_nni(args.nni, args.nni_trials, args.seed, args.runs, args.repeat, args.threads)
+        if n is not None:
+            print(f"NNI {n['nni_version']}: sequential engine, simplified format, Random(dedup=False), "
+                  f"same space and evaluator (subprocess: {args.nni})")
+            print(f"  space size:                {n['space_size']:,} architectures")
+            note = "" if n["trials"] == r["trials"] else f"  (fewer than nascore's {r['trials']}: compare per trial)"
+            print(f"  trials:                    {n['trials']}{note}")
+            print_times(n, "nni.nas.space.model_context")
+            ours, theirs = r["overhead_ms_per_trial"], n["overhead_ms_per_trial"]
+            ratio = theirs / ours if ours > 0 else math.inf
+            print(f"overhead ratio NNI / nascore: {ratio:.2f}x ({theirs:.3f} ms vs {ours:.3f} ms per trial)")
+    return 0
+
+
+if __name__ == "__main__":
+    # Run the copy of this file imported as the module ``overhead`` (benchmarks/ is on sys.path when it
+    # runs as a script), so the space and the evaluator have import paths, as in real use.
+    import importlib
+
+    sys.exit(importlib.import_module(Path(__file__).stem).main())
