@@ -17,7 +17,7 @@ PLUGINS = {
     "engines": "plugins/nascore_engines",
     "strategies": "plugins/nascore_strategies",
 }
-TEST_DEPS = ["pytest>=7.4", "hypothesis>=6"]
+TEST_DEPS = ["pytest>=7.4", "hypothesis>=6", "numpy"]
 
 # After installing only the core and one plugin, `nascore plugins` must list nothing else.
 CHECK_ONLY = """

@@ -50,13 +50,24 @@ class Categorical(ExpressionMixin, LabelledMutable):
             if key in self._keys:
                 raise SearchSpaceError(f"choice {self.label!r} lists the candidate {value!r} twice")
             self._keys[key] = index
+        # Fast lookup for hashable candidates (the common case); JSON keys catch lists-for-tuples etc.
+        self._hashed: dict[tuple[type, Any], int] = {}
+        for index, value in enumerate(values):
+            try:
+                self._hashed[(type(value), value)] = index
+            except TypeError:
+                pass
         self.values = values
         if default is not _MISSING and _json_key(default) not in self._keys:
             raise SearchSpaceError(f"default {default!r} of choice {self.label!r} is not one of {_short(values)}")
         self._default = values[0] if default is _MISSING else default
 
     def index_of(self, value: Any) -> int | None:
-        return self._keys.get(_json_key(value))
+        try:
+            index = self._hashed.get((type(value), value))
+        except TypeError:
+            index = None
+        return index if index is not None else self._keys.get(_json_key(value))
 
     def canonical_value(self, value: Any) -> Any:
         index = self.index_of(value)
