@@ -62,6 +62,7 @@ class TrialDriver(StrategyContext):
         self._trial_count = store.count_trials()
         self._best: float | None = None
         self._stop_requested = False
+        self._elapsed_saved_at = float("-inf")
 
     # --- engine side --------------------------------------------------------------------------
 
@@ -130,7 +131,10 @@ class TrialDriver(StrategyContext):
                 self._on_finished(record)
 
     def _on_finished(self, record: TrialRecord) -> None:
-        self.store.set_meta("elapsed", self.elapsed())
+        now = time.monotonic()
+        if now - self._elapsed_saved_at >= 1.0:  # enough for max_duration on resume; not a write per trial
+            self._elapsed_saved_at = now
+            self.store.set_meta("elapsed", self.elapsed())
         metric = record.metric
         if record.succeeded:
             assert metric is not None

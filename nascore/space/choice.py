@@ -44,23 +44,37 @@ class Categorical(ExpressionMixin, LabelledMutable):
         values = list(values)
         if not values:
             raise SearchSpaceError(f"choice {self.label!r} has no candidates: give at least one value")
-        self._keys: dict[str, int] = {}
-        for index, value in enumerate(values):
-            key = _json_key(value)
-            if key in self._keys:
-                raise SearchSpaceError(f"choice {self.label!r} lists the candidate {value!r} twice")
-            self._keys[key] = index
-        # Fast lookup for hashable candidates (the common case); JSON keys catch lists-for-tuples etc.
+        # Hashable candidates (the common case) are looked up by (type, value); JSON keys, built only
+        # when needed, also match values that came back from JSON (a list for a tuple, ...).
         self._hashed: dict[tuple[type, Any], int] = {}
+        self._json_keys: dict[str, int] | None = None
+        all_hashable = True
         for index, value in enumerate(values):
             try:
-                self._hashed[(type(value), value)] = index
+                key = (type(value), value)
+                if key in self._hashed:
+                    raise SearchSpaceError(f"choice {self.label!r} lists the candidate {value!r} twice")
+                self._hashed[key] = index
             except TypeError:
-                pass
+                all_hashable = False
         self.values = values
-        if default is not _MISSING and _json_key(default) not in self._keys:
+        if not all_hashable:
+            self._keys  # noqa: B018 - builds the JSON keys now, which checks for duplicates
+        if default is not _MISSING and self.index_of(default) is None:
             raise SearchSpaceError(f"default {default!r} of choice {self.label!r} is not one of {_short(values)}")
         self._default = values[0] if default is _MISSING else default
+
+    @property
+    def _keys(self) -> dict[str, int]:
+        if self._json_keys is None:
+            keys: dict[str, int] = {}
+            for index, value in enumerate(self.values):
+                key = _json_key(value)
+                if key in keys:
+                    raise SearchSpaceError(f"choice {self.label!r} lists the candidate {value!r} twice")
+                keys[key] = index
+            self._json_keys = keys
+        return self._json_keys
 
     def index_of(self, value: Any) -> int | None:
         try:
