@@ -6,6 +6,10 @@ Each session gets its own virtual environment; torch is pinned to the CPU build.
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "tests"]
@@ -17,6 +21,8 @@ PLUGINS = {
     "engines": "plugins/nascore_engines",
     "strategies": "plugins/nascore_strategies",
 }
+# What each plugin is installed with: its extras, so that every feature it has is tested.
+EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]"}
 TEST_DEPS = ["pytest>=7.4", "hypothesis>=6", "numpy"]
 
 # After installing only the core and one plugin, `nascore plugins` must list nothing else.
@@ -31,16 +37,34 @@ print("nascore plugins lists only:", ", ".join(sorted(dists)))
 """
 
 
+def ensure_sshd(session: nox.Session) -> None:
+    """The remote training-service tests start real OpenSSH servers on loopback: install sshd if missing."""
+    if shutil.which("sshd") or Path("/usr/sbin/sshd").exists():
+        return
+    if os.geteuid() != 0:
+        session.error("the remote tests need OpenSSH's server: sudo apt-get install openssh-server")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", "openssh-server", external=True, env=env)
+
+
 def install_core(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".", *TEST_DEPS)
 
 
+def install_all(session: nox.Session, *extra: str) -> None:
+    """The core, every plugin with its extras, and what the examples need."""
+    install_core(session)
+    plugins = [f"-e{path}{EXTRAS[name]}" for name, path in PLUGINS.items()]
+    session.install("scikit-learn", *extra, *plugins)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Everything: the core, every plugin and the end-to-end tests."""
-    install_core(session)
-    session.install("scikit-learn", *[f"-e{path}" for path in PLUGINS.values()])
+    ensure_sshd(session)
+    install_all(session)
     session.run("pytest", *(session.posargs or ["tests"]))
 
 
@@ -55,8 +79,10 @@ def core(session: nox.Session) -> None:
 def _plugin_session(name: str, path: str) -> None:
     @nox.session(name=f"plugin-{name}")
     def plugin(session: nox.Session) -> None:
+        if name == "engines":
+            ensure_sshd(session)
         install_core(session)
-        session.install("-e", path)
+        session.install("-e", path + EXTRAS[name])
         session.run("python", "-c", CHECK_ONLY, f"nascore-{name}")
         session.run("pytest", f"tests/{name}", *session.posargs)
 
@@ -70,8 +96,7 @@ for _name, _path in PLUGINS.items():
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job: a real search on scikit-learn's digits."""
-    install_core(session)
-    session.install("scikit-learn", *[f"-e{path}" for path in PLUGINS.values()])
+    install_all(session)
     session.run("python", "examples/digits_search.py", *session.posargs)
 
 
@@ -82,9 +107,12 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "nascore", "plugins", "tests", "benchmarks", "examples", "noxfile.py")
 
 
+BENCHMARKS = ("overhead", "strategies", "graph_format")
+
+
 @nox.session
-def bench(session: nox.Session) -> None:
-    """Benchmarks (figures, not pass/fail): ``nox -s bench -- --nni /path/to/nni/python``."""
-    install_core(session)
-    session.install("scikit-learn", *[f"-e{path}" for path in PLUGINS.values()])
-    session.run("python", "benchmarks/overhead.py", *session.posargs)
+@nox.parametrize("benchmark", BENCHMARKS)
+def bench(session: nox.Session, benchmark: str) -> None:
+    """Benchmarks (figures, not pass/fail), e.g. ``nox -s "bench(benchmark='overhead')" -- --nni PYTHON``."""
+    install_all(session, "matplotlib")
+    session.run("python", f"benchmarks/{benchmark}.py", *session.posargs)

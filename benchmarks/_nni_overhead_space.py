@@ -1,4 +1,8 @@
-"""NNI 3.0 side of ``benchmarks/overhead.py``: the same space and no-op evaluator on NNI's sequential engine.
+"""NNI 3.0 side of ``benchmarks/overhead.py``: the same space and no-op evaluator on NNI's engines.
+
+``--engine sequential`` (default) runs NNI's sequential engine and measures construction as
+``overhead.py`` does; ``--engine ts`` runs NNI's training service (local, ``--concurrency`` trials at
+once, its web server on ``--port``) and reports the wall time of ``exp.run()``.
 
 Run by ``overhead.py --nni PYTHON`` with a Python that has NNI 3.0 installed; not meant to be run by
 hand (but it can be: ``/path/to/nni/python benchmarks/_nni_overhead_space.py --trials 200``).
@@ -87,6 +91,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default=None, help="NNI experiment working directory (default: a temp dir)")
+    parser.add_argument("--engine", choices=["sequential", "ts"], default="sequential")
+    parser.add_argument("--concurrency", type=int, default=1, help="trials at once (--engine ts)")
+    parser.add_argument("--port", type=int, default=8765, help="NNI's web server port (--engine ts)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # Quiet, like nascore's side. ERROR rather than WARNING: NNI re-validates its config for every
@@ -96,7 +103,7 @@ def main() -> None:
     space = OverheadSpace()
     workdir = args.workdir or tempfile.mkdtemp(prefix="nni-overhead-")
     try:
-        run(args, space, workdir)
+        (run_training_service if args.engine == "ts" else run)(args, space, workdir)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -128,6 +135,31 @@ def run(args, space, workdir) -> None:
         "run_totals_s": totals,
         "construct_s": construct,
         "overhead_ms_per_trial": (total - construct) / trials * 1e3 if trials else None,
+    }))
+
+
+def run_training_service(args, space, workdir) -> None:
+    """NNI's training service, local: every trial in a new process; prints the JSON line."""
+    totals = []
+    for index in range(args.runs):
+        config = NasExperimentConfig("ts", "simplified", "local")
+        config.max_trial_number = args.trials
+        config.trial_concurrency = args.concurrency
+        config.experiment_working_directory = os.path.join(workdir, str(index))
+        exp = NasExperiment(space, FunctionalEvaluator(evaluate), Random(dedup=False, seed=args.seed), config=config)
+        start = time.perf_counter()
+        exp.run(port=args.port)
+        totals.append(time.perf_counter() - start)
+        exp.stop()
+    print(json.dumps({
+        "nni_version": nni.__version__,
+        "torch_version": torch.__version__,
+        "engine": "ts",
+        "concurrency": args.concurrency,
+        "space_size": space_size(space),
+        "trials": args.trials,
+        "total_s": min(totals),
+        "run_totals_s": totals,
     }))
 
 

@@ -1,4 +1,4 @@
-"""Per-trial framework overhead of nascore's sequential engine (and, optionally, of NNI 3.0's).
+"""Per-trial framework overhead of nascore's engines (and, optionally, of NNI 3.0's).
 
 What is measured: an experiment of ``--trials`` trials (default 1,000) with the ``random`` strategy
 (``dedup=False``), the ``simplified`` format and the ``sequential`` engine, on a space of 65,536
@@ -15,8 +15,23 @@ logging calls. Target: <= 1 ms per trial. The script prints figures and PASS/FAI
 ``--nni PYTHON`` runs the same space and evaluator on NNI 3.0's sequential engine in a subprocess
 (``_nni_overhead_space.py``, with that Python) and prints both overheads and their ratio.
 
+With ``--training-service``, the same experiment also runs on the ``training-service`` engine
+(local warm worker processes) at each ``--concurrency`` (default 1 and 4) for ``--ts-trials``
+trials (default 200), with the same no-op evaluator, now run in the workers::
+
+    wall time per trial = wall time of exp.run() / trials
+
+which counts everything: starting the workers (each imports torch), shipping every trial, the
+worker building the model, events back, the store, shutting down. The steady state (first trial
+started to last trial ended, per trial) is printed beside it. Target: <= 50 ms per trial at
+concurrency 1. With ``--nni``, NNI 3.0's training service (``NasExperimentConfig("ts", ...)``, local)
+runs the same space and evaluator at the same concurrencies for ``--nni-ts-trials`` trials each
+(default: 8, or 4 per concurrent trial if more; it takes seconds per trial), measured the same way.
+
     python benchmarks/overhead.py
     python benchmarks/overhead.py --nni /tmp/nni-venv/bin/python        # --nni-trials N to run NNI shorter
+    python benchmarks/overhead.py --training-service --nni /tmp/nni-venv/bin/python
+    python benchmarks/overhead.py --training-service --no-sequential    # only the training-service section
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +58,7 @@ from nascore.experiment import Experiment, ExperimentConfig
 from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 
 TARGET_MS = 1.0
+TS_TARGET_MS = 50.0
 WIDTHS = [4, 8, 12, 16]
 BLOCKS = 4
 IN_FEATURES = 8
@@ -133,6 +150,119 @@ def run_nascore(trials: int, seed: int, runs: int, repeat: int) -> dict:
     }
 
 
+def run_training_service(trials: int, seed: int, runs: int, concurrency: int) -> dict:
+    """The same experiment on the training-service engine (local workers), ``runs`` times; keeps the fastest."""
+    from nascore_strategies import Random
+
+    space = OverheadSpace()
+    nascore_logger = logging.getLogger("nascore")
+    engines_logger = logging.getLogger("nascore_engines")
+    levels = nascore_logger.level, engines_logger.level
+    best: dict | None = None
+    totals = []
+    for _ in range(runs):
+        experiment_dir = Path(tempfile.mkdtemp(prefix="nascore-overhead-ts-"))
+        try:
+            config = ExperimentConfig(
+                engine="training-service", format="simplified", max_trials=trials, seed=seed,
+                trial_concurrency=concurrency, experiment_dir=experiment_dir,
+            )
+            exp = Experiment(space, FunctionalEvaluator(evaluate), Random(dedup=False), config)
+            nascore_logger.setLevel(logging.WARNING)
+            engines_logger.setLevel(logging.WARNING)
+            start = time.perf_counter()
+            exp.run()
+            total = time.perf_counter() - start
+            nascore_logger.setLevel(levels[0])
+            engines_logger.setLevel(levels[1])
+            records = exp.trials()
+            exp.close()
+        finally:
+            nascore_logger.setLevel(levels[0])
+            engines_logger.setLevel(levels[1])
+            shutil.rmtree(experiment_dir, ignore_errors=True)
+        totals.append(total)
+        started = min(t.started for t in records if t.started is not None)
+        ended = max(t.ended for t in records if t.ended is not None)
+        figures = {
+            "concurrency": concurrency,
+            "trials": len(records),
+            "succeeded": sum(t.succeeded for t in records),
+            "total_s": total,
+            "steady_ms_per_trial": (ended - started) / len(records) * 1e3,
+        }
+        if best is None or total < best["total_s"]:
+            best = figures
+    assert best is not None
+    best["run_totals_s"] = totals
+    best["ms_per_trial"] = best["total_s"] / best["trials"] * 1e3
+    return best
+
+
+def run_nni_training_service(python: str, trials: int, seed: int, concurrency: int, threads: int) -> dict | None:
+    """NNI 3.0's training service (local) on the same space, through ``_nni_overhead_space.py --engine ts``."""
+    home = Path(tempfile.mkdtemp(prefix="nni-overhead-ts-home-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        python, str(NNI_SCRIPT), "--engine", "ts", "--concurrency", str(concurrency), "--trials", str(trials),
+        "--seed", str(seed), "--runs", "1", "--threads", str(threads), "--port", str(port),
+        "--workdir", str(home / "nni-experiments"),
+    ]
+    env = {**os.environ, "HOME": str(home), "PYTHONWARNINGS": "ignore"}
+    env.pop("PYTHONPATH", None)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600, cwd=home)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"NNI training-service run failed: {exc}")
+        return None
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        print(f"NNI training-service run failed (exit code {proc.returncode}); last lines of its output:")
+        print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]))
+        return None
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        print(f"NNI run printed no result line; last line: {lines[-1]!r}")
+        return None
+
+
+def training_service_section(args: argparse.Namespace) -> None:
+    """Print the training-service figures (and NNI's, with ``--nni``), one row per concurrency."""
+    print(f"nascore: training-service engine (local workers), simplified format, random strategy (dedup=False), "
+          f"no-op evaluator, {args.ts_trials} trials, fastest of {args.runs} run(s)")
+    ours = {c: run_training_service(args.ts_trials, args.seed, args.runs, c) for c in args.concurrency}
+    for c, r in ours.items():
+        runs = ", ".join(f"{t:.2f}" for t in r["run_totals_s"])
+        verdict = ""
+        if c == 1:
+            verdict = f"  target <= {TS_TARGET_MS:g} ms: {'PASS' if r['ms_per_trial'] <= TS_TARGET_MS else 'FAIL'}"
+        print(f"  concurrency {c}: {r['total_s']:.2f} s for {r['trials']} trials ({r['succeeded']} succeeded) = "
+              f"{r['ms_per_trial']:.1f} ms/trial wall, {r['steady_ms_per_trial']:.1f} ms/trial steady (runs: {runs} s)"
+              f"{verdict}")
+    if not args.nni:
+        return
+    for c in args.concurrency:
+        trials = args.nni_ts_trials or max(8, 4 * c)
+        n = run_nni_training_service(args.nni, trials, args.seed, c, args.threads)
+        if n is None:
+            continue
+        theirs = n["total_s"] / n["trials"] * 1e3
+        ratio = theirs / ours[c]["ms_per_trial"] if ours[c]["ms_per_trial"] > 0 else math.inf
+        print(f"NNI {n['nni_version']} training service (local), concurrency {c}: {n['total_s']:.2f} s for {n['trials']} "
+              f"trials = {theirs:.1f} ms/trial wall; NNI / nascore: {ratio:.0f}x "
+              f"({theirs:.1f} ms vs {ours[c]['ms_per_trial']:.1f} ms per trial)")
+        # The same short run on nascore, so worker start-up is spread over as few trials as NNI's.
+        short = run_training_service(n["trials"], args.seed, args.runs, c)
+        ratio = theirs / short["ms_per_trial"] if short["ms_per_trial"] > 0 else math.inf
+        print(f"  nascore with NNI's {n['trials']} trials, concurrency {c}: {short['total_s']:.2f} s = "
+              f"{short['ms_per_trial']:.1f} ms/trial wall; NNI / nascore: {ratio:.0f}x")
+
+
 def run_nni(python: str, trials: int, seed: int, runs: int, repeat: int, threads: int) -> dict | None:
     """Run ``_nni_overhead_space.py`` with ``python``; NNI writes under a temporary HOME, deleted after."""
     home = Path(tempfile.mkdtemp(prefix="nni-overhead-home-"))
@@ -170,23 +300,8 @@ def print_times(figures: dict, construction: str) -> None:
     print(f"  framework overhead:        {figures['overhead_ms_per_trial']:.3f} ms/trial")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Per-trial framework overhead of the sequential engine (figures, not assertions: exits 0).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--trials", type=int, default=1000, help="nascore trials")
-    parser.add_argument("--seed", type=int, default=0, help="strategy seed")
-    parser.add_argument("--runs", type=int, default=3, help="experiment runs per framework (the fastest is used)")
-    parser.add_argument("--repeat", type=int, default=3, help="passes of direct construction (the fastest is used)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--nni", metavar="PYTHON", help="a Python with NNI 3.0 installed: also measure NNI")
-    parser.add_argument("--nni-trials", type=int, default=None, help="NNI trials (with --nni; default: --trials)")
-    args = parser.parse_args(argv)
-    if args.nni_trials is None:
-        args.nni_trials = args.trials
-    torch.set_num_threads(args.threads)
-
+def sequential_section(args: argparse.Namespace) -> None:
+    """Print the sequential-engine figures (and NNI's sequential engine, with ``--nni``)."""
     r = run_nascore(args.trials, args.seed, args.runs, args.repeat)
     print("nascore: sequential engine, simplified format, random strategy (dedup=False), no-op evaluator")
     print(f"  python {sys.version.split()[0]}, torch {torch.__version__}, nascore {nascore.__version__}")
@@ -208,6 +323,36 @@ def main(argv: list[str] | None = None) -> int:
             ours, theirs = r["overhead_ms_per_trial"], n["overhead_ms_per_trial"]
             ratio = theirs / ours if ours > 0 else math.inf
             print(f"overhead ratio NNI / nascore: {ratio:.2f}x ({theirs:.3f} ms vs {ours:.3f} ms per trial)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Per-trial framework overhead of nascore's engines (figures, not assertions: exits 0).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--trials", type=int, default=1000, help="nascore trials")
+    parser.add_argument("--seed", type=int, default=0, help="strategy seed")
+    parser.add_argument("--runs", type=int, default=3, help="experiment runs per framework (the fastest is used)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes of direct construction (the fastest is used)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--nni", metavar="PYTHON", help="a Python with NNI 3.0 installed: also measure NNI")
+    parser.add_argument("--nni-trials", type=int, default=None, help="NNI trials (with --nni; default: --trials)")
+    parser.add_argument("--training-service", action="store_true", help="also measure the training-service engine")
+    parser.add_argument("--no-sequential", dest="sequential", action="store_false", help="skip the sequential engine")
+    parser.add_argument("--ts-trials", type=int, default=200, help="trials per training-service run")
+    parser.add_argument("--concurrency", type=lambda v: [int(c) for c in v.split(",")], default=[1, 4],
+                        help="training-service concurrencies, comma-separated")
+    parser.add_argument("--nni-ts-trials", type=int, default=None,
+                        help="NNI training-service trials per concurrency (default: max(8, 4 x concurrency))")
+    args = parser.parse_args(argv)
+    if args.nni_trials is None:
+        args.nni_trials = args.trials
+    torch.set_num_threads(args.threads)
+
+    if args.sequential:
+        sequential_section(args)
+    if args.training_service:
+        training_service_section(args)
     return 0
 
 

@@ -21,7 +21,7 @@ from nascore.space import Sample
 if TYPE_CHECKING:
     from nascore.evaluator import Evaluator
     from nascore.experiment.config import ExperimentConfig
-    from nascore.format import ExecutableModel
+    from nascore.format import ExecutableModel, ExecutableSpace
 
 __all__ = [
     "TrialStatus",
@@ -55,7 +55,9 @@ class TrialEvent:
     """Something that happened to a trial.
 
     ``kind`` is ``"status"`` (with ``status``, and ``error`` for a failure), ``"intermediate"`` or
-    ``"final"`` (with ``value``, the default metric, and ``metric``, the full record).
+    ``"final"`` (with ``value``, the default metric, and ``metric``, the full record), or ``"retry"``
+    (with ``error`` saying why): the trial's attempt was lost through no fault of its own (its machine
+    dropped), its metrics so far are discarded and it waits to run again under the same id.
     """
 
     trial_id: int
@@ -77,6 +79,10 @@ class TrialEvent:
     @classmethod
     def failed(cls, trial_id: int, error: str) -> TrialEvent:
         return cls(trial_id, "status", status=TrialStatus.FAILED, error=error)
+
+    @classmethod
+    def retry(cls, trial_id: int, reason: str) -> TrialEvent:
+        return cls(trial_id, "retry", status=TrialStatus.WAITING, error=reason)
 
     @property
     def ends_trial(self) -> bool:
@@ -102,12 +108,18 @@ class TrialSubmission:
 
 @attrs.define
 class EngineContext:
-    """What an engine gets when it starts."""
+    """What an engine gets when it starts.
+
+    ``experiment_dir`` is the experiment's own folder (``<config.experiment_dir>/<id>``). ``space`` is
+    the executable space trials come from, so that an engine can check before the first trial that
+    its models can be shipped (``None`` when the caller has no space).
+    """
 
     experiment_id: str
     experiment_dir: Path
     config: ExperimentConfig
     sink: TrialEventSink
+    space: ExecutableSpace | None = None
 
 
 class ExecutionEngine(ABC):

@@ -2,14 +2,29 @@
 
 Every strategy implements :meth:`Strategy.run` against a :class:`StrategyContext` (the experiment,
 seen from the strategy: the space, submit, wait, stop). Most strategies are *multi-trial*: derive
-from :class:`MultiTrialStrategy` and implement :meth:`~MultiTrialStrategy.propose` (and
-:meth:`~MultiTrialStrategy.tell` to learn from results); the base class runs the ask/tell loop and
-adds the behaviours every strategy shares: deduplication, model filtering, seeding, state for resume.
+from :class:`MultiTrialStrategy`, implement :meth:`~MultiTrialStrategy.propose` and, to learn from
+results, :meth:`~MultiTrialStrategy.learn`. The base class runs the ask/tell loop (asynchronously:
+it proposes whenever a worker is free) and composes the behaviours every strategy shares
+(:mod:`nascore.strategy_behaviours`): deduplication, model filtering, repeated evaluation with
+averaging, retries and what to learn from failures, seeding, and state for resume.
+
+A minimal strategy::
+
+    class CoordinateSearch(MultiTrialStrategy):
+        name = "coordinate"
+
+        def propose(self):
+            return {label: m.random_value(self.rng) for label, m in self.space.simplify().items()}
+
+        def learn(self, trial):
+            value = self.objective(trial)      # higher is better; None: nothing to learn
+            ...
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,16 +32,27 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from nascore.errors import StrategyError
 from nascore.space import Sample, sample_key
+from nascore.strategy_behaviours import (
+    ON_FAILURE,
+    Deduplicator,
+    Evaluation,
+    EvaluationTracker,
+    IdSet,
+    ModelFilterCheck,
+    check_choice,
+    objective,
+)
 
 if TYPE_CHECKING:
     from nascore.format import ExecutableModel, ExecutableSpace
     from nascore.record import TrialRecord
 
-__all__ = ["Strategy", "StrategyContext", "MultiTrialStrategy", "ModelFilter"]
+__all__ = ["Strategy", "StrategyContext", "MultiTrialStrategy", "ModelFilter", "OPTIMIZE_MODES"]
 
 _log = logging.getLogger(__name__)
 
 ModelFilter = Callable[["ExecutableModel"], bool]
+OPTIMIZE_MODES = ("maximize", "minimize")
 
 
 class StrategyContext(ABC):
@@ -62,17 +88,27 @@ class Strategy(ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, *, seed: int | None = None) -> None:
+        if seed is not None:
+            try:
+                if isinstance(seed, bool):
+                    raise TypeError
+                seed = operator.index(seed)
+            except TypeError:
+                raise StrategyError(f"seed must be an int or None, got {seed!r}") from None
         self.seed = seed
         self.space: ExecutableSpace | None = None
         self.optimize_mode = "maximize"
         self.rng = random.Random(seed)
 
     def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
-        """Attach to a space before the search (or a resume) starts. Raises if the space is unsupported."""
+        """Attach to a space before the search (or a resume) starts. Raises if the space is unsupported.
+
+        ``seed`` is the experiment's seed; the strategy's own ``seed`` wins when both are given.
+        """
         self.space = space
-        self.optimize_mode = optimize_mode
-        effective_seed = self.seed if self.seed is not None else seed
-        self.rng = random.Random(effective_seed)
+        self.optimize_mode = check_choice("optimize_mode", optimize_mode, OPTIMIZE_MODES)
+        self.effective_seed = self.seed if self.seed is not None else seed
+        self.rng = random.Random(self.effective_seed)
         self.check_space(space)
 
     def check_space(self, space: ExecutableSpace) -> None:
@@ -83,7 +119,11 @@ class Strategy(ABC):
         """Drive the search until the budget is spent or the space is exhausted."""
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able state that cannot be rebuilt from the trial history (e.g. random generator state)."""
+        """JSON-able state that cannot be rebuilt from the trial history (e.g. random generator state).
+
+        The experiment stores it with every submitted trial (in the same transaction), so it always
+        describes the strategy right after proposing the last recorded trial.
+        """
         version, internal, gauss = self.rng.getstate()
         return {"rng": [version, list(internal), gauss]}
 
@@ -106,62 +146,164 @@ class Strategy(ABC):
 
 
 class MultiTrialStrategy(Strategy):
-    """A strategy that proposes samples one at a time and learns from finished trials.
+    """A strategy that proposes samples one at a time and learns from finished evaluations.
+
+    Subclasses implement :meth:`propose` and, to learn, :meth:`learn`; optionally :meth:`rejected`
+    (a proposal that was not submitted), :meth:`replay` (resume) and ``state_dict``/``load_state_dict``.
 
     :param seed: seed of the strategy's random generator (defaults to the experiment's seed).
-    :param dedup: never propose a sample twice (checked at proposal time, so also under concurrency).
-    :param model_filter: ``f(model) -> bool``; a model for which it returns False is never submitted.
-        ``model.sample`` is the sample and ``model.build()`` builds the ``nn.Module``.
+    :param dedup: never propose a sample twice (checked at proposal time, so also under concurrency);
+        the search ends when every sample of a finite space was tried.
+    :param model_filter: ``f(model) -> bool``; a model for which it returns False is never submitted
+        (e.g. a size or latency constraint). ``model.sample`` is the sample and ``model.build()``
+        builds the ``nn.Module``.
+    :param on_failure: what the strategy learns from a model whose trials failed: ``"ignore"`` (give
+        it up and find a new one) or ``"worst"`` (score it -inf when maximizing, +inf when
+        minimizing, so that the search learns to avoid such models).
+    :param retries: run a failed trial again, up to this many times per sample, before ``on_failure``
+        applies.
+    :param repeats: evaluate every sample this many times (trials) and learn the mean metric (for
+        noisy evaluations); failed runs are left out of the mean.
     """
 
     #: After this many proposals in a row that are duplicates or filtered out, the space counts as exhausted.
     max_rejections: ClassVar[int] = 1000
 
-    def __init__(self, *, seed: int | None = None, dedup: bool = True, model_filter: ModelFilter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        dedup: bool = True,
+        model_filter: ModelFilter | None = None,
+        on_failure: str = "ignore",
+        retries: int = 0,
+        repeats: int = 1,
+    ) -> None:
         super().__init__(seed=seed)
-        self.dedup = dedup
+        self.dedup = bool(dedup)
         self.model_filter = model_filter
-        self._seen: set[str] = set()
-        self._space_size = float("inf")
+        self.on_failure = check_choice("on_failure", on_failure, ON_FAILURE)
+        self.retries = retries
+        self.repeats = repeats
+        self._dedup = Deduplicator(self.dedup)
+        self._filter = ModelFilterCheck(model_filter)
+        self._evaluations = EvaluationTracker(repeats=repeats, retries=retries)
+        self._learned = IdSet()
 
-    def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
-        super().setup(space, optimize_mode=optimize_mode, seed=seed)
-        self._seen = set()
-        size = 1.0
-        for mutable in space.simplify().values():
-            size *= mutable.size
-        self._space_size = size
+    # --- what a strategy implements -------------------------------------------------------------
 
     @abstractmethod
     def propose(self) -> Sample | None:
         """The next sample to try, or ``None`` when there is nothing left to propose."""
 
+    def learn(self, trial: TrialRecord) -> None:
+        """Learn from a finished evaluation. The default ignores it.
+
+        ``trial`` is the evaluation as one record: with ``repeats > 1`` its metric is the mean of the
+        succeeded runs and its id the first run's id. Use :meth:`objective` for the value to learn.
+        """
+
+    def replay(self, trial: TrialRecord) -> None:
+        """On resume, an evaluation this strategy had already learned before its state was saved.
+
+        The default learns it again, which is right for strategies whose state is rebuilt from the
+        history (populations, observation lists). Strategies whose saved state already holds what
+        they learned (e.g. trained weights) override it to skip the learning step.
+        """
+        self.learn(trial)
+
+    def rejected(self, sample: Sample, reason: str) -> None:
+        """A proposal that will not be submitted: ``reason`` is ``"duplicate"`` or ``"filtered"``."""
+
+    # --- helpers for strategies -----------------------------------------------------------------
+
+    def objective(self, trial: TrialRecord) -> float | None:
+        """The value to learn from ``trial``: higher is better; ``None`` means nothing to learn.
+
+        The metric (negated when minimizing) for a success; for a failure ``-inf`` with
+        ``on_failure="worst"`` and ``None`` with ``"ignore"``.
+        """
+        return objective(trial, self.optimize_mode, self.on_failure)
+
+    @property
+    def proposals(self) -> int:
+        """Samples accepted so far (submitted, or about to be), including before a resume."""
+        return self._evaluations.opened
+
+    def pending(self) -> list[Evaluation]:
+        """Evaluations proposed but not finished yet (running, or with runs still to start)."""
+        return self._evaluations.pending()
+
+    def is_known(self, sample: Sample) -> bool:
+        """Whether ``sample`` was already submitted (only tracked with ``dedup``)."""
+        return self._dedup.is_duplicate(sample_key(sample))
+
+    def accepts(self, sample: Sample) -> bool:
+        """Whether :meth:`next_sample` would submit ``sample``: not a duplicate, and ``model_filter`` accepts it."""
+        assert self.space is not None
+        key = sample_key(sample)
+        return not self._dedup.is_duplicate(key) and self._filter.accepts(self.space, sample, key)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
+        super().setup(space, optimize_mode=optimize_mode, seed=seed)
+        size = 1.0
+        for mutable in space.simplify().values():
+            size *= mutable.size
+        self._dedup.reset(size)
+        self._evaluations.reset()
+        self._learned = IdSet()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "learned": self._learned.to_ranges()}
+
     def tell(self, trial: TrialRecord) -> None:
-        """Learn from a finished trial (SUCCEEDED or FAILED). The default ignores it."""
+        """A trial finished (SUCCEEDED or FAILED): retry or repeat it, or learn its evaluation's result."""
+        result = self._evaluations.finished(trial)
+        if result is None:
+            return
+        if result.id is not None:
+            self._learned.add(result.id)
+        self.learn(result)
 
     def restore(self, state: dict[str, Any] | None, submitted: list[TrialRecord]) -> None:
+        """Load ``state``, then rebuild dedup, evaluations and learning from the submitted trials.
+
+        Finished evaluations are replayed in the order they finished: those learned before the
+        state was saved through :meth:`replay`, the others through :meth:`learn`.
+        """
         super().restore(state, submitted)
+        learned_before = IdSet((state or {}).get("learned", ()))
+        self._learned = IdSet()
         for trial in submitted:
-            self._seen.add(sample_key(trial.sample))
-            if trial.status.finished:
-                self.tell(trial)
+            self._dedup.add(sample_key(trial.sample))
+        for result in self._evaluations.rebuild(submitted):
+            assert result.id is not None
+            self._learned.add(result.id)
+            if result.id in learned_before:
+                self.replay(result)
+            else:
+                self.learn(result)
 
     def next_sample(self) -> Sample | None:
         """:meth:`propose` with deduplication and filtering applied; ``None`` when exhausted."""
         if self.space is None:
             raise StrategyError(f"{type(self).__name__}.setup(space) must be called before proposing samples")
         for _ in range(self.max_rejections):
-            if self.dedup and len(self._seen) >= self._space_size:
+            if self._dedup.exhausted():
                 return None
             sample = self.propose()
             if sample is None:
                 return None
             key = sample_key(sample)
-            if self.dedup and key in self._seen:
+            if self._dedup.is_duplicate(key):
+                self.rejected(sample, "duplicate")
                 continue
-            self._seen.add(key)
-            if self.model_filter is not None and not self.model_filter(self.space.freeze(sample)):
+            if not self._filter.accepts(self.space, sample, key):
+                self.rejected(sample, "filtered")
                 continue
+            self._dedup.add(key)
             return sample
         _log.warning(
             "%s: %d proposals in a row were duplicates or rejected by model_filter; stopping the search",
@@ -171,16 +313,25 @@ class MultiTrialStrategy(Strategy):
         return None
 
     def run(self, context: StrategyContext) -> None:
+        """Keep every free worker busy: repeats and retries first, then new proposals; learn as trials finish."""
         exhausted = False
         while True:
-            while not exhausted and context.idle_slots() > 0 and not context.should_stop():
-                sample = self.next_sample()
-                if sample is None:
-                    exhausted = True
-                    _log.info("%s: the search space is exhausted", type(self).__name__)
-                    break
-                context.submit(sample)
-            if context.running() == 0 and (exhausted or context.should_stop()):
+            while context.idle_slots() > 0 and not context.should_stop():
+                evaluation = self._evaluations.next_run()
+                if evaluation is None:
+                    if exhausted:
+                        break
+                    sample = self.next_sample()
+                    if sample is None:
+                        exhausted = True
+                        _log.info("%s: the search space is exhausted", type(self).__name__)
+                        break
+                    evaluation = self._evaluations.open(sample)
+                trial_id = context.submit(evaluation.sample)
+                self._evaluations.started(evaluation, trial_id)
+            if context.running() == 0 and (
+                context.should_stop() or (exhausted and not self._evaluations.has_runs_to_start())
+            ):
                 return
             for trial in context.wait():
                 self.tell(trial)

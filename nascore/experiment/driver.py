@@ -67,7 +67,7 @@ class TrialDriver(StrategyContext):
     # --- engine side --------------------------------------------------------------------------
 
     def start_engine(self) -> None:
-        self.engine.start(EngineContext(self.experiment_id, self.store.root, self.config, self))
+        self.engine.start(EngineContext(self.experiment_id, self.store.root, self.config, self, space=self.space))
 
     def emit(self, event: TrialEvent) -> None:
         """Record ``event`` in the store, then queue it for the strategy (called from any thread)."""
@@ -75,6 +75,9 @@ class TrialDriver(StrategyContext):
             self.store.set_status(event.trial_id, event.status, error=event.error, at=event.time)
         elif event.kind in ("intermediate", "final") and event.value is not None:
             self.store.add_metric(event.trial_id, event.kind, event.value, event.metric or {}, at=event.time)
+        elif event.kind == "retry":
+            self.store.restart_trial(event.trial_id)
+            _log.warning("Trial %d will run again: %s", event.trial_id, event.error or "its attempt was lost")
         self._events.put(event)
 
     # --- strategy side ------------------------------------------------------------------------

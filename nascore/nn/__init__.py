@@ -16,6 +16,7 @@ from nascore.nn.base import (
     is_frozen_build,
     model_context,
 )
+from nascore.nn.basic_unit import basic_unit, is_basic_unit
 from nascore.nn.cell import Cell
 from nascore.nn.choice import ChosenInputs, InputChoice, LayerChoice
 from nascore.nn.layers import *  # noqa: F403 - the generated Mutable<Layer> wrappers
@@ -30,8 +31,10 @@ __all__ = [
     "MutableModule",
     "ParametrizedModule",
     "Repeat",
+    "basic_unit",
     "fixed_arch",
     "freeze_tree",
+    "is_basic_unit",
     "is_frozen_build",
     "model_context",
     *_layers.__all__,

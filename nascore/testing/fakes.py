@@ -8,17 +8,19 @@ would (submit, wait, budget). Third-party strategy authors can use both in their
 from __future__ import annotations
 
 import collections
+import json
 import math
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import torch.nn as nn
 
 from nascore.engine import TrialStatus
 from nascore.format import ExecutableModel, ExecutableSpace
 from nascore.record import TrialRecord
 from nascore.space import LabelledMutable, Sample
-from nascore.strategy import StrategyContext
+from nascore.strategy import Strategy, StrategyContext
 
 __all__ = ["DictSpace", "SampleModel", "ScriptedContext"]
 
@@ -53,6 +55,11 @@ class ScriptedContext(StrategyContext):
 
     With ``concurrency > 1``, up to that many trials are "running" at once and finish in
     submission order, one per :meth:`wait` call, like a real engine's event stream.
+
+    Like the experiment, it can record ``strategy.state_dict()`` with every submitted trial (pass
+    ``strategy``; the state goes through JSON as in the store, see :attr:`states`) and continue a
+    stopped search (pass the trials recorded so far as ``history``: unfinished ones run again under
+    their own id, as :meth:`resume_into` does for a strategy).
     """
 
     def __init__(
@@ -63,19 +70,44 @@ class ScriptedContext(StrategyContext):
         max_trials: int | None = None,
         concurrency: int = 1,
         optimize_mode: str = "maximize",
+        strategy: Strategy | None = None,
+        history: list[TrialRecord] | None = None,
     ) -> None:
         self.space = space
         self.metric = metric
         self.max_trials = max_trials
         self.concurrency = concurrency
         self.optimize_mode = optimize_mode
-        self.trials: list[TrialRecord] = []
+        self.strategy = strategy
+        self.trials: list[TrialRecord] = [attrs.evolve(t) for t in history or []]
+        self.states: dict[int, dict[str, Any]] = {}
         self._pending: collections.deque[TrialRecord] = collections.deque()
+        self._clock = max((t.ended or 0.0 for t in self.trials), default=0.0)
         self.max_running_seen = 0
+
+    @property
+    def last_state(self) -> dict[str, Any] | None:
+        """The strategy state recorded with the last submitted trial (what the store would hold)."""
+        return self.states[max(self.states)] if self.states else None
+
+    def resume_into(self, strategy: Strategy, state: dict[str, Any] | None) -> None:
+        """Restore ``strategy`` from ``state`` and this context's history, then requeue unfinished trials.
+
+        The same steps as ``Experiment.resume``: ``strategy.setup`` must have been called.
+        """
+        strategy.restore(state, [attrs.evolve(t) for t in self.trials])
+        for record in self.trials:
+            if not record.status.finished:
+                record.status, record.attempt = TrialStatus.WAITING, record.attempt + 1
+                self._pending.append(record)
 
     def submit(self, sample: Sample) -> int:
         model = self.space.freeze(sample)
+        if self.strategy is not None:
+            state = json.loads(json.dumps(self.strategy.state_dict(), allow_nan=True))
         record = TrialRecord(id=len(self.trials) + 1, sample=model.sample, status=TrialStatus.WAITING)
+        if self.strategy is not None:
+            self.states[record.id] = state
         self.trials.append(record)
         self._pending.append(record)
         self.max_running_seen = max(self.max_running_seen, len(self._pending))
@@ -91,6 +123,8 @@ class ScriptedContext(StrategyContext):
         if not self._pending:
             return []
         record = self._pending.popleft()
+        self._clock += 1.0
+        record.started = self._clock
         try:
             value = float(self.metric(record.sample))
         except Exception as exc:  # a failing trial, as an engine would report it
@@ -100,7 +134,8 @@ class ScriptedContext(StrategyContext):
             record.metrics = {"default": value}
             if math.isnan(value):
                 record.metric = None
-        return [record]
+        record.ended = self._clock
+        return [attrs.evolve(record)]
 
     def should_stop(self) -> bool:
         return self.max_trials is not None and len(self.trials) >= self.max_trials

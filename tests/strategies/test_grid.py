@@ -62,3 +62,13 @@ def test_numerical_decisions_use_granularity():
 
 def test_registered_as_grid():
     assert get_plugins().strategies.get("grid") is GridSearch
+
+
+def test_an_unbounded_numerical_decision_is_refused_before_any_trial():
+    import pytest
+
+    from nascore.errors import StrategyError
+
+    s = DictSpace([Categorical([1, 2], label="a"), Numerical(mu=0.0, sigma=1.0, label="shift")])
+    with pytest.raises(StrategyError, match="unbounded numerical decision 'shift'"):
+        GridSearch().setup(s)

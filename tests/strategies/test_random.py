@@ -68,3 +68,21 @@ def test_model_filter():
 
 def test_registered_as_random():
     assert get_plugins().strategies.get("random") is Random
+
+
+def test_variational_asks_the_space_every_time_and_does_not_dedup():
+    small = DictSpace([Categorical([1, 2], label="a")])
+    strategy = Random(variational=True)  # dedup=True by default: not supported with variational
+    strategy.setup(small, seed=0)
+    calls = []
+    simplify = small.simplify
+
+    def counting():
+        calls.append(1)
+        return simplify()
+
+    small.simplify = counting
+    ctx = ScriptedContext(small, lambda s: 1.0, max_trials=10)
+    strategy.run(ctx)
+    assert len(ctx.samples) == 10 and not strategy.dedup
+    assert len(calls) >= 10  # no dry run: the decisions are read at every proposal

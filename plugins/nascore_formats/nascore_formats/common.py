@@ -18,6 +18,20 @@ def check_model_space(space: nn.Module, format_name: str) -> ModelSpace:
     return space
 
 
+GRAPH_MUTATORS_ATTRIBUTE = "_nascore_graph_mutators"
+"""Where :func:`nascore_formats.graph.apply_mutators` keeps a space's mutators (in its ``__dict__``)."""
+
+
+def check_no_graph_mutators(space: nn.Module, format_name: str) -> None:
+    """Mutators edit the graph IR, which only the graph format has: anywhere else they would be ignored."""
+    mutators = space.__dict__.get(GRAPH_MUTATORS_ATTRIBUTE)
+    if mutators:
+        raise SearchSpaceError(
+            f"the space {type(space).__name__} has {len(mutators)} mutator(s) attached with apply_mutators(); only the "
+            f"'graph' format can apply mutators, the {format_name!r} format would ignore them: use format='graph'"
+        )
+
+
 def normalized_sample(mutables: dict[str, LabelledMutable], sample: Sample) -> Sample:
     """The sample restricted to the space's labels, each value mapped to its candidate."""
     return {label: mutable.canonical_value(sample[label]) for label, mutable in mutables.items()}

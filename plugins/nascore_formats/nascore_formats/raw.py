@@ -11,7 +11,7 @@ import torch.nn as nn
 from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 from nascore.nn import ModelSpace
 from nascore.space import Sample
-from nascore_formats.common import check_model_space, normalized_sample
+from nascore_formats.common import check_model_space, check_no_graph_mutators, normalized_sample
 
 __all__ = ["RawFormat", "RawSpace", "RawModel"]
 
@@ -46,4 +46,6 @@ class RawFormat(ModelFormat):
     name = "raw"
 
     def build(self, space: nn.Module) -> RawSpace:
-        return RawSpace(check_model_space(space, self.name))
+        space = check_model_space(space, self.name)
+        check_no_graph_mutators(space, self.name)
+        return RawSpace(space)

@@ -15,7 +15,7 @@ from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 from nascore.nn import ModelSpace, model_context
 from nascore.serialization import object_spec, resolve
 from nascore.space import Sample
-from nascore_formats.common import check_model_space, normalized_sample
+from nascore_formats.common import check_model_space, check_no_graph_mutators, normalized_sample
 
 __all__ = ["SimplifiedFormat", "SimplifiedSpace", "SimplifiedModel"]
 
@@ -55,7 +55,9 @@ class SimplifiedFormat(ModelFormat):
     name = "simplified"
 
     def build(self, space: nn.Module) -> SimplifiedSpace:
-        return SimplifiedSpace(check_model_space(space, self.name))
+        space = check_model_space(space, self.name)
+        check_no_graph_mutators(space, self.name)
+        return SimplifiedSpace(space)
 
     def load_model(self, payload: dict[str, Any]) -> SimplifiedModel:
         spec = payload["space"]

@@ -1,6 +1,15 @@
-"""nascore's built-in strategies: ``random`` and ``grid``."""
+"""nascore's built-in multi-trial strategies: ``random``, ``grid``, ``evolution``, ``tpe`` and ``rl``.
 
+``tpe`` needs hyperopt and ``rl`` needs tianshou 2.x, installed with the extras
+``pip install "nascore-strategies[tpe]"``, ``"nascore-strategies[rl]"`` or ``"nascore-strategies[all]"``.
+The classes import without them; using one without its extra raises
+:class:`~nascore.errors.MissingDependencyError` with the line to run.
+"""
+
+from nascore_strategies.evolution import RegularizedEvolution
 from nascore_strategies.grid import GridSearch
 from nascore_strategies.random import Random
+from nascore_strategies.rl import PolicyBasedRL
+from nascore_strategies.tpe import TPE
 
-__all__ = ["GridSearch", "Random"]
+__all__ = ["GridSearch", "PolicyBasedRL", "Random", "RegularizedEvolution", "TPE"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from nascore.errors import StrategyError
 from nascore.format import ExecutableSpace
-from nascore.space import Sample
+from nascore.space import Numerical, Sample
 from nascore.strategy import ModelFilter, MultiTrialStrategy
 
 __all__ = ["GridSearch"]
@@ -17,8 +18,14 @@ class GridSearch(MultiTrialStrategy):
     :param shuffle: shuffle the order of each decision's candidates, so that they are tried in a
         random (seeded) order. Default: true.
     :param seed: seed for the shuffle (defaults to the experiment's ``seed``).
-    :param granularity: number of grid points of a numerical decision.
+    :param granularity: number of grid points of a bounded numerical decision (default 5).
     :param model_filter: ``f(model) -> bool``; models it rejects are skipped.
+    :param on_failure: ``"ignore"`` or ``"worst"`` (grid search learns nothing either way).
+    :param retries: run a failed trial again up to this many times.
+    :param repeats: evaluate every sample this many times and record the mean.
+
+    Every sample is tried once (grid search always deduplicates). An unbounded numerical decision
+    has no grid: such a space is refused before the first trial.
     """
 
     name = "grid"
@@ -30,8 +37,13 @@ class GridSearch(MultiTrialStrategy):
         seed: int | None = None,
         granularity: int | None = None,
         model_filter: ModelFilter | None = None,
+        on_failure: str = "ignore",
+        retries: int = 0,
+        repeats: int = 1,
     ) -> None:
-        super().__init__(seed=seed, dedup=True, model_filter=model_filter)
+        super().__init__(
+            seed=seed, dedup=True, model_filter=model_filter, on_failure=on_failure, retries=retries, repeats=repeats
+        )
         self.shuffle = shuffle
         self.granularity = granularity
         self._labels: list[str] = []
@@ -39,6 +51,15 @@ class GridSearch(MultiTrialStrategy):
         self._orders: list[list[int]] = []
         self._index = 0
         self._total = 0
+
+    def check_space(self, space: ExecutableSpace) -> None:
+        for label, mutable in space.simplify().items():
+            if isinstance(mutable, Numerical) and not mutable.bounded:
+                raise StrategyError(
+                    f"grid search cannot search the unbounded numerical decision {label!r} "
+                    f"({mutable.describe()}): give it low and high bounds, or use the 'random', "
+                    "'evolution' or 'tpe' strategy"
+                )
 
     def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
         super().setup(space, optimize_mode=optimize_mode, seed=seed)

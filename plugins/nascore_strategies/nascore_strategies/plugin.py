@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from nascore.plugin import hookimpl
 from nascore.plugin.spec import RegisterFn
+from nascore_strategies.evolution import RegularizedEvolution
 from nascore_strategies.grid import GridSearch
 from nascore_strategies.random import Random
+from nascore_strategies.rl import PolicyBasedRL
+from nascore_strategies.tpe import TPE
 
 
 @hookimpl
 def nascore_register_strategies(register: RegisterFn) -> None:
     register("random", Random, description="uniform random sampling")
     register("grid", GridSearch, description="every combination, in (shuffled) order")
+    register("evolution", RegularizedEvolution, description="regularized (aging) evolution, asynchronous")
+    register("tpe", TPE, description="tree-structured Parzen estimator (hyperopt; extra [tpe])")
+    register("rl", PolicyBasedRL, description="policy-based reinforcement learning, PPO by default (tianshou; extra [rl])")

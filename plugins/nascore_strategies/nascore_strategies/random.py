@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
-from nascore.space import Sample
+import logging
+
+from nascore.format import ExecutableSpace
+from nascore.space import LabelledMutable, Sample
 from nascore.strategy import ModelFilter, MultiTrialStrategy
 
 __all__ = ["Random"]
+
+_log = logging.getLogger(__name__)
 
 
 class Random(MultiTrialStrategy):
     """Random search on the search space (registered as ``random``).
 
-    :param seed: seed of the random generator (defaults to the experiment's ``seed``).
+    :param variational: do not take the space's decisions once at the start ("dry run"): ask the
+        space for its decisions at every proposal, for spaces whose decisions vary. Deduplication is
+        not supported then (``dedup`` is ignored) and the search runs until the budget is spent.
     :param dedup: never try the same sample twice (the search ends when the space is exhausted).
     :param model_filter: ``f(model) -> bool``; models it rejects are never submitted.
+    :param seed: seed of the random generator (defaults to the experiment's ``seed``).
+    :param on_failure: ``"ignore"`` or ``"worst"`` (random search learns nothing either way).
+    :param retries: run a failed trial again up to this many times.
+    :param repeats: evaluate every sample this many times and record the mean.
     """
 
     name = "random"
 
-    def __init__(self, *, seed: int | None = None, dedup: bool = True, model_filter: ModelFilter | None = None) -> None:
-        super().__init__(seed=seed, dedup=dedup, model_filter=model_filter)
+    def __init__(
+        self,
+        *,
+        variational: bool = False,
+        dedup: bool = True,
+        model_filter: ModelFilter | None = None,
+        seed: int | None = None,
+        on_failure: str = "ignore",
+        retries: int = 0,
+        repeats: int = 1,
+    ) -> None:
+        if variational and dedup:
+            _log.debug("Random(variational=True): deduplication is not supported and is turned off")
+        super().__init__(
+            seed=seed, dedup=dedup and not variational, model_filter=model_filter,
+            on_failure=on_failure, retries=retries, repeats=repeats,
+        )
+        self.variational = variational
+        self._decisions: list[tuple[str, LabelledMutable]] = []
+
+    def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
+        super().setup(space, optimize_mode=optimize_mode, seed=seed)
+        self._decisions = list(space.simplify().items())
 
     def propose(self) -> Sample | None:
         assert self.space is not None
         rng = self.rng
-        return {label: mutable.random_value(rng) for label, mutable in self.space.simplify().items()}
+        decisions = self.space.simplify().items() if self.variational else self._decisions
+        return {label: mutable.random_value(rng) for label, mutable in decisions}

@@ -1,0 +1,356 @@
+"""How well nascore's strategies search, on a tabular benchmark built from real training runs.
+
+The table (``benchmarks/data/digits_nas_table.json.gz``, built by ``build_digits_table.py``) holds
+the validation accuracy of every one of 2,304 fully connected networks trained on scikit-learn's
+digits. A search here is the real strategy code driven by the real ask/tell loop
+(:class:`~nascore.testing.fakes.ScriptedContext`, the in-memory stand-in for an experiment: submit,
+wait, budget), where "training" a model is a table lookup, so thousands of searches take seconds.
+
+For every strategy (random, grid, evolution, tpe, rl) and every seed (``--seeds``, default 20) one
+search of ``max(--budgets)`` trials runs; the best validation accuracy found after 50, 100 and 200
+trials gives the **regret** (best accuracy in the table minus best found; 0 is perfect). None of
+the strategies knows its budget, so the first 50 trials of a 200-trial search are a 50-trial search.
+Printed: mean and standard error of the regret per strategy and budget (in percentage points of
+accuracy), and whether the targets hold (evolution and TPE below random at 100 and 200 trials, RL
+below random at 200). A plot of mean regret against trials goes to ``benchmarks/results/``.
+
+``--nni PYTHON`` (a Python with NNI 3.0, and tianshou 0.4 with gym 0.26 for its PolicyBasedRL) runs
+NNI's Random, RegularizedEvolution, TPE and PolicyBasedRL on the same table with the same settings
+and seeds (``_nni_strategies.py``, in a subprocess) and prints both side by side; ours must be at
+least as good at every budget (lower mean regret, or a difference within two standard errors).
+
+Finally it measures the cost of proposing one sample with 10,000 finished trials in the history
+(median of ``--proposals`` proposals, each followed by learning its result), on a larger space (the
+table's decisions twice, 5.3 million architectures, so that 10,000 distinct samples exist).
+Targets: 5 ms for random, grid and evolution; 50 ms for TPE. TPE fits hyperopt's model on at most
+``max_history`` (1,000) evaluations: the best ones and the most recent ones; the unbounded cost
+(all 10,000, what plain hyperopt does) is printed next to it.
+
+    python benchmarks/strategies.py
+    python benchmarks/strategies.py --nni /tmp/nni-venv/bin/python
+    python benchmarks/strategies.py --seeds 50 --skip-cost
+
+Figures, not pass/fail: the script always exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import math
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nascore.engine import TrialStatus
+from nascore.record import TrialRecord
+from nascore.space import Categorical, Sample
+from nascore.strategy import MultiTrialStrategy
+from nascore.testing.fakes import DictSpace, ScriptedContext
+from nascore_strategies import TPE, GridSearch, PolicyBasedRL, Random, RegularizedEvolution
+
+HERE = Path(__file__).parent
+TABLE = HERE / "data" / "digits_nas_table.json.gz"
+RESULTS = HERE / "results"
+NNI_SCRIPT = HERE / "_nni_strategies.py"
+STRATEGIES = ["random", "grid", "evolution", "tpe", "rl"]
+NNI_STRATEGIES = ["random", "evolution", "tpe", "rl"]
+COST_TARGET_MS = {"random": 5.0, "grid": 5.0, "evolution": 5.0, "tpe": 50.0}
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+class Table:
+    """The tabular benchmark: decisions, and the validation accuracy of every architecture."""
+
+    def __init__(self, path: Path) -> None:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+        self.data = data
+        self.decisions: dict[str, list] = data["decisions"]
+        column = data["columns"].index(data["metric"])
+        n = len(self.decisions)
+        self.lookup = {tuple(row[:n]): row[column] for row in data["rows"]}
+        self.best = max(self.lookup.values())
+        self._index = {label: {json.dumps(v): i for i, v in enumerate(values)} for label, values in self.decisions.items()}
+
+    def space(self) -> DictSpace:
+        return DictSpace([Categorical(values, label=label) for label, values in self.decisions.items()])
+
+    def metric(self, sample: Sample) -> float:
+        return self.lookup[tuple(self._index[label][json.dumps(sample[label])] for label in self.decisions)]
+
+
+def make_strategy(name: str, args: argparse.Namespace) -> MultiTrialStrategy:
+    if name == "random":
+        return Random()
+    if name == "grid":
+        return GridSearch()
+    if name == "evolution":
+        return RegularizedEvolution(
+            population_size=args.population_size, sample_size=args.sample_size, mutation_prob=args.mutation_prob
+        )
+    if name == "tpe":
+        return TPE()
+    if name == "rl":
+        return PolicyBasedRL(trial_per_collect=args.trial_per_collect)
+    raise ValueError(name)
+
+
+def search(table: Table, name: str, seed: int, budget: int, args: argparse.Namespace) -> list[float]:
+    """One search: the validation accuracy of every trial, in order."""
+    space = table.space()
+    strategy = make_strategy(name, args)
+    strategy.setup(space, seed=seed)
+    context = ScriptedContext(space, table.metric, max_trials=budget)
+    strategy.run(context)
+    return [t.metric for t in context.trials]
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+def regret_curve(table_best: float, metrics: list[float | None], budget: int) -> list[float]:
+    """Regret after each trial: best accuracy in the table minus the best found so far."""
+    curve, best = [], -math.inf
+    for t in range(budget):
+        value = metrics[t] if t < len(metrics) else None
+        if value is not None:
+            best = max(best, value)
+        curve.append(table_best - best if best > -math.inf else table_best)
+    return curve
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return mean, se
+
+
+def summarize(table: Table, runs: dict[str, list[list[float | None]]], budgets: list[int]) -> dict[str, dict[int, tuple]]:
+    """strategy -> budget -> (mean, standard error, regrets per seed); regrets in accuracy units."""
+    summary: dict[str, dict[int, tuple]] = {}
+    for name, seeds in runs.items():
+        curves = [regret_curve(table.best, metrics, max(budgets)) for metrics in seeds]
+        summary[name] = {b: (*mean_se([c[b - 1] for c in curves]), [c[b - 1] for c in curves]) for b in budgets}
+        summary[name]["curves"] = curves  # type: ignore[index]
+    return summary
+
+
+def pp(value: float) -> str:
+    """Accuracy units as percentage points."""
+    return f"{100 * value:5.2f}"
+
+
+def print_regret_table(title: str, summary: dict, budgets: list[int]) -> None:
+    print(f"\n{title}")
+    print("regret = best validation accuracy in the table - best found, in percentage points; mean ± standard error")
+    print(f"{'strategy':<12}" + "".join(f"{f'{b} trials':>20}" for b in budgets))
+    for name, by_budget in summary.items():
+        cells = "".join(f"{pp(by_budget[b][0]) + ' ± ' + pp(by_budget[b][1]).strip():>20}" for b in budgets)
+        print(f"{name:<12}{cells}")
+
+
+def check_targets(summary: dict) -> None:
+    print("\ntargets (mean regret):")
+    for name, budgets in (("evolution", (100, 200)), ("tpe", (100, 200)), ("rl", (200,))):
+        for b in budgets:
+            ours, random_ = summary[name][b][0], summary["random"][b][0]
+            verdict = "PASS" if ours < random_ else "FAIL"
+            print(f"  {name:<10} < random at {b:>3} trials: {pp(ours)} vs {pp(random_)}  {verdict}")
+
+
+def side_by_side(ours: dict, nni: dict, budgets: list[int]) -> None:
+    print("\nnascore vs NNI 3.0 on the same table, same settings and seeds (regret, percentage points)")
+    print(f"{'strategy':<11}{'trials':>7}{'nascore':>18}{'NNI 3.0':>18}{'difference':>13}  verdict")
+    for name in NNI_STRATEGIES:
+        if name not in nni:
+            continue
+        for b in budgets:
+            (m1, s1, _), (m2, s2, _) = ours[name][b], nni[name][b]
+            diff, noise = m1 - m2, 2 * math.sqrt(s1**2 + s2**2)
+            if diff <= 0:
+                verdict = "nascore at least as good"
+            elif diff <= noise:
+                verdict = "within noise (< 2 SE)"
+            else:
+                verdict = "NNI better"
+            print(f"{name:<11}{b:>7}{pp(m1) + ' ± ' + pp(s1).strip():>18}{pp(m2) + ' ± ' + pp(s2).strip():>18}"
+                  f"{pp(diff):>13}  {verdict}")
+
+
+def plot(summaries: dict[str, dict], budget: int, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no plot)")
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {"random": "tab:gray", "grid": "tab:brown", "evolution": "tab:green", "tpe": "tab:blue", "rl": "tab:red"}
+    trials = list(range(1, budget + 1))
+    for source, summary in summaries.items():
+        for name, by_budget in summary.items():
+            curves = by_budget["curves"]
+            means = [100 * statistics.fmean(c[t] for c in curves) for t in range(budget)]
+            ses = [100 * statistics.stdev(c[t] for c in curves) / math.sqrt(len(curves)) for t in range(budget)]
+            style = "-" if source == "nascore" else "--"
+            ax.plot(trials, means, style, color=colors.get(name), label=f"{source} {name}")
+            if source == "nascore":
+                ax.fill_between(trials, [m - s for m, s in zip(means, ses)], [m + s for m, s in zip(means, ses)],
+                                color=colors.get(name), alpha=0.15)
+    ax.set_yscale("log")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("regret (validation accuracy, percentage points, log scale)")
+    ax.set_title("Search on the digits NAS table (2,304 architectures): mean regret ± SE")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --- NNI ------------------------------------------------------------------------------------------
+
+
+def run_nni(python: str, args: argparse.Namespace, budget: int) -> dict[str, list[list[float | None]]]:
+    command = [
+        python, str(NNI_SCRIPT), "--table", str(args.table), "--seeds", str(args.seeds), "--budget", str(budget),
+        "--population-size", str(args.population_size), "--sample-size", str(args.sample_size),
+        "--mutation-prob", str(args.mutation_prob), "--trial-per-collect", str(args.trial_per_collect),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the NNI side failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"NNI {output['nni_version']} searched the same table")
+    return output["results"]
+
+
+# --- proposal cost --------------------------------------------------------------------------------
+
+
+def proposal_cost(table: Table, name: str, history: int, proposals: int, **kwargs) -> float:
+    """Median milliseconds of one proposal (next_sample) with ``history`` finished trials learned."""
+    decisions = [Categorical(values, label=f"{label}{copy}") for copy in ("", "_2") for label, values in table.decisions.items()]
+    space = DictSpace(decisions)
+    base = {label: values for label, values in table.decisions.items()}
+
+    def metric(sample: Sample) -> float:
+        return table.metric({label: sample[label] for label in base}) + 0.01 * table.metric(
+            {label: sample[f"{label}_2"] for label in base}
+        )
+
+    # The default settings of each strategy; RL without its collect limit (100 updates), which
+    # 10,000 trials would otherwise exceed.
+    defaults = argparse.Namespace(population_size=100, sample_size=25, mutation_prob=0.05, trial_per_collect=20)
+    strategy = make_strategy(name, defaults)
+    if name == "tpe" and kwargs:
+        strategy = TPE(**kwargs)
+    if name == "rl":
+        strategy = PolicyBasedRL(max_collect=10**6)
+    strategy.setup(space, seed=0)
+    trials: list[TrialRecord] = []
+    if name == "grid":  # the grid's position is its state: walk it for real
+        for trial_id in range(1, history + 1):
+            sample = strategy.next_sample()
+            trials.append(TrialRecord(trial_id, sample, TrialStatus.SUCCEEDED, metric=metric(sample)))
+            strategy.tell(trials[-1])
+    else:  # a finished search of `history` distinct random samples, loaded as a resumed experiment would
+        rng, seen = random.Random(1), set()
+        while len(trials) < history:
+            sample = {m.label: m.random_value(rng) for m in decisions}
+            key = json.dumps(sample, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                trials.append(TrialRecord(len(trials) + 1, sample, TrialStatus.SUCCEEDED, metric=metric(sample),
+                                          ended=float(len(trials))))
+        strategy.restore(None, trials)
+    times = []
+    for index in range(proposals):
+        start = time.perf_counter()
+        sample = strategy.next_sample()
+        times.append(time.perf_counter() - start)
+        strategy.tell(TrialRecord(history + index + 1, sample, TrialStatus.SUCCEEDED, metric=metric(sample)))
+    return 1000 * statistics.median(times)
+
+
+def print_costs(table: Table, args: argparse.Namespace) -> None:
+    print(f"\ncost of proposing one sample with {args.history:,} finished trials in the history "
+          f"(median of {args.proposals} proposals, 5.3M-architecture space)")
+    for name in STRATEGIES:
+        ms = proposal_cost(table, name, args.history, args.proposals)
+        target = COST_TARGET_MS.get(name)
+        verdict = "" if target is None else (f"target <= {target:g} ms: " + ("PASS" if ms <= target else "FAIL"))
+        print(f"  {name:<10}{ms:9.2f} ms   {verdict}")
+    unbounded = proposal_cost(table, "tpe", args.history, max(3, args.proposals // 4), max_history=10**9)
+    print(f"  {'tpe, history unbounded (plain hyperopt)':<40}{unbounded:9.2f} ms  "
+          "(for comparison: what max_history=1000 avoids)")
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budgets", default="50,100,200")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--population-size", type=int, default=20, help="evolution (both sides)")
+    parser.add_argument("--sample-size", type=int, default=5, help="evolution (both sides)")
+    parser.add_argument("--mutation-prob", type=float, default=0.05, help="evolution (both sides)")
+    parser.add_argument("--trial-per-collect", type=int, default=10, help="rl: episodes per policy update (both sides)")
+    parser.add_argument("--nni", metavar="PYTHON", help="also search with NNI 3.0's strategies (that Python)")
+    parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--proposals", type=int, default=20)
+    parser.add_argument("--skip-cost", action="store_true", help="do not measure the proposal cost")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "strategies_regret.png")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    budget = budgets[-1]
+
+    table = Table(args.table)
+    print(f"table: {table.data['name']}: {len(table.lookup):,} architectures, {table.data['description']}; "
+          f"best validation accuracy {100 * table.best:.2f}%")
+    print(f"{args.seeds} seeds per strategy, budgets {budgets}; evolution population {args.population_size}, "
+          f"tournament {args.sample_size}, mutation {args.mutation_prob}; rl {args.trial_per_collect} episodes per update")
+    runs: dict[str, list[list[float | None]]] = {}
+    for name in args.strategies.split(","):
+        start = time.perf_counter()
+        runs[name] = [search(table, name, seed, budget, args) for seed in range(args.seeds)]
+        print(f"  {name:<10} {args.seeds} searches in {time.perf_counter() - start:6.1f}s")
+    ours = summarize(table, runs, budgets)
+    print_regret_table("nascore", ours, budgets)
+    if {"random", "evolution", "tpe", "rl"} <= set(ours):
+        check_targets(ours)
+
+    summaries = {"nascore": ours}
+    if args.nni:
+        start = time.perf_counter()
+        nni_runs = run_nni(args.nni, args, budget)
+        print(f"(NNI side: {time.perf_counter() - start:.0f}s)")
+        nni = summarize(table, nni_runs, budgets)
+        print_regret_table("NNI 3.0", nni, budgets)
+        side_by_side(ours, nni, budgets)
+        summaries["NNI 3.0"] = nni
+    path = plot(summaries, budget, args.plot)
+    if path is not None:
+        print(f"\nplot: {path}")
+    if not args.skip_cost:
+        print_costs(table, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

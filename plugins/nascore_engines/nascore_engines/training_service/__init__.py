@@ -1,0 +1,20 @@
+"""The ``training-service`` engine: trials in isolated worker processes, locally or on remote machines over SSH.
+
+Modules, one job each:
+
+- :mod:`.engine` — :class:`TrainingServiceEngine`, the :class:`~nascore.engine.ExecutionEngine`.
+- :mod:`.local` — the ``local`` service: a pool of warm workers on this machine.
+- :mod:`.remote` — the ``remote`` service: one SSH connection and agent per machine (needs
+  ``pip install 'nascore-engines[remote]'``, i.e. paramiko).
+- :mod:`.pool` — warm worker processes: dispatch, crashes, timeouts.
+- :mod:`.worker` — the worker process itself; :mod:`.agent` — the process started on a remote machine.
+- :mod:`.gpu` — GPU placement (seats and ``CUDA_VISIBLE_DEVICES``).
+- :mod:`.protocol` — the JSON-lines messages between them; :mod:`.codesync` — copying the code directory.
+
+Configured by :class:`nascore.experiment.config.TrainingServiceConfig` (``ExperimentConfig.training_service``)
+together with ``trial_concurrency``, ``trial_gpu_number``, ``trial_timeout`` and ``trial_memory_limit``.
+"""
+
+from nascore_engines.training_service.engine import TrainingServiceEngine
+
+__all__ = ["TrainingServiceEngine"]

@@ -1,0 +1,236 @@
+"""The ``training-service`` engine: every trial in an isolated worker process, here or over SSH.
+
+The engine ships each trial as data (:func:`nascore.serialization.ship_model` and
+:func:`~nascore.serialization.ship_evaluator`), queues it, and hands it to the configured service
+when a seat is free: :class:`~.local.LocalService` (warm workers on this machine) or
+:class:`~.remote.RemoteService` (an agent with warm workers on each remote machine). Events come
+back on the services' threads and go straight to the experiment's sink, so metrics are recorded
+while trials run. A trial whose machine dropped is re-queued (a ``retry`` event) and runs elsewhere.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
+from nascore.errors import EngineError, ShippingError
+from nascore.evaluator import Evaluator
+from nascore.experiment.config import ExperimentConfig, TrainingServiceConfig
+from nascore.serialization import load_shipped_model, ship_evaluator, ship_model
+from nascore_engines.training_service.pool import PoolTrial
+
+__all__ = ["TrainingServiceEngine", "TrialService"]
+
+_log = logging.getLogger(__name__)
+
+
+class TrialService(Protocol):
+    """Where the engine runs trials: the local worker pool or the remote machines."""
+
+    def start(self) -> None: ...
+    def capacity(self) -> int: ...
+    def free_seats(self) -> int: ...
+    def running(self) -> int: ...
+    def run(self, trial: PoolTrial) -> None: ...
+    def unavailable(self) -> str | None: ...
+    def shutdown(self) -> None: ...
+
+
+class TrainingServiceEngine(ExecutionEngine):
+    """Registered as ``training-service``; configured by ``ExperimentConfig.training_service``.
+
+    :param settings: the training-service settings (default: local workers).
+    :param gpus: the local GPU indices to place trials on, instead of detecting them (tests use a
+        fake device list; trials then see those indices in ``CUDA_VISIBLE_DEVICES``).
+    """
+
+    name = "training-service"
+
+    def __init__(self, settings: TrainingServiceConfig | None = None, *, gpus: Sequence[int] | None = None) -> None:
+        self.settings = settings if settings is not None else TrainingServiceConfig()
+        self.gpus = None if gpus is None else list(gpus)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: collections.deque[PoolTrial] = collections.deque()
+        self._events = 0
+        self._seen = 0
+        self._capacity = 0
+        self._context: EngineContext | None = None
+        self._service: TrialService | None = None
+        self._evaluators: list[tuple[Evaluator, str, dict[str, Any]]] = []
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> TrainingServiceEngine:
+        return cls(config.training_service)
+
+    @property
+    def service(self) -> TrialService | None:
+        """The running service (after :meth:`start`)."""
+        return self._service
+
+    # --- before the first trial ---------------------------------------------------------------
+
+    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
+        self._evaluator_shipment(evaluator)
+        if config.trial_memory_limit is not None and not sys.platform.startswith("linux"):
+            _log.warning("trial_memory_limit is enforced on Linux only; on %s it is ignored", sys.platform)
+        if self.settings.platform == "local":
+            from nascore_engines.training_service.local import local_seats
+
+            local_seats(config, self.settings, self.gpus)
+        else:
+            from nascore_engines.training_service.remote import check_settings
+
+            check_settings(config, self.settings)
+
+    def start(self, context: EngineContext) -> None:
+        if context.space is not None:
+            _check_model_shipping(context)
+        self._context = context
+        config = context.config
+        if self.settings.platform == "local":
+            from nascore_engines.training_service.local import LocalService
+
+            service: TrialService = LocalService(config, self.settings, context.experiment_dir, self._emit, self.gpus)
+        else:
+            from nascore_engines.training_service.remote import RemoteService
+
+            service = RemoteService(config, self.settings, context.experiment_id, self._emit, self._requeue, self._kick)
+        service.start()
+        self._service = service
+        self._capacity = min(config.trial_concurrency, service.capacity())
+
+    # --- trials -------------------------------------------------------------------------------
+
+    def submit(self, submission: TrialSubmission) -> None:
+        if self._context is None or self._service is None:
+            raise EngineError("TrainingServiceEngine.submit() was called before start()")
+        try:
+            model = ship_model(submission.model)
+            key, evaluator = self._evaluator_shipment(submission.evaluator)
+        except ShippingError as exc:  # this one trial cannot be shipped: it fails, the search goes on
+            self._emit(TrialEvent.failed(submission.trial_id, f"trial {submission.trial_id} cannot be shipped: {exc}"))
+            return
+        trial = PoolTrial(
+            submission.trial_id, model, key, evaluator, submission.log_dir / "trial.log", self._context.experiment_id
+        )
+        with self._changed:
+            self._queue.append(trial)
+            self._dispatch()
+
+    def idle_slots(self) -> int:
+        with self._lock:
+            if self._service is None:
+                return 0
+            return max(0, self._capacity - len(self._queue) - self._service.running())
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._queue) + (self._service.running() if self._service is not None else 0)
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                self._dispatch()
+                if self._events != self._seen:
+                    self._seen = self._events
+                    return
+                reason = self._service.unavailable() if self._service is not None else None
+                if reason is not None and (self._queue or not self._service.running()):  # type: ignore[union-attr]
+                    raise EngineError(f"the training service cannot run trials any more: {reason}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                # Wake now and then to notice an unavailable service (remote machines all down).
+                self._changed.wait(timeout=1.0 if remaining is None else min(remaining, 1.0))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            service, self._service = self._service, None
+        if service is not None:
+            service.shutdown()
+
+    # --- called by the services, from their threads ---------------------------------------------
+
+    def _emit(self, event: TrialEvent) -> None:
+        if self._context is None or self._closed:
+            return
+        self._context.sink.emit(event)
+        with self._changed:
+            self._events += 1
+            if event.ends_trial:
+                self._dispatch()
+            self._changed.notify_all()
+
+    def _requeue(self, trials: list[PoolTrial], reason: str, attempts: dict[int, int]) -> None:
+        """Put trials whose machine dropped back at the front of the queue (or fail them after too many tries)."""
+        again = []
+        for trial in trials:
+            if attempts.get(trial.trial_id, 0) > self.settings.max_requeues:
+                self._emit(TrialEvent.failed(
+                    trial.trial_id,
+                    f"trial {trial.trial_id} failed: machines dropped under it {attempts[trial.trial_id]} times "
+                    f"(training_service.max_requeues = {self.settings.max_requeues}); last: {reason}",
+                ))
+            else:
+                self._emit(TrialEvent.retry(trial.trial_id, reason))
+                again.append(trial)
+        with self._changed:
+            if self._closed:
+                return
+            self._queue.extendleft(reversed(again))
+            self._dispatch()
+            self._changed.notify_all()
+
+    def _kick(self) -> None:
+        """Seats became free outside a trial's end (a machine came back): start queued trials."""
+        with self._changed:
+            self._dispatch()
+            self._changed.notify_all()
+
+    def _dispatch(self) -> None:
+        """Start queued trials on free seats (called with the lock held)."""
+        service = self._service
+        if service is None:
+            return
+        while self._queue and service.free_seats() > 0:
+            trial = self._queue.popleft()
+            try:
+                service.run(trial)
+            except EngineError as exc:
+                _log.debug("Could not start trial %d now (%s); it stays queued", trial.trial_id, exc)
+                self._queue.appendleft(trial)
+                return
+
+    def _evaluator_shipment(self, evaluator: Evaluator) -> tuple[str, dict[str, Any]]:
+        for known, key, shipment in self._evaluators:
+            if known is evaluator:
+                return key, shipment
+        shipment = ship_evaluator(evaluator)
+        key = f"evaluator-{len(self._evaluators) + 1}-{id(evaluator):x}"
+        self._evaluators.append((evaluator, key, shipment))
+        return key, shipment
+
+
+def _check_model_shipping(context: EngineContext) -> None:
+    """Ship (and load back) the space's default model, so a space that cannot travel fails before the first trial."""
+    space = context.space
+    assert space is not None
+    model = space.freeze(space.default_sample())
+    shipment = ship_model(model)
+    try:
+        load_shipped_model(shipment)
+    except Exception as exc:
+        raise ShippingError(
+            f"models of this space are shipped to workers, but loading one back failed: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -1,0 +1,91 @@
+"""The ``local`` training service: a pool of warm worker processes on this machine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nascore.engine import TrialEvent
+from nascore.experiment.config import ExperimentConfig, TrainingServiceConfig
+from nascore_engines.training_service.gpu import Seat, detect_gpus, plan_seats
+from nascore_engines.training_service.pool import PoolTrial, WorkerPool
+
+__all__ = ["LocalService", "local_seats"]
+
+_log = logging.getLogger(__name__)
+
+#: How long start() waits for the first worker to import torch and say it is ready.
+READY_TIMEOUT = 300.0
+
+
+def local_seats(config: ExperimentConfig, settings: TrainingServiceConfig, gpus: Sequence[int] | None = None) -> list[Seat]:
+    """The seats of this machine for ``config`` (``gpus``: the GPU indices, detected when ``None``)."""
+    available = detect_gpus() if gpus is None else list(gpus)
+    seats = plan_seats(
+        available=available,
+        trial_gpu_number=config.trial_gpu_number,
+        concurrency=config.trial_concurrency,
+        gpu_indices=settings.gpu_indices,
+        max_trials_per_gpu=settings.max_trials_per_gpu,
+        where="this machine",
+    )
+    if len(seats) < config.trial_concurrency:
+        _log.warning(
+            "trial_concurrency = %d, but the GPUs allow only %d trial(s) of %d GPU(s) at once "
+            "(raise training_service.max_trials_per_gpu to share GPUs)",
+            config.trial_concurrency, len(seats), config.trial_gpu_number,
+        )
+    return seats
+
+
+class LocalService:
+    """Runs trials in worker processes on this machine (``training_service.platform = "local"``)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        settings: TrainingServiceConfig,
+        experiment_dir: Path,
+        on_event: Callable[[TrialEvent], None],
+        gpus: Sequence[int] | None = None,
+    ) -> None:
+        self.seats = local_seats(config, settings, gpus)
+        self.pool = WorkerPool(
+            self.seats,
+            on_event=on_event,
+            log_dir=Path(experiment_dir) / "workers",
+            python=settings.python,
+            trial_timeout=config.trial_timeout,  # type: ignore[arg-type]
+            memory_limit=config.trial_memory_limit,  # type: ignore[arg-type]
+            name="local",
+        )
+
+    def start(self) -> None:
+        try:
+            self.pool.start(wait_ready=READY_TIMEOUT)
+        except BaseException:
+            self.pool.shutdown()
+            raise
+        _log.info("Local training service: %d worker(s) on %s", len(self.seats), ", ".join(s.describe() for s in self.seats))
+
+    def capacity(self) -> int:
+        return len(self.seats)
+
+    def free_seats(self) -> int:
+        return self.pool.free_seats()
+
+    def running(self) -> int:
+        return self.pool.running()
+
+    def run(self, trial: PoolTrial) -> None:
+        self.pool.run(trial)
+
+    def unavailable(self) -> str | None:
+        """Why no trial can run any more (``None`` while trials can run)."""
+        return self.pool.broken
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()

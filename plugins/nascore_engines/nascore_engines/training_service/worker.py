@@ -1,0 +1,220 @@
+"""A warm worker process: imports torch once, then runs trial after trial until told to stop.
+
+Started by :class:`~nascore_engines.training_service.pool.WorkerPool` as
+``python -u -m nascore_engines.training_service.worker``. It keeps private copies of its stdin and
+stdout for protocol messages (:mod:`.protocol`) and points file descriptors 1 and 2 at the running
+trial's ``trial.log`` (at the worker log between trials), so whatever a trial prints, from Python
+or native code, lands in its folder. When its stdin closes (the pool stopped it, or the experiment
+process died) it exits at once, even mid-trial.
+
+Messages in: ``init`` (sys.path, name), ``run`` (one trial), ``stop``.
+Messages out: ``ready`` (pid, versions), ``event`` (a :class:`~nascore.engine.TrialEvent`).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import queue
+import resource
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["main", "is_out_of_memory"]
+
+_OOM_MARKERS = ("MemoryError", "can't allocate memory", "CUDA out of memory", "OutOfMemoryError", "Cannot allocate memory")
+
+
+def is_out_of_memory(error: str) -> bool:
+    """Whether a trial's error text is an allocation failure (Python, torch CPU or CUDA)."""
+    first = error.strip().splitlines()[0] if error.strip() else ""
+    return any(marker in first for marker in _OOM_MARKERS)
+
+
+class _Worker:
+    def __init__(self, inbox: IO[bytes], outbox: IO[bytes]) -> None:
+        from nascore_engines.training_service import protocol
+
+        self.protocol = protocol
+        self.out = outbox
+        self.lock = threading.Lock()
+        self.messages: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self.evaluators: dict[str, Any] = {}
+        self.name = "worker"
+        threading.Thread(target=self._read, args=(inbox,), name="nascore-worker-inbox", daemon=True).start()
+
+    # --- talking to the pool ------------------------------------------------------------------
+
+    def _read(self, inbox: IO[bytes]) -> None:
+        for line in inbox:
+            self.messages.put(self.protocol.decode(line))
+        # The pool closed our stdin, or the process that started us is gone: stop now, mid-trial too.
+        os._exit(0)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = self.protocol.encode(message)
+        with self.lock:
+            try:
+                self.out.write(data)
+                self.out.flush()
+            except (OSError, ValueError):
+                os._exit(0)  # nobody is listening any more
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        import nascore
+
+        faulthandler.enable(file=sys.stderr, all_threads=False)  # native crashes leave a traceback in the log
+        self.send({"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0], "nascore": nascore.__version__})
+        while True:
+            message = self.messages.get()
+            if message is None or message["op"] == "stop":
+                return
+            if message["op"] == "init":
+                self.name = message.get("name", self.name)
+                for entry in reversed(message.get("sys_path", [])):
+                    if entry not in sys.path:
+                        sys.path.insert(0, entry)
+            elif message["op"] == "run":
+                self.run(message)
+
+    def run(self, message: dict[str, Any]) -> None:
+        from nascore.engine import TrialEvent, TrialStatus
+
+        trial_id = int(message["trial_id"])
+        log_path = Path(message["log_path"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        ended: list[TrialEvent] = []
+
+        def emit(event: TrialEvent) -> None:
+            if event.ends_trial:  # held back until the trial's output is flushed and fds restored
+                ended.append(event)
+            else:
+                self.send({"op": "event", "event": self.protocol.event_to_dict(event)})
+
+        saved_env = {key: os.environ.get(key) for key in message.get("env", {})}
+        os.environ.update(message.get("env", {}))
+        memory_limit = message.get("memory_limit")
+        timeout = message.get("timeout")
+        with _TrialOutput(log_path):
+            _limit_memory(memory_limit)
+            if timeout:
+                faulthandler.dump_traceback_later(max(timeout * 0.95, timeout - 1.0), exit=False)
+            try:
+                model, evaluator = self._load(message)
+            except Exception as exc:
+                text = traceback.format_exc()
+                sys.stderr.write(text)
+                emit(TrialEvent(trial_id, "status", status=TrialStatus.RUNNING))
+                emit(TrialEvent.failed(trial_id, f"cannot load the shipped trial in worker {self.name}: "
+                                                 f"{type(exc).__name__}: {exc}\n\n{text}"))
+            else:
+                self._run_trial(trial_id, model, evaluator, emit, message.get("experiment_id"))
+            finally:
+                if timeout:
+                    faulthandler.cancel_dump_traceback_later()
+                _limit_memory(None)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for event in ended:
+            if event.status is TrialStatus.FAILED and event.error and is_out_of_memory(event.error):
+                limit = f" of {memory_limit / 2**20:.0f} MiB (trial_memory_limit)" if memory_limit else ""
+                event = TrialEvent.failed(
+                    trial_id, f"out of memory: trial {trial_id} tried to allocate more than its limit{limit} "
+                              f"or than the machine has\n\n{event.error}"
+                )
+            self.send({"op": "event", "event": self.protocol.event_to_dict(event)})
+
+    def _load(self, message: dict[str, Any]) -> tuple[Any, Any]:
+        from nascore.serialization import load_shipped_evaluator, load_shipped_model
+
+        key = message["evaluator_key"]
+        if key not in self.evaluators:
+            self.evaluators[key] = load_shipped_evaluator(message["evaluator"])
+        return load_shipped_model(message["model"]), self.evaluators[key]
+
+    def _run_trial(self, trial_id: int, model: Any, evaluator: Any, emit: Any, experiment_id: str | None) -> None:
+        from nascore.engine import TrialEvent
+        from nascore.trial import run_trial
+
+        try:
+            run_trial(trial_id, model, evaluator, emit, experiment_id=experiment_id, log=sys.stderr.write)
+        except SystemExit as exc:  # sys.exit() in an evaluator ends the trial, not the worker
+            sys.stderr.write(traceback.format_exc())
+            emit(TrialEvent.failed(trial_id, f"the evaluator called sys.exit({exc.code!r})"))
+        except KeyboardInterrupt:
+            sys.stderr.write(traceback.format_exc())
+            emit(TrialEvent.failed(trial_id, "the trial was interrupted (KeyboardInterrupt)"))
+
+
+class _TrialOutput:
+    """Point file descriptors 1 and 2 at a trial's log file for the duration of the trial."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.dup2(self.saved, 1)
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+
+
+_ORIGINAL_DATA_LIMIT = resource.getrlimit(resource.RLIMIT_DATA)
+
+
+def _limit_memory(limit: int | None) -> None:
+    """Let the trial allocate ``limit`` more bytes of data memory than the worker holds now (None: as started)."""
+    soft, hard = _ORIGINAL_DATA_LIMIT
+    if limit is not None:
+        wanted = _data_size() + int(limit)
+        soft = wanted if soft == resource.RLIM_INFINITY else min(wanted, soft)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _data_size() -> int:
+    """This process's data segment size (``VmData``), which RLIMIT_DATA bounds."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main() -> None:
+    """Run the worker on this process's stdin/stdout (see the module docstring)."""
+    inbox = os.fdopen(os.dup(0), "rb")
+    outbox = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # a trial reading stdin must not eat protocol messages
+    os.close(devnull)
+    os.dup2(2, 1)  # between trials, stray output goes to the worker log (our stderr)
+    worker = _Worker(inbox, outbox)
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()
