@@ -72,6 +72,7 @@ def tests(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """The core alone: its tests pass with no plugin installed."""
     install_core(session)
+    session.install("-e", ".[lightning]", "scikit-learn")  # the core's Lightning evaluators and their tests
     session.run("python", "-c", CHECK_ONLY)
     session.run("pytest", "tests/core", *session.posargs)
 
@@ -82,7 +83,7 @@ def _plugin_session(name: str, path: str) -> None:
         if name == "engines":
             ensure_sshd(session)
         install_core(session)
-        session.install("-e", path + EXTRAS[name])
+        session.install("-e", path + EXTRAS[name], "scikit-learn")
         session.run("python", "-c", CHECK_ONLY, f"nascore-{name}")
         session.run("pytest", f"tests/{name}", *session.posargs)
 
@@ -107,7 +108,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "nascore", "plugins", "tests", "benchmarks", "examples", "noxfile.py")
 
 
-BENCHMARKS = ("overhead", "strategies", "graph_format")
+BENCHMARKS = ("overhead", "strategies", "graph_format", "oneshot")
 
 
 @nox.session

@@ -1,4 +1,5 @@
-"""nascore's built-in multi-trial strategies: ``random``, ``grid``, ``evolution``, ``tpe`` and ``rl``.
+"""nascore's built-in strategies: multi-trial ``random``, ``grid``, ``evolution``, ``tpe`` and ``rl``;
+one-shot ``darts``, ``gumbel-darts``, ``enas``, ``random-oneshot`` and ``proxyless`` (extra ``[oneshot]``).
 
 ``tpe`` needs hyperopt and ``rl`` needs tianshou 2.x, installed with the extras
 ``pip install "nascore-strategies[tpe]"``, ``"nascore-strategies[rl]"`` or ``"nascore-strategies[all]"``.
@@ -8,8 +9,20 @@ The classes import without them; using one without its extra raises
 
 from nascore_strategies.evolution import RegularizedEvolution
 from nascore_strategies.grid import GridSearch
+from nascore_strategies.oneshot import DARTS, ENAS, GumbelDARTS, Proxyless, RandomOneShot
 from nascore_strategies.random import Random
 from nascore_strategies.rl import PolicyBasedRL
 from nascore_strategies.tpe import TPE
 
-__all__ = ["GridSearch", "PolicyBasedRL", "Random", "RegularizedEvolution", "TPE"]
+__all__ = [
+    "DARTS",
+    "ENAS",
+    "GridSearch",
+    "GumbelDARTS",
+    "PolicyBasedRL",
+    "Proxyless",
+    "Random",
+    "RandomOneShot",
+    "RegularizedEvolution",
+    "TPE",
+]

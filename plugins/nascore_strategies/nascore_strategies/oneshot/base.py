@@ -1,0 +1,282 @@
+"""The one-shot strategy: build a supernet from the space, train it once, export the chosen architectures.
+
+:class:`OneShotStrategy` implements the :class:`~nascore.strategy.Strategy` contract itself (no
+ask/tell loop):
+
+1. :meth:`~OneShotStrategy.setup` converts a deep copy of the space into a supernet with the
+   mutation hooks (the user's first, then the algorithm's defaults), so a space the algorithm cannot
+   search is refused before anything runs, with the module path and labels in the message;
+2. :meth:`~OneShotStrategy.run` trains the supernet with the experiment's Lightning evaluator (its
+   recipe wrapped in the strategy's Lightning module), exports the ``top_k`` architectures the
+   algorithm ranks best, and records each as a trial of the experiment: the experiment's
+   evaluator trains it on its own and its validation metric is the trial's result. So
+   ``exp.export_top_models()``, ``nascore show`` and resume work as for any strategy.
+
+Subclasses (DARTS, GumbelDARTS, ENAS, RandomOneShot, Proxyless) provide the training step and
+the ranking. Lightning is imported only when training starts, so the strategies can be listed and
+configured without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+from nascore.errors import SampleValidationError, StrategyError
+from nascore.nn import ModelSpace
+from nascore.space import LabelledMutable, Sample, sample_key
+from nascore.strategy import Strategy, StrategyContext
+from nascore_strategies.oneshot.hooks import (
+    MutationHook,
+    default_mutation_hooks,
+    traverse_and_mutate_submodules,
+)
+from nascore_strategies.oneshot.supermodule.base import ArchParameters, BaseSuperNetModule
+
+if TYPE_CHECKING:
+    from nascore.evaluator import Evaluator
+    from nascore.format import ExecutableSpace
+    from nascore.record import TrialRecord
+
+__all__ = ["OneShotStrategy", "k_best"]
+
+_log = logging.getLogger(__name__)
+
+
+class OneShotStrategy(Strategy):
+    """Base class of one-shot strategies.
+
+    :param mutation_hooks: extra hooks turning your own primitives into supernet modules; they run
+        before the algorithm's defaults (see :mod:`nascore_strategies.oneshot.hooks`).
+    :param top_k: how many architectures to export, best first, each recorded as a trial.
+    :param seed: seed of the strategy's random choices (defaults to the experiment's seed).
+    """
+
+    #: Algorithm family: ``"differentiable"``, ``"sampling"`` or ``"proxyless"``.
+    mode: ClassVar[str] = ""
+    #: Whether Lightning steps the evaluator's optimizer (architecture optimizers are stepped by the strategy).
+    automatic_optimization: ClassVar[bool] = True
+
+    def __init__(self, *, mutation_hooks: Sequence[MutationHook] | None = None, top_k: int = 1, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise StrategyError(f"{type(self).__name__}: top_k must be a positive int, got {top_k!r}")
+        self.mutation_hooks = list(mutation_hooks or [])
+        self.top_k = top_k
+        self.supernet: nn.Module | None = None
+        self.arch: ArchParameters | None = None
+        self.decisions: dict[str, LabelledMutable] = {}
+        #: The Lightning module that trained the supernet (after :meth:`search`).
+        self.oneshot_module: Any = None
+        #: The exported architectures, best first (after :meth:`search`, or restored on resume).
+        self.exported: list[Sample] | None = None
+        self._submitted: set[str] = set()
+
+    # --- the supernet ----------------------------------------------------------------------------
+
+    def default_mutation_hooks(self) -> list[MutationHook]:
+        """The algorithm's own hooks, run after the user's; the last one refuses unsupported modules."""
+        return default_mutation_hooks(self.mode)
+
+    def mutate_kwargs(self) -> dict[str, Any]:
+        """What every mutation hook receives as ``mutate_kwargs``."""
+        return {"mode": self.mode, "arch": self.arch, "strategy": type(self).__name__}
+
+    def create_supernet(self, space: nn.Module) -> nn.Module:
+        """Convert a deep copy of ``space`` into this algorithm's supernet (the space is left untouched)."""
+        if not isinstance(space, ModelSpace):
+            raise StrategyError(
+                f"{type(self).__name__} searches a nascore.nn.ModelSpace, got {type(space).__name__}; derive the "
+                "model class from ModelSpace"
+            )
+        supernet = copy.deepcopy(space)
+        generator = torch.Generator().manual_seed(self.rng.randrange(2**31))
+        self.arch = ArchParameters(generator=generator) if self.mode != "sampling" else None
+        model_hooks = getattr(space, "extra_oneshot_hooks", None)
+        hooks = [*self.mutation_hooks, *(model_hooks(self) if callable(model_hooks) else []), *self.default_mutation_hooks()]
+        traverse_and_mutate_submodules(supernet, hooks, self.mutate_kwargs(), memo={})
+        self.supernet = supernet
+        self.decisions = self._check_coverage(space, supernet)
+        return supernet
+
+    def _check_coverage(self, space: ModelSpace, supernet: nn.Module) -> dict[str, LabelledMutable]:
+        covered: dict[str, LabelledMutable] = {}
+        for module in self.supernet_modules():
+            covered.update(module.search_space_spec())
+        wanted = space.simplify()
+        missing = sorted(set(wanted) - set(covered))
+        if missing:
+            raise StrategyError(
+                f"{type(self).__name__}: the decision(s) {', '.join(map(repr, missing))} of the space are not used by "
+                "any supernet module (a mutation hook replaced the module holding them with one that does not "
+                "report them in search_space_spec(), or they are registered on the model space itself). Make "
+                "every decision belong to a LayerChoice, InputChoice, Repeat, Cell or Mutable<Layer>, or handle it "
+                "in a mutation hook"
+            )
+        if not covered:
+            raise StrategyError(f"{type(self).__name__}: the space has no decision to search")
+        return {label: covered[label] for label in wanted}
+
+    def supernet_modules(self) -> list[BaseSuperNetModule]:
+        """The supernet modules of :attr:`supernet`, in module order (listed once, when it is built)."""
+        if self.supernet is None:
+            return []
+        cached = self.__dict__.get("_supernet_modules")
+        if cached is None or cached[0] is not self.supernet:
+            cached = (self.supernet, [m for m in self.supernet.modules() if isinstance(m, BaseSuperNetModule)])
+            self.__dict__["_supernet_modules"] = cached
+        return cached[1]
+
+    def apply_sample(self, sample: Sample) -> Sample:
+        """Make every supernet module run the path of ``sample`` (missing labels are chosen by the modules)."""
+        memo = dict(sample)
+        for module in self.supernet_modules():
+            module.resample(memo)
+        return memo
+
+    def export_sample(self) -> Sample:
+        """The best architecture as each supernet module sees it."""
+        memo: Sample = {}
+        for module in self.supernet_modules():
+            memo.update(module.export(memo))
+        return memo
+
+    # --- Strategy contract ---------------------------------------------------------------------
+
+    def check_space(self, space: ExecutableSpace) -> None:
+        self.create_supernet(getattr(space, "space", space))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["exported"] = self.exported
+        return state
+
+    def restore(self, state: dict[str, Any] | None, submitted: list[TrialRecord]) -> None:
+        super().restore(state, submitted)
+        if state and state.get("exported") is not None:
+            self.exported = [dict(s) for s in state["exported"]]
+        self._submitted = {sample_key(t.sample) for t in submitted}
+
+    def run(self, context: StrategyContext) -> None:
+        """Train the supernet (unless a resumed run already did), then record the exported architectures."""
+        if self.supernet is None:
+            raise StrategyError(f"{type(self).__name__}.setup(space) must be called before run()")
+        if self.exported is None:
+            evaluator = getattr(context, "evaluator", None)
+            if evaluator is None:
+                raise StrategyError(
+                    f"{type(self).__name__} trains with the experiment's evaluator, but the strategy context "
+                    f"{type(context).__name__} does not expose one (context.evaluator)"
+                )
+            self.search(evaluator, should_stop=context.should_stop)
+        assert self.exported is not None
+        for rank, sample in enumerate(self.exported):
+            if sample_key(sample) in self._submitted:
+                continue
+            if rank > 0 and context.should_stop():
+                _log.info("%s: budget spent; %d of %d exported architectures recorded", type(self).__name__, rank, len(self.exported))
+                break
+            while context.idle_slots() <= 0:
+                context.wait()
+            context.submit(sample)
+            self._submitted.add(sample_key(sample))
+        while context.running() > 0:
+            context.wait()
+
+    def search(self, evaluator: Evaluator, *, should_stop: Callable[[], bool] | None = None) -> list[Sample]:
+        """Train the supernet with ``evaluator`` (a Lightning evaluator) and return the exported architectures."""
+        if self.supernet is None:
+            raise StrategyError(f"{type(self).__name__}: call setup(space) (or create_supernet) before search()")
+        from nascore_strategies.oneshot.lightning import train_supernet  # imports Lightning
+
+        samples = train_supernet(self, evaluator, should_stop)
+        if not samples:
+            raise StrategyError(f"{type(self).__name__} exported no architecture")
+        checked = []
+        for sample in samples:
+            if self.space is not None:
+                try:
+                    self.space.validate(sample)
+                except SampleValidationError as exc:
+                    raise StrategyError(f"{type(self).__name__} exported an architecture the space refuses: {exc}") from exc
+            checked.append(sample)
+        self.exported = checked
+        _log.info("%s exported %d architecture(s); best: %s", type(self).__name__, len(checked), checked[0])
+        return checked
+
+    # --- what an algorithm implements (called by the Lightning module) --------------------------
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        """Modules with trained state besides the supernet (a controller), kept by the Lightning module."""
+        return {}
+
+    def trainer_overrides(self) -> dict[str, Any]:
+        """Trainer arguments the algorithm sets on top of the evaluator's."""
+        return {}
+
+    def configure_architecture_optimizers(self, module: Any) -> None:
+        """Create the optimizers of architecture parameters (stepped by the strategy, not by Lightning)."""
+
+    def train_dataloader(self, train_dataloaders: Any, val_dataloaders: Any) -> Any:
+        """The data of one training epoch (DARTS-like algorithms pair training and validation batches)."""
+        return train_dataloaders
+
+    def training_step(self, module: Any, batch: Any, batch_idx: int) -> Any:
+        raise NotImplementedError
+
+    def validation_step(self, module: Any, batch: Any, batch_idx: int) -> Any:
+        """Validate the supernet as the algorithm sees it (by default: the path of :meth:`export_sample`)."""
+        self.apply_sample(self.export_sample())
+        return module.inner.validation_step(batch, batch_idx)
+
+    def on_train_epoch_start(self, module: Any) -> None:
+        """Called at the start of every training epoch."""
+
+    def export_top(self, k: int, ranker: Callable[[list[Sample]], list[tuple[float, Sample]]]) -> list[Sample]:
+        """The ``k`` best architectures, best first. ``ranker`` scores samples with the trained supernet."""
+        raise NotImplementedError
+
+    def algorithm_state(self) -> dict[str, Any]:
+        """State to save in Lightning checkpoints (optimizers of architecture parameters, baselines)."""
+        return {}
+
+    def load_algorithm_state(self, state: dict[str, Any]) -> None:
+        """Load what :meth:`algorithm_state` saved."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(top_k={self.top_k})"
+
+
+def k_best(factors: Sequence[Sequence[tuple[float, Any]]], k: int) -> list[tuple[float, list[Any]]]:
+    """The ``k`` highest-scoring combinations of independent factors.
+
+    Each factor is a list of ``(score, value)`` sorted best first; a combination scores the sum of
+    its values' scores (log-probabilities multiply the probabilities). Returns ``(score, values)``
+    best first (best-first search over index vectors).
+    """
+    if any(not f for f in factors):
+        return []
+    start = tuple(0 for _ in factors)
+
+    def score(indices: tuple[int, ...]) -> float:
+        return sum(f[i][0] for f, i in zip(factors, indices))
+
+    heap = [(-score(start), start)]
+    seen = {start}
+    result: list[tuple[float, list[Any]]] = []
+    while heap and len(result) < k:
+        negative, indices = heapq.heappop(heap)
+        result.append((-negative, [f[i][1] for f, i in zip(factors, indices)]))
+        for position in range(len(factors)):
+            if indices[position] + 1 < len(factors[position]):
+                child = indices[:position] + (indices[position] + 1,) + indices[position + 1 :]
+                if child not in seen:
+                    seen.add(child)
+                    heapq.heappush(heap, (-score(child), child))
+    return result

@@ -1,0 +1,328 @@
+"""Training a supernet with Lightning: the one-shot Lightning module and the training loop around it.
+
+:class:`OneShotModule` wraps the evaluator's recipe (a :class:`nascore.evaluators.LightningModule`
+whose model is the supernet) and hands ``training_step`` to the strategy. Lightning's automatic
+optimization steps the evaluator's optimizer (with its schedulers, gradient clipping and
+accumulation); architecture parameters and controllers have their own optimizers, stepped by the
+strategy inside its training step. The recipe's ``self.log`` calls go through the wrapper, which
+also captures them: ENAS's reward and the ranking of sampled architectures read the validation
+metric the recipe logs.
+
+Importing this module needs Lightning (the ``oneshot`` extra of ``nascore-strategies``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn as nn
+
+from nascore.errors import StrategyError
+from nascore.evaluators.lightning import Lightning, fit, pl, quiet_lightning
+from nascore.space import Sample, sample_key
+
+if TYPE_CHECKING:
+    from nascore_strategies.oneshot.base import OneShotStrategy
+
+__all__ = ["ConcatTrainVal", "InterleavedTrainVal", "OneShotModule", "train_supernet"]
+
+_log = logging.getLogger(__name__)
+
+
+def loss_of(output: Any) -> torch.Tensor:
+    """The loss in what a ``training_step`` returned (a tensor, or a dict with ``"loss"``)."""
+    if isinstance(output, dict):
+        return output["loss"]
+    if not isinstance(output, torch.Tensor):
+        raise StrategyError(f"the evaluator's training_step returned {type(output).__name__}; return the loss (a tensor)")
+    return output
+
+
+def batch_size_of(batch: Any) -> int:
+    """The number of samples in a batch: the length of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, (list, tuple)) and batch:
+        return batch_size_of(batch[0])
+    if isinstance(batch, dict) and batch:
+        return batch_size_of(next(iter(batch.values())))
+    return 1
+
+
+def _as_float(value: Any) -> float:
+    return float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
+
+
+class OneShotModule(pl.LightningModule):
+    """The Lightning module a one-shot strategy trains: the evaluator's recipe plus the search logic."""
+
+    def __init__(self, inner: pl.LightningModule, strategy: OneShotStrategy, metric_name: str | None, metric_mode: str) -> None:
+        super().__init__()
+        self.inner = inner
+        if strategy.arch is not None:
+            self.arch = strategy.arch
+        for name, module in strategy.extra_modules().items():
+            self.add_module(name, module)
+        self.__dict__["strategy"] = strategy
+        self.automatic_optimization = strategy.automatic_optimization
+        self.metric_name = metric_name
+        self.metric_mode = metric_mode
+        self.logged: dict[str, Any] = {}
+        self._forward_logs = True
+        self.ranking: list[Sample] | None = None
+        self._ranking_totals: list[float] = []
+        self._ranking_counts: list[int] = []
+
+    # --- the recipe's logging --------------------------------------------------------------------
+
+    def _inner_log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        self.logged[name] = value
+        if self._forward_logs:
+            self.log(name, value, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[dict[str, Any]]:
+        """Inside, the recipe's ``self.log`` calls are recorded (and yielded) but not logged."""
+        previous = self._forward_logs
+        self._forward_logs = False
+        self.logged = {}
+        try:
+            yield self.logged
+        finally:
+            self._forward_logs = previous
+
+    def metric(self, logged: dict[str, Any]) -> float:
+        """The scoring metric among ``logged`` values, as a number where larger is better."""
+        name = self.metric_name
+        if name is None:
+            if len(logged) == 1:
+                name = next(iter(logged))
+            elif "default" in logged:
+                name = "default"
+        if name is None or name not in logged:
+            raise StrategyError(
+                f"{type(self.strategy).__name__} scores architectures by a validation metric, but the evaluator's "
+                f"validation_step logged {sorted(logged) or 'nothing'}"
+                + (f" and not {name!r}" if name else "")
+                + "; log the metric with self.log(name, value) in validation_step and set metric_name on the recipe "
+                "(or reward_metric_name on the strategy)"
+            )
+        value = _as_float(logged[name])
+        return value if self.metric_mode == "maximize" else -value
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def inner_training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """The recipe's training step; returns its loss."""
+        return loss_of(self.inner.training_step(batch, batch_idx))
+
+    def weight_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        """The recipe's training step as the weight step Lightning optimizes.
+
+        ``None`` (Lightning skips the step) when the loss depends on no trainable weight, as happens
+        when a sampled path is only parameter-free operators.
+        """
+        loss = self.inner_training_step(batch, batch_idx)
+        return loss if loss.requires_grad else None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner(*args, **kwargs)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        return self.strategy.training_step(self, batch, batch_idx)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.ranking is not None:
+            return self._ranking_step(batch, batch_idx)
+        return self.strategy.validation_step(self, batch, batch_idx)
+
+    def _ranking_step(self, batch: Any, batch_idx: int) -> None:
+        assert self.ranking is not None
+        size = batch_size_of(batch)
+        norms = [m for m in self.inner.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:  # shared weights, per-architecture statistics: normalize with the batch's
+            norm.train()
+        try:
+            for index, sample in enumerate(self.ranking):
+                self.strategy.apply_sample(sample)
+                with self.capture() as logged:
+                    self.inner.validation_step(batch, batch_idx)
+                self._ranking_totals[index] += self.metric(logged) * size
+                self._ranking_counts[index] += size
+        finally:
+            for norm in norms:
+                norm.eval()
+
+    def configure_optimizers(self) -> Any:
+        config = self.inner.configure_optimizers()
+        self.strategy.configure_architecture_optimizers(self)
+        return config
+
+    # --- hooks passed on to the recipe -------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        self.inner.log = self._inner_log  # the recipe is not attached to the loop; its logs go through here
+        self.inner.setup(stage)
+
+    def teardown(self, stage: str) -> None:
+        self.inner.teardown(stage)
+
+    def on_fit_start(self) -> None:
+        self.inner.on_fit_start()
+
+    def on_fit_end(self) -> None:
+        self.inner.on_fit_end()
+
+    def on_train_start(self) -> None:
+        self.inner.on_train_start()
+
+    def on_train_end(self) -> None:
+        self.inner.on_train_end()
+
+    def on_train_epoch_start(self) -> None:
+        self.strategy.on_train_epoch_start(self)
+        self.inner.on_train_epoch_start()
+
+    def on_train_epoch_end(self) -> None:
+        self.inner.on_train_epoch_end()
+
+    def on_validation_epoch_start(self) -> None:
+        self.inner.on_validation_epoch_start()
+
+    def on_validation_epoch_end(self) -> None:
+        self.inner.on_validation_epoch_end()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["nascore_oneshot"] = self.strategy.algorithm_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "nascore_oneshot" in checkpoint:
+            self.strategy.load_algorithm_state(checkpoint["nascore_oneshot"])
+
+    # --- ranking architectures with the trained supernet -----------------------------------------------
+
+    def start_ranking(self, samples: list[Sample]) -> None:
+        self.ranking = list(samples)
+        self._ranking_totals = [0.0] * len(samples)
+        self._ranking_counts = [0] * len(samples)
+
+    def finish_ranking(self) -> list[float]:
+        scores = [t / c if c else -math.inf for t, c in zip(self._ranking_totals, self._ranking_counts)]
+        self.ranking = None
+        return scores
+
+
+class InterleavedTrainVal:
+    """One epoch of training batches, each paired with a validation batch: ``{"train": b, "val": b}``.
+
+    The validation data is cycled when it is shorter than the training data (DARTS, Proxyless).
+    """
+
+    def __init__(self, train: Any, val: Any) -> None:
+        self.train = train
+        self.val = val
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        val_iter = iter(self.val)
+        for train_batch in self.train:
+            try:
+                val_batch = next(val_iter)
+            except StopIteration:
+                val_iter = iter(self.val)
+                try:
+                    val_batch = next(val_iter)
+                except StopIteration:
+                    raise StrategyError("the validation data is empty; the strategy needs validation batches") from None
+            yield {"train": train_batch, "val": val_batch}
+
+
+class ConcatTrainVal:
+    """One epoch of every training batch, then every validation batch: ``("train", b)`` then ``("val", b)`` (ENAS)."""
+
+    def __init__(self, train: Any, val: Any) -> None:
+        self.train = train
+        self.val = val
+
+    def __len__(self) -> int:
+        return len(self.train) + len(self.val)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        for batch in self.train:
+            yield "train", batch
+        for batch in self.val:
+            yield "val", batch
+
+
+class _Budget(pl.Callback):
+    """Stops training when the experiment's budget (max_duration, a stop request) is spent."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not trainer.should_stop and self.should_stop():
+            _log.info("The experiment's budget is spent: supernet training stops at epoch %d", trainer.current_epoch)
+            trainer.should_stop = True
+
+
+class _Progress(pl.Callback):
+    """Logs the validation metrics and the current best architecture after each epoch."""
+
+    def __init__(self, strategy: OneShotStrategy) -> None:
+        self.strategy = strategy
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or getattr(pl_module, "ranking", None) is not None or not _log.isEnabledFor(logging.INFO):
+            return
+        metrics = {k: round(_as_float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val")}
+        _log.info("%s epoch %d: %s", type(self.strategy).__name__, trainer.current_epoch, metrics)
+
+
+def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Callable[[], bool] | None) -> list[Sample]:
+    """Train ``strategy.supernet`` with the Lightning ``evaluator``; return the top architectures."""
+    if not isinstance(evaluator, Lightning):
+        raise StrategyError(
+            f"{type(strategy).__name__} trains the supernet with a Lightning evaluator (nascore.evaluators.Classification, "
+            f"Regression or Lightning), got {type(evaluator).__name__}; one-shot strategies cannot use a "
+            "FunctionalEvaluator because they need the training steps, not a finished training"
+        )
+    inner = evaluator.create_module()
+    inner.set_model(strategy.supernet)
+    reward_name = getattr(strategy, "reward_metric_name", None)
+    module = OneShotModule(inner, strategy, reward_name or evaluator.metric_name, evaluator.metric_mode)
+    strategy.oneshot_module = module
+    overrides: dict[str, Any] = {"num_sanity_val_steps": evaluator.trainer_kwargs.get("num_sanity_val_steps", 0)}
+    overrides.update(strategy.trainer_overrides())
+    callbacks: list[pl.Callback] = [_Progress(strategy)]
+    if should_stop is not None:
+        callbacks.append(_Budget(should_stop))
+    trainer = evaluator.create_trainer(callbacks=callbacks, **overrides)
+    train_data = strategy.train_dataloader(evaluator.train_dataloaders, evaluator.val_dataloaders)
+    _log.info("%s: training the supernet", type(strategy).__name__)
+    with warnings.catch_warnings():
+        # Steps that only train an architecture optimizer (ENAS's controller) return None on purpose.
+        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
+        fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
+
+    def ranker(samples: list[Sample]) -> list[tuple[float, Sample]]:
+        """Score ``samples`` by the validation metric of each path of the trained supernet, best first."""
+        unique = list({sample_key(s): s for s in samples}.values())
+        module.start_ranking(unique)
+        try:
+            with quiet_lightning():
+                trainer.validate(module, dataloaders=evaluator.val_dataloaders, verbose=False)
+        finally:
+            scores = module.finish_ranking()
+        ranked = sorted(zip(scores, unique), key=lambda pair: -pair[0])
+        return [(score, sample) for score, sample in ranked]
+
+    return strategy.export_top(strategy.top_k, ranker)

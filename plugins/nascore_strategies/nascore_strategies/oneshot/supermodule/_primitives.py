@@ -1,0 +1,229 @@
+"""The structure shared by the three kinds of supernet module for each structural primitive.
+
+:class:`MixedLayerBase` (``LayerChoice``), :class:`MixedInputBase` (``InputChoice``),
+:class:`MixedRepeatBase` (``Repeat``) and :class:`MixedCellBase` (``Cell``) take over the candidates,
+blocks and operators of the space's primitive, under the same submodule names (so state-dict keys
+match the space's). The differentiable, sampling and proxyless modules derive from them and
+decide how a forward pass chooses or mixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
+from nascore.nn.cell import _build_op
+from nascore.space import Categorical, CategoricalMultiple, LabelledMutable, Sample
+from nascore_strategies.oneshot.supermodule._expression import ArgumentChoice
+from nascore_strategies.oneshot.supermodule.base import BaseSuperNetModule
+
+__all__ = ["MixedLayerBase", "MixedInputBase", "MixedRepeatBase", "MixedCellBase", "SlotOps"]
+
+
+def describe(module: nn.Module, name: str, label: str) -> str:
+    """``"module 'body.0' (LayerChoice 'act')"``: where a supernet module comes from, for messages."""
+    return f"module {name!r} ({type(module).__name__} {label!r})"
+
+
+class MixedLayerBase(BaseSuperNetModule):
+    """A ``LayerChoice``: the candidates (submodules named as in the space) and the decision."""
+
+    space_type = LayerChoice
+
+    def __init__(self, layer_choice: LayerChoice, where: str) -> None:
+        super().__init__()
+        self.names = list(layer_choice.names)
+        self.decision: Categorical = layer_choice.choice
+        self.where = where
+        for name in self.names:
+            self.add_module(str(name), layer_choice[name])
+
+    @property
+    def label(self) -> str:
+        return self.decision.label
+
+    def candidate(self, name: Any) -> nn.Module:
+        return self._modules[str(name)]  # type: ignore[return-value]
+
+    @property
+    def candidates(self) -> list[nn.Module]:
+        return [self.candidate(name) for name in self.names]
+
+    def search_space_spec(self) -> dict[str, LabelledMutable]:
+        return {self.label: self.decision}
+
+    def extra_repr(self) -> str:
+        return f"label={self.label!r}"
+
+
+class MixedInputBase(BaseSuperNetModule):
+    """An ``InputChoice``: how many candidates, how many chosen, the reduction and the decision."""
+
+    space_type = InputChoice
+
+    def __init__(self, input_choice: InputChoice, where: str) -> None:
+        super().__init__()
+        self.n_candidates = input_choice.n_candidates
+        self.n_chosen = input_choice.n_chosen
+        self.reduction = input_choice.reduction
+        self.decision: Categorical | CategoricalMultiple = input_choice.choice
+        self.where = where
+
+    @property
+    def label(self) -> str:
+        return self.decision.label
+
+    def search_space_spec(self) -> dict[str, LabelledMutable]:
+        return {self.label: self.decision}
+
+    def extra_repr(self) -> str:
+        return f"n_candidates={self.n_candidates}, n_chosen={self.n_chosen}, label={self.label!r}"
+
+
+class MixedRepeatBase(BaseSuperNetModule):
+    """A ``Repeat`` with a chosen depth: the blocks (``blocks.<i>`` as in the space) and the depth's decisions."""
+
+    space_type = Repeat
+
+    def __init__(self, repeat: Repeat, where: str) -> None:
+        super().__init__()
+        self._label = repeat.label
+        self.where = where
+        self.blocks = repeat.blocks
+        self.depth = ArgumentChoice("depth", repeat.depth_choice, where)
+        self.depth_values: list[int] = sorted(self.depth.values)
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    def search_space_spec(self) -> dict[str, LabelledMutable]:
+        return {leaf.label: leaf for leaf in self.depth.leaves}
+
+    def prefix_outputs(self, x: Any, depths: Sequence[int]) -> dict[int, Any]:
+        """The output after each depth in ``depths`` (running the blocks once, up to the largest)."""
+        wanted = set(depths)
+        outputs: dict[int, Any] = {}
+        if 0 in wanted:
+            outputs[0] = x
+        for index, block in enumerate(self.blocks[: max(depths)]):
+            x = block(x)
+            if index + 1 in wanted:
+                outputs[index + 1] = x
+        return outputs
+
+    def extra_repr(self) -> str:
+        return f"depth={self.depth_values}, label={self.label!r}"
+
+
+class SlotOps(nn.Module):
+    """The candidate operators of one operator slot of a cell.
+
+    A candidate given as a module is the space's own module. A factory that receives the chosen input
+    index (``(node_index, op_index, input_index) -> nn.Module``) is built once per possible input, as
+    the frozen model builds it for that input (``<name>.<input_index>``).
+    """
+
+    def __init__(self, layer_choice: LayerChoice, input_factories: dict[Any, Any], cell_label: str, state: int, k: int) -> None:
+        super().__init__()
+        self.names = list(layer_choice.names)
+        self.per_input: set[str] = set()
+        for name in self.names:
+            if name in input_factories:
+                built = [_build_op(cell_label, name, input_factories[name], state, k, j) for j in range(state)]
+                self.add_module(str(name), nn.ModuleList(built))
+                self.per_input.add(str(name))
+            else:
+                self.add_module(str(name), layer_choice[name])
+
+    def get(self, name: Any, input_index: int) -> nn.Module:
+        module = self._modules[str(name)]
+        if str(name) in self.per_input:
+            return module[input_index]  # type: ignore[index]
+        return module  # type: ignore[return-value]
+
+
+class MixedCellBase(BaseSuperNetModule):
+    """A ``Cell``: its operators per slot, its input and operator decisions, and the cell's data flow."""
+
+    space_type = Cell
+
+    def __init__(self, cell: Cell, where: str) -> None:
+        super().__init__()
+        self._label = cell.label
+        self.where = where
+        self.num_nodes = cell.num_nodes
+        self.num_ops_per_node = cell.num_ops_per_node
+        self.num_predecessors = cell.num_predecessors
+        self.merge_op = cell.merge_op
+        self.concat_dim = cell.concat_dim
+        self.preprocessor = cell.preprocessor
+        self.ops = nn.ModuleList()
+        self.postprocessor = cell.postprocessor
+        input_factories = dict(getattr(cell, "_input_factories", {}))
+        #: (state, k, input decision, op decision) of every operator slot, in order.
+        self.slots: list[tuple[int, int, Categorical, Categorical]] = []
+        for node, (node_ops, node_inputs) in enumerate(zip(cell.ops, cell.inputs)):
+            state = self.num_predecessors + node
+            slots = nn.ModuleList()
+            for k, (layer_choice, input_choice) in enumerate(zip(node_ops, node_inputs)):
+                slots.append(SlotOps(layer_choice, input_factories, cell.label, state, k))
+                self.slots.append((state, k, input_choice.choice, layer_choice.choice))
+            self.ops.append(slots)
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    def search_space_spec(self) -> dict[str, LabelledMutable]:
+        spec: dict[str, LabelledMutable] = {}
+        for _, _, input_decision, op_decision in self.slots:
+            spec[input_decision.label] = input_decision
+            spec[op_decision.label] = op_decision
+        return spec
+
+    def slot_ops(self, state: int, k: int) -> SlotOps:
+        return self.ops[state - self.num_predecessors][k]  # type: ignore[index,return-value]
+
+    def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def output_indices(self) -> list[int]:
+        return list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
+
+    def forward(self, *inputs: Any) -> Any:
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            predecessors = list(inputs[0])
+        else:
+            predecessors = list(inputs)
+        if len(predecessors) != self.num_predecessors:
+            from nascore.errors import SearchSpaceError
+
+            raise SearchSpaceError(
+                f"Cell {self.label!r} takes {self.num_predecessors} input(s) (num_predecessors), got {len(predecessors)}"
+            )
+        states = list(self.preprocessor(list(predecessors))) if self.preprocessor is not None else list(predecessors)
+        slot_iter = iter(self.slots)
+        for _ in range(self.num_nodes):
+            outputs = []
+            for _ in range(self.num_ops_per_node):
+                state, k, input_decision, op_decision = next(slot_iter)
+                outputs.append(self.slot_forward(state, k, input_decision, op_decision, states))
+            states.append(sum(outputs[1:], outputs[0]))
+        this_cell = torch.cat([states[i] for i in self.output_indices()], self.concat_dim)
+        if self.postprocessor is None:
+            return this_cell
+        return self.postprocessor(this_cell, predecessors)
+
+    def extra_repr(self) -> str:
+        return f"label={self.label!r}, num_nodes={self.num_nodes}, merge_op={self.merge_op!r}"
+
+
+def loose_ends(num_predecessors: int, num_nodes: int, chosen_inputs: Sample | list[int]) -> list[int]:
+    """The nodes no operator reads (``merge_op="loose_end"``)."""
+    used = set(chosen_inputs)
+    return [i for i in range(num_predecessors, num_predecessors + num_nodes) if i not in used]

@@ -1,0 +1,269 @@
+"""What every supernet module shares: :class:`BaseSuperNetModule`, :class:`ArchParameters`, mixing outputs.
+
+A one-shot strategy turns each primitive of a model space (``LayerChoice``, ``InputChoice``,
+``Repeat``, ``Cell``, a ``Mutable<Layer>`` with choices in its arguments) into a supernet module.
+Supernet modules come in three kinds, one per family of algorithms:
+
+* *differentiable* (DARTS, GumbelDARTS): every path runs and the outputs are mixed with weights
+  computed from architecture parameters, one logit vector per decision label (:class:`ArchParameters`);
+* *path sampling* (RandomOneShot, ENAS): one path runs, the one sampled by the strategy
+  (:meth:`BaseSuperNetModule.resample`);
+* *proxyless* (Proxyless): one path, sampled from the architecture parameters, runs; the gradient
+  of the architecture parameters comes from binary gates, computed in the path's own backward.
+
+Modules that hold the same label share its architecture parameters and its sampled value: the same
+label is the same decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nascore.errors import StrategyError
+from nascore.space import Categorical, CategoricalMultiple, LabelledMutable, Sample
+
+__all__ = ["ArchParameters", "BaseSuperNetModule", "MODES", "weighted_sum"]
+
+MODES = ("differentiable", "sampling", "proxyless")
+
+
+class ArchParameters(nn.Module):
+    """The architecture parameters of a supernet: a logit vector ``alpha`` per decision label.
+
+    ``weights(label)`` is ``softmax(alpha)``, or a Gumbel-softmax sample at temperature :attr:`tau`
+    when :attr:`gumbel` is on. Inside :meth:`scope` the weights of a label are computed once, so
+    every module using the label sees the same (Gumbel) sample during one forward pass.
+    """
+
+    def __init__(self, *, init_std: float = 1e-3, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.alphas = nn.ParameterList()
+        self.decisions: dict[str, LabelledMutable] = {}
+        self._index: dict[str, int] = {}
+        self.init_std = init_std
+        self.generator = generator
+        self.gumbel = False
+        self.tau = 1.0
+        #: Proxyless: whether binary gates compute architecture gradients in the current forward.
+        self.binary_gates = False
+        self._cache: dict[str, torch.Tensor] | None = None
+
+    def register(self, decision: LabelledMutable, where: str = "") -> nn.Parameter:
+        """The logits of ``decision`` (created on first use; a label always maps to one parameter)."""
+        if not isinstance(decision, (Categorical, CategoricalMultiple)):
+            raise StrategyError(
+                f"{where or 'supernet'}: decision {decision.label!r} is a {type(decision).__name__}; one-shot "
+                "strategies search categorical decisions only"
+            )
+        known = self.decisions.get(decision.label)
+        if known is not None:
+            if known is not decision and not known.equals(decision):
+                raise StrategyError(
+                    f"{where or 'supernet'}: label {decision.label!r} names two different decisions "
+                    f"({known!r} and {decision!r}); give one of them another label"
+                )
+            return self.alphas[self._index[decision.label]]  # type: ignore[return-value]
+        size = len(decision.values)
+        alpha = nn.Parameter(torch.randn(size, generator=self.generator) * self.init_std)
+        self._index[decision.label] = len(self.alphas)
+        self.alphas.append(alpha)
+        self.decisions[decision.label] = decision
+        return alpha
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._index
+
+    def labels(self) -> list[str]:
+        return list(self._index)
+
+    def alpha(self, label: str) -> nn.Parameter:
+        return self.alphas[self._index[label]]  # type: ignore[return-value]
+
+    def probs(self, label: str) -> torch.Tensor:
+        """``softmax(alpha)``: the probability of each value of ``label``."""
+        return F.softmax(self.alpha(label), dim=-1)
+
+    def weights(self, label: str) -> torch.Tensor:
+        """The mixing weights of ``label`` for this forward pass (softmax, or Gumbel-softmax)."""
+        cache = self._cache
+        if cache is not None:
+            cached = cache.get(label)
+            if cached is not None:
+                return cached
+        alpha = self.alpha(label)
+        if self.gumbel:
+            weights = F.gumbel_softmax(alpha, tau=self.tau, hard=False, dim=-1)
+        else:
+            weights = F.softmax(alpha, dim=-1)
+        if cache is not None:
+            cache[label] = weights
+        return weights
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """One forward pass: each label's weights are computed (and Gumbel noise drawn) once."""
+        outer = self._cache
+        self._cache = {}
+        try:
+            yield
+        finally:
+            self._cache = outer
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Architecture parameters take no gradient inside (a weight step needs none)."""
+        previous = [p.requires_grad for p in self.alphas]
+        for p in self.alphas:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in zip(self.alphas, previous):
+                p.requires_grad_(flag)
+
+    # --- export --------------------------------------------------------------------------------
+
+    def export_probs(self) -> dict[str, dict[Any, float]]:
+        """``{label: {value: probability}}`` for every label (lists of indices become tuples)."""
+        result: dict[str, dict[Any, float]] = {}
+        for label, decision in self.decisions.items():
+            probs = self.probs(label).detach().cpu().tolist()
+            result[label] = {_hashable(v): p for v, p in zip(decision.values, probs)}  # type: ignore[attr-defined]
+        return result
+
+    def export(self, label: str) -> Any:
+        """The most likely value of ``label`` (for a multiple choice: the ``n_chosen`` most likely)."""
+        decision = self.decisions[label]
+        alpha = self.alpha(label).detach()
+        if isinstance(decision, CategoricalMultiple):
+            chosen = _n_chosen(decision)
+            top = sorted(torch.topk(alpha, chosen).indices.tolist())
+            return [decision.values[i] for i in top]
+        return decision.values[int(alpha.argmax())]  # type: ignore[attr-defined]
+
+    def ranked(self, label: str, limit: int) -> list[tuple[float, Any]]:
+        """Up to ``limit`` values of ``label``, most likely first, with their log-probabilities."""
+        decision = self.decisions[label]
+        logp = F.log_softmax(self.alpha(label).detach().float(), dim=-1).cpu().tolist()
+        if isinstance(decision, CategoricalMultiple):
+            import itertools
+
+            chosen = _n_chosen(decision)
+            combos = sorted(
+                itertools.combinations(range(len(logp)), chosen), key=lambda c: -sum(logp[i] for i in c)
+            )[:limit]
+            return [(sum(logp[i] for i in c), [decision.values[i] for i in c]) for c in combos]
+        order = sorted(range(len(logp)), key=lambda i: -logp[i])[:limit]
+        return [(logp[i], decision.values[i]) for i in order]  # type: ignore[attr-defined]
+
+
+def _n_chosen(decision: CategoricalMultiple) -> int:
+    if decision.n_chosen is None:
+        raise StrategyError(
+            f"decision {decision.label!r} chooses any number of inputs (n_chosen=None); differentiable "
+            "strategies need a fixed n_chosen"
+        )
+    return decision.n_chosen
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+class BaseSuperNetModule(nn.Module):
+    """A module of a supernet: it stands for one or more decisions of the model space.
+
+    Subclasses implement :meth:`search_space_spec` (the decisions), and as the algorithm needs:
+    :meth:`resample` (choose the path to run), :meth:`export` (the best value of each decision) and
+    :meth:`export_probs`. The classmethod :meth:`mutate` is a mutation hook that builds the module
+    from a primitive of the space (see :mod:`nascore_strategies.oneshot.hooks`).
+    """
+
+    #: Which algorithm family the module belongs to (one of :data:`MODES`).
+    mode: ClassVar[str] = ""
+
+    def search_space_spec(self) -> dict[str, LabelledMutable]:
+        """The decisions this module stands for, ``{label: decision}``."""
+        raise NotImplementedError
+
+    def resample(self, memo: Sample) -> Sample:
+        """Choose the path to run: values in ``memo`` are used as they are, others are chosen here.
+
+        Returns this module's values. Differentiable modules run every path and return ``{}``.
+        """
+        return {}
+
+    def export(self, memo: Sample) -> Sample:
+        """The best value of each decision not already in ``memo``."""
+        raise NotImplementedError
+
+    def export_probs(self, memo: Sample) -> dict[str, dict[Any, float]]:
+        """``{label: {value: probability}}`` for the decisions not in ``memo``."""
+        raise NotImplementedError(f"{type(self).__name__} has no probabilities to export")
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        """Mutation hook: return a supernet module replacing ``module``, or ``None`` to leave it."""
+        return None
+
+
+class ArchModuleMixin:
+    """Export for modules whose decisions have architecture parameters in an :class:`ArchParameters`."""
+
+    arch: ArchParameters
+
+    def export(self, memo: Sample) -> Sample:
+        return {label: self.arch.export(label) for label in self.search_space_spec() if label not in memo}  # type: ignore[attr-defined]
+
+    def export_probs(self, memo: Sample) -> dict[str, dict[Any, float]]:
+        probs = self.arch.export_probs()
+        return {label: probs[label] for label in self.search_space_spec() if label not in memo}  # type: ignore[attr-defined]
+
+
+def attach(module: nn.Module, name: str, obj: Any) -> None:
+    """Keep a reference to ``obj`` on ``module`` without registering it as a submodule or parameter.
+
+    Supernet modules refer to the shared :class:`ArchParameters`, which belongs to the one-shot
+    Lightning module; registering it in every supernet module would duplicate it in state dicts.
+    """
+    module.__dict__[name] = obj
+
+
+def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor], where: str) -> Any:
+    """``sum(w * out)``; outputs may be tensors, or tuples / lists of tensors (``None`` entries stay ``None``).
+
+    :raises StrategyError: the outputs differ in shape, so they cannot be mixed; the message names ``where``.
+    """
+    first = outputs[0]
+    if isinstance(first, torch.Tensor):
+        shapes = {tuple(out.shape) for out in outputs}
+        if len(shapes) != 1:
+            raise StrategyError(
+                f"{where}: the candidates give outputs of different shapes {sorted(shapes)}; a differentiable "
+                "strategy adds the outputs up, so they must have the same shape. Make every candidate produce "
+                "the same shape, or use a sampling strategy (random-oneshot, enas, proxyless)"
+            )
+        if isinstance(weights, torch.Tensor):
+            w = weights
+        else:
+            w = torch.stack(list(weights))
+        if len(outputs) == 1:
+            return first * w[0]
+        stacked = torch.stack(outputs)
+        return torch.tensordot(w.to(stacked.dtype), stacked, dims=1)
+    if isinstance(first, (tuple, list)):
+        items = [weighted_sum([out[i] for out in outputs], weights, where) if first[i] is not None else None
+                 for i in range(len(first))]
+        return type(first)(items)
+    if first is None:
+        return None
+    raise StrategyError(
+        f"{where}: a differentiable strategy can mix tensor outputs (or tuples of tensors), not {type(first).__name__}"
+    )
+

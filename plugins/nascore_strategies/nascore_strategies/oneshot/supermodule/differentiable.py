@@ -1,0 +1,169 @@
+"""Differentiable supernet modules (DARTS, GumbelDARTS): every path runs, outputs are mixed.
+
+The mixing weights of a decision are ``softmax(alpha)`` (or a Gumbel-softmax sample) of its
+architecture parameters, shared by every module with the same label (:class:`ArchParameters`).
+The exported value of a decision is the one with the largest ``alpha``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from nascore.errors import StrategyError
+from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
+from nascore.space import Categorical, CategoricalMultiple
+from nascore_strategies.oneshot.supermodule._primitives import (
+    MixedCellBase,
+    MixedInputBase,
+    MixedLayerBase,
+    MixedRepeatBase,
+    describe,
+)
+from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters, attach, weighted_sum
+
+__all__ = [
+    "DifferentiableMixedCell",
+    "DifferentiableMixedInput",
+    "DifferentiableMixedLayer",
+    "DifferentiableMixedRepeat",
+]
+
+
+def _arch(mutate_kwargs: dict[str, Any]) -> ArchParameters:
+    arch = mutate_kwargs.get("arch")
+    if not isinstance(arch, ArchParameters):
+        raise StrategyError("differentiable supernet modules need mutate_kwargs['arch'] (an ArchParameters)")
+    return arch
+
+
+class DifferentiableMixedLayer(ArchModuleMixin, MixedLayerBase):
+    """``LayerChoice``: the weighted sum of every candidate's output (the candidates must agree in shape)."""
+
+    mode = "differentiable"
+
+    def __init__(self, layer_choice: LayerChoice, arch: ArchParameters, where: str) -> None:
+        super().__init__(layer_choice, where)
+        attach(self, "arch", arch)
+        arch.register(self.decision, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, LayerChoice):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        outputs = [candidate(*args, **kwargs) for candidate in self.candidates]
+        return weighted_sum(outputs, self.arch.weights(self.label), self.where)
+
+
+class DifferentiableMixedInput(ArchModuleMixin, MixedInputBase):
+    """``InputChoice``: the weighted sum of the candidate inputs.
+
+    With ``n_chosen > 1`` the inputs are mixed the same way (scaled by ``n_chosen`` for ``"sum"``: with
+    equal weight on the chosen inputs the result is their sum, or mean) and the ``n_chosen`` strongest
+    are exported; that needs a reduction that adds inputs (``"sum"`` or ``"mean"``).
+    """
+
+    mode = "differentiable"
+
+    def __init__(self, input_choice: InputChoice, arch: ArchParameters, where: str) -> None:
+        super().__init__(input_choice, where)
+        if isinstance(self.decision, CategoricalMultiple):
+            if self.n_chosen is None:
+                raise StrategyError(
+                    f"{where}: n_chosen=None (any number of inputs) cannot be relaxed by a differentiable strategy; "
+                    "give a fixed n_chosen, or use a sampling strategy (random-oneshot, enas)"
+                )
+            if self.reduction not in ("sum", "mean"):
+                raise StrategyError(
+                    f"{where}: with n_chosen={self.n_chosen} and reduction={self.reduction!r} the chosen inputs are "
+                    "not added up, so a differentiable strategy cannot mix them; use reduction 'sum' or 'mean', "
+                    "or a sampling strategy (random-oneshot, enas)"
+                )
+        attach(self, "arch", arch)
+        arch.register(self.decision, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, InputChoice):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def forward(self, candidate_inputs: list[Any]) -> Any:
+        if len(candidate_inputs) != self.n_candidates:
+            raise StrategyError(f"{self.where}: expected {self.n_candidates} inputs, got {len(candidate_inputs)}")
+        mixed = weighted_sum(list(candidate_inputs), self.arch.weights(self.label), self.where)
+        if self.reduction == "sum" and self.n_chosen is not None and self.n_chosen > 1:
+            # The weights sum to one; a sum of n_chosen inputs is n_chosen times their mean.
+            mixed = mixed * self.n_chosen
+        return mixed
+
+
+class DifferentiableMixedRepeat(ArchModuleMixin, MixedRepeatBase):
+    """``Repeat``: the weighted sum of the outputs after each possible depth (they must agree in shape)."""
+
+    mode = "differentiable"
+
+    def __init__(self, repeat: Repeat, arch: ArchParameters, where: str) -> None:
+        super().__init__(repeat, where)
+        attach(self, "arch", arch)
+        for leaf in self.depth.leaves:
+            arch.register(leaf, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, Repeat) and not isinstance(module.depth_choice, int):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def forward(self, x: Any) -> Any:
+        weights = self.depth.weights({label: self.arch.weights(label) for label in self.depth.labels})
+        outputs = self.prefix_outputs(x, self.depth.values)
+        return weighted_sum([outputs[d] for d in self.depth.values], weights, self.where)
+
+
+class DifferentiableMixedCell(ArchModuleMixin, MixedCellBase):
+    """``Cell``: each operator slot mixes every (input, operator) pair.
+
+    A slot's output is ``sum_j sum_o w_input[j] * w_op[o] * op_o(state_j)``, with one weight vector per
+    decision of the space (``<cell>/input_<i>_<k>`` and ``<cell>/op_<i>_<k>``); exported, each slot
+    takes its strongest input and operator. ``merge_op="loose_end"`` is refused: which nodes are
+    loose ends depends on the inputs finally chosen.
+    """
+
+    mode = "differentiable"
+
+    def __init__(self, cell: Cell, arch: ArchParameters, where: str) -> None:
+        if cell.merge_op != "all":
+            raise StrategyError(
+                f"{where}: merge_op={cell.merge_op!r} makes the cell's output depend on which inputs are chosen, "
+                "which a differentiable strategy cannot relax; use merge_op='all', or a sampling strategy "
+                "(random-oneshot, enas, proxyless)"
+            )
+        super().__init__(cell, where)
+        attach(self, "arch", arch)
+        for _, _, input_decision, op_decision in self.slots:
+            arch.register(input_decision, where)
+            arch.register(op_decision, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, Cell):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
+        ops = self.slot_ops(state, k)
+        w_input = self.arch.weights(input_decision.label)
+        w_op = self.arch.weights(op_decision.label)
+        outputs: list[Any] = []
+        weights: list[torch.Tensor] = []
+        for o, name in enumerate(op_decision.values):
+            for j in input_decision.values:
+                outputs.append(ops.get(name, j)(states[j]))
+                weights.append(w_op[o] * w_input[j])
+        return weighted_sum(outputs, torch.stack(weights), self.where)

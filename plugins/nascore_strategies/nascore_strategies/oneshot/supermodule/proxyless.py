@@ -1,0 +1,247 @@
+"""Proxyless supernet modules (ProxylessNAS): one sampled path runs, binary gates train the architecture.
+
+Each step samples one value per decision from ``softmax(alpha)`` and runs only that path, so memory
+grows with one path, not with every candidate as in DARTS. During an architecture step (when
+:attr:`ArchParameters.binary_gates` is on) the output of a module goes through :func:`binary_gate`:
+forward it is the output itself; backward it gives ``alpha`` the ProxylessNAS gradient
+``dL/dalpha_i = sum_j dL/dg_j * p_j * (delta_ij - p_i)``, where ``dL/dg_j = <dL/dy, y_j>`` and
+``y_j`` is the output of candidate ``j``, recomputed without autograd from the saved input, one
+candidate at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nascore.errors import StrategyError
+from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
+from nascore.space import Categorical, Sample
+from nascore_strategies.oneshot.supermodule._primitives import describe
+from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters, attach
+from nascore_strategies.oneshot.supermodule.sampling import (
+    PathSamplingCell,
+    PathSamplingInput,
+    PathSamplingLayer,
+    PathSamplingRepeat,
+    SamplingMixin,
+)
+
+__all__ = [
+    "ProxylessMixedCell",
+    "ProxylessMixedInput",
+    "ProxylessMixedLayer",
+    "ProxylessMixedRepeat",
+    "binary_gate",
+]
+
+
+class _BinaryGate(torch.autograd.Function):
+    """``output`` unchanged; its backward computes the gradient of ``alpha`` from binary gates."""
+
+    @staticmethod
+    def forward(ctx: Any, alpha: torch.Tensor, output: torch.Tensor, recompute: Callable[[int], torch.Tensor], index: int, where: str) -> torch.Tensor:  # type: ignore[override]
+        ctx.recompute = recompute
+        ctx.index = index
+        ctx.where = where
+        ctx.save_for_backward(alpha, output.detach())
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        alpha, output = ctx.saved_tensors
+        with torch.no_grad():
+            gate_grads = torch.empty(alpha.shape, dtype=torch.float32, device=alpha.device)
+            for k in range(alpha.numel()):
+                out_k = output if k == ctx.index else ctx.recompute(k)
+                if out_k.shape != output.shape:
+                    raise StrategyError(
+                        f"{ctx.where}: the candidates give outputs of different shapes ({tuple(output.shape)} and "
+                        f"{tuple(out_k.shape)}); Proxyless compares the outputs of all candidates to train the "
+                        "architecture, so they must have the same shape. Use random-oneshot or enas for this space"
+                    )
+                gate_grads[k] = (out_k.float() * grad_output.float()).sum()
+            probs = F.softmax(alpha.float(), dim=-1)
+            grad_alpha = probs * (gate_grads - (gate_grads * probs).sum())
+        ctx.recompute = None
+        return grad_alpha.to(alpha.dtype), grad_output, None, None, None
+
+
+def binary_gate(alpha: torch.Tensor, output: Any, recompute: Callable[[int], Any], index: int, where: str = "binary gate") -> Any:
+    """Route ``output`` (of the candidate at ``index``) through a binary gate on ``alpha``.
+
+    ``recompute(k)`` returns candidate ``k``'s output (it is called without autograd). For a tuple
+    output, the gate is on its first tensor.
+    """
+    if isinstance(output, torch.Tensor):
+        return _BinaryGate.apply(alpha, output, _no_grad(recompute), index, where)
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        gated = _BinaryGate.apply(alpha, output[0], _no_grad(lambda k: recompute(k)[0]), index, where)
+        return type(output)([gated, *output[1:]])
+    raise StrategyError(f"Proxyless gates tensor outputs (or tuples starting with one), not {type(output).__name__}")
+
+
+def _no_grad(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+    def run(k: int) -> Any:
+        with torch.no_grad():
+            return fn(k)
+
+    return run
+
+
+def _arch(mutate_kwargs: dict[str, Any]) -> ArchParameters:
+    arch = mutate_kwargs.get("arch")
+    if not isinstance(arch, ArchParameters):
+        raise StrategyError("proxyless supernet modules need mutate_kwargs['arch'] (an ArchParameters)")
+    return arch
+
+
+class ProxylessMixin(ArchModuleMixin, SamplingMixin):
+    """Samples missing values from ``softmax(alpha)``; exports the largest ``alpha``; gates in architecture steps."""
+
+    def resample(self, memo: Sample) -> Sample:
+        for label in self.search_space_spec():  # type: ignore[attr-defined]
+            if label not in memo:
+                memo[label] = sample_from_alpha(self.arch, label)
+        return SamplingMixin.resample(self, memo)
+
+    def gates_on(self) -> bool:
+        return self.arch.binary_gates and torch.is_grad_enabled()
+
+    def gate(self, label: str, output: Any, recompute: Callable[[int], Any]) -> Any:
+        """Gate ``output`` on ``label`` when an architecture step is running."""
+        alpha = self.arch.alpha(label)
+        if not (self.gates_on() and alpha.requires_grad):
+            return output
+        decision = self.arch.decisions[label]
+        index = decision.index_of(self._sampled[label])  # type: ignore[attr-defined]
+        return binary_gate(alpha, output, recompute, index, self.where)  # type: ignore[attr-defined]
+
+
+def sample_from_alpha(arch: ArchParameters, label: str) -> Any:
+    """One value of ``label`` drawn from ``softmax(alpha)``."""
+    decision = arch.decisions[label]
+    with torch.no_grad():
+        index = int(torch.multinomial(arch.probs(label).float(), 1))
+    return decision.values[index]  # type: ignore[attr-defined]
+
+
+class ProxylessMixedLayer(ProxylessMixin, PathSamplingLayer):
+    """``LayerChoice``: runs the sampled candidate, gated on the decision."""
+
+    mode = "proxyless"
+
+    def __init__(self, layer_choice: LayerChoice, arch: ArchParameters, where: str) -> None:
+        super().__init__(layer_choice, where)
+        attach(self, "arch", arch)
+        arch.register(self.decision, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, LayerChoice):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.candidate(self._sampled[self.label])(*args, **kwargs)
+        return self.gate(self.label, output, lambda k: self.candidate(self.names[k])(*args, **kwargs))
+
+
+class ProxylessMixedInput(ProxylessMixin, PathSamplingInput):
+    """``InputChoice`` with ``n_chosen=1``: passes the sampled input, gated on the decision."""
+
+    mode = "proxyless"
+
+    def __init__(self, input_choice: InputChoice, arch: ArchParameters, where: str) -> None:
+        super().__init__(input_choice, where)
+        if not isinstance(self.decision, Categorical):
+            raise StrategyError(
+                f"{where}: Proxyless samples one input per InputChoice, so it needs n_chosen=1 "
+                f"(got n_chosen={self.n_chosen}); use n_chosen=1, or random-oneshot / enas"
+            )
+        attach(self, "arch", arch)
+        arch.register(self.decision, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, InputChoice):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def forward(self, candidate_inputs: list[Any]) -> Any:
+        output = candidate_inputs[self._sampled[self.label]]
+        return self.gate(self.label, output, lambda k: candidate_inputs[k])
+
+
+class ProxylessMixedRepeat(ProxylessMixin, PathSamplingRepeat):
+    """``Repeat``: runs the sampled depth; the gate of each depth decision compares the other depths' outputs."""
+
+    mode = "proxyless"
+
+    def __init__(self, repeat: Repeat, arch: ArchParameters, where: str) -> None:
+        super().__init__(repeat, where)
+        attach(self, "arch", arch)
+        for leaf in self.depth.leaves:
+            arch.register(leaf, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, Repeat) and not isinstance(module.depth_choice, int):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def forward(self, x: Any) -> Any:
+        depth = self.depth.value(self._sampled)
+        if not self.gates_on():
+            for block in self.blocks[:depth]:
+                x = block(x)
+            return x
+        outputs = self.prefix_outputs(x, list(range(depth + 1)))
+        saved = {d: out.detach() if isinstance(out, torch.Tensor) else out for d, out in outputs.items()}
+        result = outputs[depth]
+
+        def output_at(other: int) -> Any:
+            if other in saved:
+                return saved[other]
+            y = saved[depth]
+            for block in self.blocks[depth:other]:
+                y = block(y)
+            return y
+
+        for leaf in self.depth.leaves:
+            def recompute(k: int, leaf: Categorical = leaf) -> Any:
+                return output_at(self.depth.value({**self._sampled, leaf.label: leaf.values[k]}))
+
+            result = self.gate(leaf.label, result, recompute)
+        return result
+
+
+class ProxylessMixedCell(ProxylessMixin, PathSamplingCell):
+    """``Cell``: each slot runs its sampled operator on its sampled input, gated on both decisions."""
+
+    mode = "proxyless"
+
+    def __init__(self, cell: Cell, arch: ArchParameters, where: str) -> None:
+        super().__init__(cell, where)
+        attach(self, "arch", arch)
+        for _, _, input_decision, op_decision in self.slots:
+            arch.register(input_decision, where)
+            arch.register(op_decision, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if isinstance(module, Cell):
+            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
+        return None
+
+    def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
+        ops = self.slot_ops(state, k)
+        j = self._sampled[input_decision.label]
+        name = self._sampled[op_decision.label]
+        output = ops.get(name, j)(states[j])
+        output = self.gate(input_decision.label, output, lambda jj: ops.get(name, jj)(states[jj]))
+        return self.gate(op_decision.label, output, lambda oo: ops.get(op_decision.values[oo], j)(states[j]))
