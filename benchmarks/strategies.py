@@ -166,11 +166,28 @@ def check_targets(summary: dict) -> None:
             print(f"  {name:<10} < random at {b:>3} trials: {pp(ours)} vs {pp(random_)}  {verdict}")
 
 
+def expected_random_regret(table: Table, budget: int) -> float:
+    """Exact expected regret of uniform random search without replacement after ``budget`` trials.
+
+    The best of ``n`` distinct uniform draws from ``N`` values is the ``i``-th best with probability
+    ``C(N - i, n - 1) / C(N, n)``: the yardstick any correct random search matches within noise.
+    """
+    values = sorted(table.lookup.values(), reverse=True)
+    total = math.comb(len(values), budget)
+    expected = sum(values[i - 1] * math.comb(len(values) - i, budget - 1) for i in range(1, len(values) - budget + 2))
+    return table.best - expected / total
+
+
+def print_expected_random(table: Table, budgets: list[int]) -> None:
+    exact = "   ".join(f"{b} trials: {pp(expected_random_regret(table, b)).strip()}" for b in budgets)
+    print(f"exact expected regret of uniform random search (no repeats): {exact}")
+
+
 def side_by_side(ours: dict, nni: dict, budgets: list[int]) -> None:
     print("\nnascore vs NNI 3.0 on the same table, same settings and seeds (regret, percentage points)")
     print(f"{'strategy':<11}{'trials':>7}{'nascore':>18}{'NNI 3.0':>18}{'difference':>13}  verdict")
     for name in NNI_STRATEGIES:
-        if name not in nni:
+        if name not in nni or name not in ours:
             continue
         for b in budgets:
             (m1, s1, _), (m2, s2, _) = ours[name][b], nni[name][b]
@@ -333,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:<10} {args.seeds} searches in {time.perf_counter() - start:6.1f}s")
     ours = summarize(table, runs, budgets)
     print_regret_table("nascore", ours, budgets)
+    print_expected_random(table, budgets)
     if {"random", "evolution", "tpe", "rl"} <= set(ours):
         check_targets(ours)
 
