@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "tests"]
+nox.options.sessions = ["lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
@@ -20,9 +20,14 @@ PLUGINS = {
     "formats": "plugins/nascore_formats",
     "engines": "plugins/nascore_engines",
     "strategies": "plugins/nascore_strategies",
+    "cgo": "plugins/nascore_cgo",
 }
 # What each plugin is installed with: its extras, so that every feature it has is tested.
-EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]"}
+EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]", "cgo": ""}
+# Plugins a plugin depends on: installed from this checkout with it (not from PyPI), and listed with it.
+REQUIRES = {"cgo": ["formats", "engines"]}
+# Tests outside tests/<plugin> that a plugin session also runs.
+EXTRA_TESTS = {"cgo": ["tests/integration/test_cgo.py"]}
 TEST_DEPS = ["pytest>=7.4", "hypothesis>=6", "numpy"]
 
 # After installing only the core and one plugin, `nascore plugins` must list nothing else.
@@ -80,14 +85,16 @@ def core(session: nox.Session) -> None:
 def _plugin_session(name: str, path: str) -> None:
     @nox.session(name=f"plugin-{name}")
     def plugin(session: nox.Session) -> None:
-        if name == "engines":
+        needs = REQUIRES.get(name, [])
+        if name == "engines" or "engines" in needs:
             ensure_sshd(session)
         install_core(session)
-        session.install("-e", path + EXTRAS[name], "scikit-learn")
-        session.run("python", "-c", CHECK_ONLY, f"nascore-{name}")
-        session.run("pytest", f"tests/{name}", *session.posargs)
+        session.install(*(f"-e{PLUGINS[n]}{EXTRAS[n]}" for n in needs), "-e", path + EXTRAS[name], "scikit-learn")
+        session.run("python", "-c", CHECK_ONLY, f"nascore-{name}", *(f"nascore-{n}" for n in needs))
+        session.run("pytest", f"tests/{name}", *EXTRA_TESTS.get(name, []), *session.posargs)
 
-    plugin.__doc__ = f"Only the core and nascore-{name}: its tests pass and nothing else is listed."
+    needs = "".join(f", nascore-{n}" for n in REQUIRES.get(name, []))
+    plugin.__doc__ = f"Only the core and nascore-{name}{needs}: its tests pass and nothing else is listed."
 
 
 for _name, _path in PLUGINS.items():
@@ -108,7 +115,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "nascore", "plugins", "tests", "benchmarks", "examples", "noxfile.py")
 
 
-BENCHMARKS = ("overhead", "strategies", "graph_format", "oneshot")
+BENCHMARKS = ("overhead", "strategies", "graph_format", "oneshot", "cgo")
 
 
 @nox.session

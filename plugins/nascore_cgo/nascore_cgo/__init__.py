@@ -1,0 +1,49 @@
+"""nascore-cgo: cross-graph optimization, several models trained in one trial with each batch loaded once.
+
+Use it with the graph format, the training-service engine settings and a multi-model evaluator::
+
+    from nascore_cgo import Classification
+
+    evaluator = Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, max_epochs=5)
+    config = ExperimentConfig(engine="cgo", format="graph", trial_concurrency=2,
+                              engine_options={"max_concurrency_cgo": 4, "batch_waiting_time": 5})
+
+The ``cgo`` engine (:class:`~nascore_cgo.engine.CGOEngine`) wraps ``training-service`` (local
+workers or remote machines, configured by ``config.training_service``); optimizers are registered
+through ``nascore_register_optimizers`` (built in: ``dedup-input``,
+:class:`~nascore_cgo.optimizers.DedupInputOptimizer`) and receive a
+:class:`~nascore_cgo.plan.LogicalPlan`.
+
+The evaluators import PyTorch Lightning; they are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nascore_cgo.engine import CGOEngine, CGOOptions
+from nascore_cgo.optimizers import DedupInputOptimizer
+from nascore_cgo.plan import LogicalPlan, MergedModel
+
+__all__ = [
+    "CGOEngine",
+    "CGOOptions",
+    "Classification",
+    "DedupInputOptimizer",
+    "LogicalPlan",
+    "MergedModel",
+    "MultiModelLightning",
+    "MultiModelLightningModule",
+    "MultiModelSupervisedLearningModule",
+    "Regression",
+]
+
+_EVALUATOR_NAMES = frozenset({"Classification", "Regression", "MultiModelLightning", "MultiModelLightningModule", "MultiModelSupervisedLearningModule"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EVALUATOR_NAMES:
+        from nascore_cgo import evaluator
+
+        return getattr(evaluator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

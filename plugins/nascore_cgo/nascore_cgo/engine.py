@@ -1,0 +1,376 @@
+"""The ``cgo`` engine: a middleware that merges graph-format models into shared trials.
+
+It collects the trials a strategy submits, waits up to ``batch_waiting_time`` seconds for up to
+``max_concurrency_cgo`` of them, runs the configured optimizers (``dedup-input`` by default) on
+them as one :class:`~nascore_cgo.plan.LogicalPlan`, and submits each group of the plan to the
+wrapped ``training-service`` engine: a group of one as an ordinary trial, a larger group as one
+merged trial (:class:`~nascore_cgo.plan.MergedModel`). The events of a merged trial are split back
+per original trial, so strategies and the store see ordinary trials. When a merged trial fails,
+every model in it gets a ``retry`` event and is run again alone, without merging.
+
+``trial_concurrency`` counts trials of the wrapped engine, so up to ``trial_concurrency *
+max_concurrency_cgo`` models train at once. A merged trial gets the resources of one trial
+(``trial_gpu_number``); its models are packed onto the trial's device. Remote machines need
+``nascore-cgo`` installed next to nascore.
+
+Settings come from ``ExperimentConfig.engine_options``::
+
+    engine = "cgo"
+    format = "graph"
+    [engine_options]
+    max_concurrency_cgo = 4      # most models per merged trial
+    batch_waiting_time = 5       # seconds to wait for more models before submitting a batch
+    optimizers = ["dedup-input"] # registered optimizers, applied in order
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+import attrs
+
+from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialStatus, TrialSubmission
+from nascore.errors import ConfigError, EngineError, ShippingError
+from nascore.evaluator import Evaluator
+from nascore.experiment.config import ExperimentConfig, parse_duration
+from nascore.optimizer import LogicalOptimizer
+from nascore.serialization import ship_model
+from nascore_cgo.plan import LogicalPlan, MergedModel
+from nascore_engines.training_service import TrainingServiceEngine
+
+__all__ = ["CGOEngine", "CGOOptions"]
+
+_log = logging.getLogger(__name__)
+
+#: Ids of merged trials inside the wrapped engine start here, far from the experiment's trial ids.
+MERGED_ID_BASE = 1_000_000_000
+
+
+@attrs.frozen(kw_only=True)
+class CGOOptions:
+    """The CGO settings (``ExperimentConfig.engine_options``).
+
+    :param max_concurrency_cgo: most models merged into one trial (>= 1; 1 merges nothing).
+    :param batch_waiting_time: seconds to wait for ``max_concurrency_cgo`` models before optimizing
+        and submitting the ones collected (a number or ``"10s"``).
+    :param optimizers: names of registered optimizers, applied in order.
+    """
+
+    max_concurrency_cgo: int = 4
+    batch_waiting_time: float = 5.0
+    optimizers: tuple[str, ...] = ("dedup-input",)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> CGOOptions:
+        """Validate ``engine_options``; errors name the field and the fix."""
+        known = {field.name for field in attrs.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                f"config.engine_options: unknown setting(s) {', '.join(unknown)} for engine 'cgo'; "
+                f"it reads {', '.join(sorted(known))}"
+            )
+        kwargs: dict[str, Any] = {}
+        if "max_concurrency_cgo" in options:
+            value = options["max_concurrency_cgo"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"config.engine_options.max_concurrency_cgo must be an integer >= 1 (models per merged trial), got {value!r}"
+                )
+            kwargs["max_concurrency_cgo"] = value
+        if "batch_waiting_time" in options:
+            try:
+                kwargs["batch_waiting_time"] = parse_duration(options["batch_waiting_time"])
+            except ValueError as exc:
+                raise ConfigError(f"config.engine_options.batch_waiting_time: {exc}") from None
+            if kwargs["batch_waiting_time"] is None:
+                raise ConfigError("config.engine_options.batch_waiting_time must be a positive duration such as 5 or '10s', got None")
+        if "optimizers" in options:
+            value = options["optimizers"]
+            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    f"config.engine_options.optimizers must be a list of optimizer names such as ['dedup-input'], got {value!r}"
+                )
+            kwargs["optimizers"] = tuple(value)
+        return cls(**kwargs)
+
+
+@attrs.define
+class _Merged:
+    """A merged trial in flight: its members, and which of them already reported a final result."""
+
+    members: list[TrialSubmission]
+    finals: set[int] = attrs.field(factory=set)
+
+
+class CGOEngine(ExecutionEngine):
+    """Registered as ``cgo``: cross-graph optimization around the ``training-service`` engine.
+
+    :param inner: the engine that runs the (merged) trials.
+    :param options: the CGO settings.
+    :param optimizers: the optimizers to apply (default: those named in ``options``, from the registry).
+    """
+
+    name = "cgo"
+
+    def __init__(
+        self,
+        inner: ExecutionEngine,
+        options: CGOOptions | None = None,
+        optimizers: list[LogicalOptimizer] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.options = options if options is not None else CGOOptions()
+        self.optimizers = optimizers if optimizers is not None else _optimizers(self.options.optimizers)
+        self._lock = threading.Lock()
+        self._pending: list[TrialSubmission] = []
+        self._pending_since: float | None = None
+        self._merged: dict[int, _Merged] = {}
+        self._fallbacks: list[TrialSubmission] = []
+        self._open: set[int] = set()
+        self._ids = itertools.count(MERGED_ID_BASE)
+        self._context: EngineContext | None = None
+        self._forwarded = 0
+        self._seen = 0
+        self._wakeup = threading.Event()  # set on every forwarded event, for waits with nothing inside the wrapped engine
+        #: how many merged trials were submitted, and how many of them fell back to separate trials
+        self.merged_trials = 0
+        self.fallbacks = 0
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> CGOEngine:
+        if config.format != "graph":
+            raise ConfigError(
+                f"engine 'cgo' merges graph-format models, but config.format is {config.format!r}; "
+                "set format = \"graph\" (or use engine \"training-service\" for other formats)"
+            )
+        options = CGOOptions.from_options(dict(config.engine_options))
+        return cls(TrainingServiceEngine.from_config(config), options)
+
+    # --- before the first trial ---------------------------------------------------------------
+
+    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
+        from nascore_cgo.optimizers import merge_key
+
+        if merge_key(evaluator) is None:
+            raise ConfigError(
+                f"engine 'cgo' trains merged models with a multi-model evaluator, got {type(evaluator).__name__}; "
+                "use nascore_cgo.Classification / nascore_cgo.Regression (or a nascore_cgo.MultiModelLightning "
+                "evaluator), or engine \"training-service\" to run each model alone"
+            )
+        self.inner.check(evaluator, config)
+
+    def start(self, context: EngineContext) -> None:
+        self._context = context
+        inner_context = EngineContext(context.experiment_id, context.experiment_dir, context.config, _Sink(self), context.space)
+        self.inner.start(inner_context)
+
+    # --- trials -------------------------------------------------------------------------------
+
+    def submit(self, submission: TrialSubmission) -> None:
+        if self._context is None:
+            raise EngineError("CGOEngine.submit() was called before start()")
+        payload_format = _format_of(submission)
+        if payload_format != "graph":
+            raise ConfigError(
+                f"engine 'cgo' got trial {submission.trial_id} in format {payload_format!r}; it merges graph-format "
+                "models only: set format = \"graph\""
+            )
+        with self._lock:
+            self._open.add(submission.trial_id)
+            self._pending.append(submission)
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
+            full = len(self._pending) >= self.options.max_concurrency_cgo
+        if full:
+            self._flush()
+
+    def idle_slots(self) -> int:
+        with self._lock:
+            pending = len(self._pending)
+        return max(0, self.inner.idle_slots() * self.options.max_concurrency_cgo - pending)
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._wakeup.clear()
+            self._run_fallbacks()
+            with self._lock:
+                due = self._pending_since is not None and time.monotonic() >= self._pending_since + self.options.batch_waiting_time
+            if due:
+                self._flush()
+            with self._lock:
+                if self._forwarded != self._seen:
+                    self._seen = self._forwarded
+                    return
+                if not self._open:
+                    return
+                batch_due = None if self._pending_since is None else self._pending_since + self.options.batch_waiting_time
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            step = None if deadline is None else deadline - now
+            if batch_due is not None:
+                step = max(0.0, batch_due - now) if step is None else min(step, max(0.0, batch_due - now))
+            with self._lock:
+                idle_below = not self._fallbacks
+            if idle_below and self.inner.running() == 0:
+                # Nothing runs below us: wait for the batching window to close (or a timeout), not for the engine.
+                self._wakeup.wait(step)
+            else:
+                self.inner.wait(step)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self._pending_since = None
+            self._fallbacks.clear()
+        self.inner.shutdown()
+
+    # --- batching -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Optimize the collected models as one plan and submit its groups to the wrapped engine."""
+        with self._lock:
+            batch, self._pending, self._pending_since = self._pending, [], None
+        if not batch:
+            return
+        plan = LogicalPlan(batch, self.options.max_concurrency_cgo)
+        for optimizer in self.optimizers:
+            plan = optimizer.convert(plan)
+        try:
+            plan.check()
+        except ValueError as exc:
+            raise EngineError(f"a CGO optimizer returned a bad plan ({', '.join(type(o).__name__ for o in self.optimizers)}): {exc}") from exc
+        for group in plan.groups:
+            members = [batch[i] for i in group]
+            if len(members) == 1:
+                self.inner.submit(members[0])
+            else:
+                self._submit_merged(members)
+
+    def _submit_merged(self, members: list[TrialSubmission]) -> None:
+        assert self._context is not None
+        try:
+            shipments = [ship_model(member.model) for member in members]
+        except ShippingError as exc:
+            _log.warning("Models %s cannot be merged (%s); running them alone", [m.trial_id for m in members], exc)
+            for member in members:
+                self.inner.submit(member)
+            return
+        merged_id = next(self._ids)
+        ids = [member.trial_id for member in members]
+        model = MergedModel(shipments, ids)
+        log_dir = self._context.experiment_dir / "cgo" / f"merged-{merged_id - MERGED_ID_BASE}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._merged[merged_id] = _Merged(members)
+            self.merged_trials += 1
+        _log.info("CGO: trials %s run merged as one trial (log: %s)", ids, log_dir / "trial.log")
+        for member in members:  # each trial's own folder says where its output went
+            member.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(member.log_dir / "trial.log", "a") as note:
+                note.write(f"[cgo] trained together with trials {ids}; output in {log_dir / 'trial.log'}\n")
+        self.inner.submit(TrialSubmission(merged_id, model, members[0].evaluator, log_dir, dict(model.sample)))
+
+    def _run_fallbacks(self) -> None:
+        with self._lock:
+            fallbacks, self._fallbacks = self._fallbacks, []
+        for submission in fallbacks:
+            self.inner.submit(submission)
+
+    # --- events from the wrapped engine (any thread) ------------------------------------------
+
+    def _forward(self, event: TrialEvent) -> None:
+        assert self._context is not None
+        self._context.sink.emit(event)
+        with self._lock:
+            self._forwarded += 1
+            if event.ends_trial:
+                self._open.discard(event.trial_id)
+        self._wakeup.set()
+
+    def _on_event(self, event: TrialEvent) -> None:
+        with self._lock:
+            merged = self._merged.get(event.trial_id)
+        if merged is None:
+            self._forward(event)
+            return
+        members = merged.members
+        if event.kind in ("intermediate", "final"):
+            records = (event.metric or {}).get("cgo")
+            if not isinstance(records, list) or len(records) != len(members):
+                _log.warning("Merged trial %s reported a metric without one record per model: %s", [m.trial_id for m in members], event.metric)
+                return
+            for member, record in zip(members, records):
+                if event.kind == "final":
+                    merged.finals.add(member.trial_id)
+                self._forward(TrialEvent(member.trial_id, event.kind, value=float(record["default"]), metric=dict(record), time=event.time))
+        elif event.kind == "retry":
+            for member in members:
+                self._forward(TrialEvent.retry(member.trial_id, event.error or "the merged trial's machine dropped"))
+        elif event.kind == "status" and event.status is TrialStatus.FAILED:
+            with self._lock:
+                self._merged.pop(event.trial_id, None)
+                self.fallbacks += 1
+            first = (event.error or "").strip().splitlines()[0] if event.error else "no error text"
+            _log.warning("Merged trial of %s failed (%s); running each model alone", [m.trial_id for m in members], first)
+            for member in members:
+                self._forward(TrialEvent.retry(member.trial_id, f"the merged trial it ran in failed ({first}); it runs again alone"))
+            with self._lock:
+                self._fallbacks.extend(members)
+            self._wakeup.set()
+        elif event.kind == "status" and event.status is TrialStatus.SUCCEEDED:
+            with self._lock:
+                self._merged.pop(event.trial_id, None)
+            for member in members:
+                if member.trial_id in merged.finals:
+                    self._forward(TrialEvent(member.trial_id, "status", status=TrialStatus.SUCCEEDED, time=event.time))
+                else:
+                    self._forward(TrialEvent.failed(member.trial_id, "its merged trial succeeded without reporting a final result for this model"))
+        else:
+            for member in members:
+                self._forward(TrialEvent(member.trial_id, event.kind, status=event.status, error=event.error, time=event.time))
+
+
+class _Sink:
+    """The wrapped engine's sink: every event goes through the middleware first."""
+
+    def __init__(self, engine: CGOEngine) -> None:
+        self.engine = engine
+
+    def emit(self, event: TrialEvent) -> None:
+        self.engine._on_event(event)
+
+
+def _format_of(submission: TrialSubmission) -> str | None:
+    name = getattr(submission.model, "format_name", None)  # formats' models name themselves; no payload needed
+    if isinstance(name, str) and name:
+        return name
+    try:
+        payload = submission.model.to_payload()
+    except (ShippingError, NotImplementedError):
+        return None
+    return payload.get("format") if isinstance(payload, dict) else None
+
+
+def _optimizers(names: tuple[str, ...]) -> list[LogicalOptimizer]:
+    from nascore.plugin import get_plugins
+
+    registry = get_plugins().optimizers
+    optimizers = []
+    for name in names:
+        try:
+            factory = registry.get(name)
+        except LookupError as exc:
+            raise ConfigError(f"config.engine_options.optimizers: {exc}") from None
+        optimizers.append(factory())
+    return optimizers

@@ -1,0 +1,51 @@
+"""Cross-graph optimizers of the CGO middleware.
+
+:class:`DedupInputOptimizer` (``dedup-input``) groups models whose evaluators read the same
+dataset through the same data pipeline and training recipe, so that one trial loads and
+preprocesses each batch once and feeds it to all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nascore.optimizer import LogicalOptimizer
+from nascore_cgo.plan import LogicalPlan
+
+__all__ = ["DedupInputOptimizer", "merge_key"]
+
+_log = logging.getLogger(__name__)
+
+
+def merge_key(evaluator: Any) -> Any:
+    """What models must share to be trained together: the evaluator's ``merge_key()``, else the evaluator itself.
+
+    Evaluators without a ``merge_key`` method are never merged with anything (``None``).
+    """
+    method = getattr(evaluator, "merge_key", None)
+    return method() if callable(method) else None
+
+
+class DedupInputOptimizer(LogicalOptimizer):
+    """Merge models that share their input pipeline (same dataloaders, same recipe) into groups."""
+
+    name = "dedup-input"
+
+    def convert(self, plan: LogicalPlan) -> LogicalPlan:
+        buckets: dict[Any, list[int]] = {}
+        alone: list[list[int]] = []
+        for group in plan.groups:
+            for index in group:
+                key = merge_key(plan.submissions[index].evaluator)
+                if key is None:
+                    alone.append([index])
+                else:
+                    buckets.setdefault(key, []).append(index)
+        groups = list(alone)
+        for indices in buckets.values():
+            for start in range(0, len(indices), plan.max_group_size):
+                groups.append(indices[start:start + plan.max_group_size])
+        groups.sort(key=min)
+        _log.debug("dedup-input: %d models into groups %s", len(plan.submissions), groups)
+        return LogicalPlan(plan.submissions, plan.max_group_size, groups)

@@ -1,0 +1,155 @@
+"""The CGO middleware: batching, merged trials split back per model, fallback, and clear config errors."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from nascore.engine import EngineContext, TrialStatus, TrialSubmission
+from nascore.errors import ConfigError
+from nascore.evaluators import FunctionalEvaluator
+from nascore.experiment import Experiment, ExperimentConfig
+from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer
+from nascore_engines.sequential import SequentialEngine
+
+
+class Recorder:
+    """A thread-safe sink that keeps every event."""
+
+    def __init__(self):
+        self.events = []
+        self.lock = threading.Lock()
+
+    def emit(self, event):
+        with self.lock:
+            self.events.append(event)
+
+    def of(self, trial_id):
+        return [e for e in self.events if e.trial_id == trial_id]
+
+
+def engine_on(tmp_path, options=None):
+    """A CGO engine around the in-process sequential engine, started with a recording sink."""
+    engine = CGOEngine(SequentialEngine(), options or CGOOptions(max_concurrency_cgo=3, batch_waiting_time=0.05),
+                       [DedupInputOptimizer()])
+    sink = Recorder()
+    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    return engine, sink
+
+
+def submit_all(engine, models, evaluator, tmp_path):
+    for i, model in enumerate(models, start=1):
+        engine.submit(TrialSubmission(i, model, evaluator, tmp_path / f"t{i}", dict(model.sample)))
+
+
+def drain(engine):
+    while engine.running():
+        engine.wait()
+
+
+def test_models_sharing_data_run_as_one_trial_and_results_come_back_per_model(job, graph_models, tmp_path):
+    samples = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}, {"width": 8, "act": "relu"}]
+    engine, sink = engine_on(tmp_path)
+    submit_all(engine, graph_models(job.Space(), samples), job.evaluator(max_epochs=1), tmp_path)
+    drain(engine)
+    assert engine.merged_trials == 1 and engine.fallbacks == 0
+    assert (tmp_path / "cgo" / "merged-0").is_dir()  # the merged trial's log folder
+    assert "trained together with trials [1, 2, 3]" in (tmp_path / "t2" / "trial.log").read_text()
+    for trial_id in (1, 2, 3):
+        events = sink.of(trial_id)
+        assert [e.status for e in events if e.kind == "status"] == [TrialStatus.RUNNING, TrialStatus.SUCCEEDED]
+        [final] = [e for e in events if e.kind == "final"]
+        assert "cgo" not in final.metric and final.value == final.metric["val_acc"]
+    assert {e.trial_id for e in sink.events} == {1, 2, 3}
+    engine.shutdown()
+
+
+def test_a_broken_model_makes_the_trial_fall_back_and_every_good_model_keeps_its_result(job, graph_models, tmp_path):
+    samples = [{"width": 4, "act": "relu"}, {"width": 4, "act": "broken"}, {"width": 8, "act": "tanh"}]
+    engine, sink = engine_on(tmp_path)
+    submit_all(engine, graph_models(job.Space(), samples), job.evaluator(max_epochs=1), tmp_path)
+    drain(engine)
+    assert engine.merged_trials == 1 and engine.fallbacks == 1
+    for trial_id in (1, 2, 3):
+        assert [e.kind for e in sink.of(trial_id)].count("retry") == 1
+    assert sink.of(1)[-1].status is TrialStatus.SUCCEEDED and sink.of(3)[-1].status is TrialStatus.SUCCEEDED
+    assert sink.of(2)[-1].status is TrialStatus.FAILED and "mat1 and mat2" in sink.of(2)[-1].error
+    for trial_id in (1, 3):  # after the retry, exactly one final result
+        after_retry = sink.of(trial_id)[[e.kind for e in sink.of(trial_id)].index("retry"):]
+        assert [e.kind for e in after_retry].count("final") == 1
+    engine.shutdown()
+
+
+def test_fewer_models_than_max_concurrency_are_submitted_after_batch_waiting_time(job, graph_models, tmp_path):
+    engine, sink = engine_on(tmp_path, CGOOptions(max_concurrency_cgo=4, batch_waiting_time=0.2))
+    submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
+               job.evaluator(max_epochs=1), tmp_path)
+    assert engine.idle_slots() == 2  # room for two more models in the batch being collected
+    drain(engine)
+    assert engine.merged_trials == 1
+    assert all(sink.of(i)[-1].status is TrialStatus.SUCCEEDED for i in (1, 2))
+    engine.shutdown()
+
+
+def test_a_strategy_sees_exactly_one_result_per_model(job, tmp_path, monkeypatch):
+    config = ExperimentConfig(engine="cgo", format="graph", experiment_dir=tmp_path,
+                              engine_options={"max_concurrency_cgo": 3, "batch_waiting_time": 0.1})
+    # The registered 'cgo' engine, its inner engine swapped for in-process trials to keep the test fast.
+    from_config = CGOEngine.from_config.__func__
+
+    def in_process(cls, cfg):
+        engine = from_config(cls, cfg)
+        return cls(SequentialEngine(), engine.options, engine.optimizers)
+
+    monkeypatch.setattr(CGOEngine, "from_config", classmethod(in_process))
+    exp = Experiment(job.Space(), job.evaluator(max_epochs=1), job.Every(), config)
+    exp.run()
+    records = exp.trials()
+    assert len(records) == 6 == len({tuple(sorted(r.sample.items())) for r in records})
+    for record in records:
+        if record.sample["act"] == "broken":
+            assert record.status is TrialStatus.FAILED
+        else:
+            assert record.status is TrialStatus.SUCCEEDED and record.metric is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_concurrency_cgo": 0}, "max_concurrency_cgo must be an integer >= 1"),
+        ({"max_concurrency_cgo": "4"}, "max_concurrency_cgo must be an integer >= 1"),
+        ({"batch_waiting_time": -1}, "batch_waiting_time: a duration must be positive"),
+        ({"batch_waiting_time": "soon"}, "batch_waiting_time: expected a duration"),
+        ({"optimizers": "dedup-input"}, "optimizers must be a list of optimizer names"),
+        ({"optimizers": ["no-such"]}, "optimizers"),
+        ({"max_concurency_cgo": 2}, "unknown setting\\(s\\) max_concurency_cgo for engine 'cgo'"),
+    ],
+)
+def test_bad_engine_options_are_clear_config_errors(options, message):
+    config = ExperimentConfig(engine="cgo", format="graph", engine_options=options)
+    with pytest.raises(ConfigError, match=message):
+        CGOEngine.from_config(config)
+
+
+def test_cgo_with_a_non_graph_format_is_a_clear_error(job, tmp_path):
+    config = ExperimentConfig(engine="cgo", format="simplified", experiment_dir=tmp_path)
+    with pytest.raises(ConfigError, match="config.format is 'simplified'; set format = \"graph\""):
+        Experiment(job.Space(), job.evaluator(), job.Every(), config).run()
+
+
+def test_cgo_needs_a_multi_model_evaluator(job, tmp_path):
+    config = ExperimentConfig(engine="cgo", format="graph", experiment_dir=tmp_path)
+    with pytest.raises(ConfigError, match="nascore_cgo.Classification"):
+        CGOEngine.from_config(config).check(FunctionalEvaluator(print), config)
+
+
+def test_a_model_in_another_format_is_refused_at_submit(job, tmp_path):
+    from nascore.plugin import get_plugins
+
+    engine, _ = engine_on(tmp_path)
+    model = get_plugins().formats.get("simplified")().build(job.Space()).freeze({"width": 4, "act": "relu"})
+    with pytest.raises(ConfigError, match="in format 'simplified'"):
+        engine.submit(TrialSubmission(1, model, job.evaluator(), Path(tmp_path)))
+    engine.shutdown()

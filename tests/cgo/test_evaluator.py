@@ -1,0 +1,98 @@
+"""Multi-model training: merged trials give each model what it would get alone, reported per model."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from nascore.errors import EvaluatorError
+from nascore.serialization import ship_model
+from nascore.trial import run_trial
+from nascore_cgo import Classification, MergedModel, Regression
+
+SAMPLES = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}, {"width": 8, "act": "relu"}]
+
+
+def run(model, evaluator):
+    events = []
+    run_trial(7, model, evaluator, events.append)
+    return events
+
+
+def finals(events):
+    return [e for e in events if e.kind == "final"]
+
+
+def test_merged_training_equals_separate_training(job, graph_models):
+    evaluator = job.evaluator()
+    models = graph_models(job.Space(), SAMPLES)
+    alone = [finals(run(model, evaluator))[0].metric for model in models]
+    merged_events = run(MergedModel([ship_model(m) for m in models], [1, 2, 3]), evaluator)
+    [final] = finals(merged_events)
+    records = final.metric["cgo"]
+    assert len(records) == 3
+    for separate, together in zip(alone, records):
+        assert together["default"] == pytest.approx(separate["default"], abs=1e-6)
+        assert together["val_loss"] == pytest.approx(separate["val_loss"], rel=1e-4)
+    assert final.value == pytest.approx(sum(r["default"] for r in records) / 3)
+    intermediates = [e for e in merged_events if e.kind == "intermediate"]
+    assert len(intermediates) == 2 and all(len(e.metric["cgo"]) == 3 for e in intermediates)
+    assert merged_events[-1].status.value == "SUCCEEDED"
+
+
+def test_each_model_has_its_own_optimizer(job, graph_models):
+    evaluator = job.evaluator(max_epochs=1)
+    recipe = evaluator.module
+    models = [m.build() for m in graph_models(job.Space(), SAMPLES[:2])]
+    fresh = copy.deepcopy(recipe)
+    fresh.set_models(models)
+    optimizers = fresh.configure_optimizers()
+    assert len(optimizers) == 2
+    owned = [{id(p) for group in o.param_groups for p in group["params"]} for o in optimizers]
+    assert owned[0] == {id(p) for p in models[0].parameters()}
+    assert owned[1] == {id(p) for p in models[1].parameters()}
+
+
+def test_a_shape_error_in_one_model_fails_the_merged_trial(job, graph_models):
+    models = graph_models(job.Space(), [SAMPLES[0], {"width": 4, "act": "broken"}])
+    events = run(MergedModel([ship_model(m) for m in models], [1, 2]), job.evaluator(max_epochs=1))
+    assert events[-1].status.value == "FAILED" and "mat1 and mat2" in events[-1].error
+
+
+def test_regression_reports_mse_per_model(job, graph_models):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 6, generator=generator)
+    data = DataLoader(TensorDataset(x, x[:, :3] * 2), batch_size=8)
+    evaluator = Regression(train_dataloaders=data, val_dataloaders=data, max_epochs=1, seed=0)
+    models = graph_models(job.Space(), SAMPLES[:2])
+    [final] = finals(run(MergedModel([ship_model(m) for m in models], [1, 2]), evaluator))
+    assert [sorted(r) for r in final.metric["cgo"]] == [["default", "val_loss", "val_mse"]] * 2
+    assert all(r["default"] == r["val_mse"] > 0 for r in final.metric["cgo"])
+
+
+def test_an_ordinary_model_reports_an_ordinary_metric(job, graph_models):
+    [model] = graph_models(job.Space(), SAMPLES[:1])
+    [final] = finals(run(model, job.evaluator(max_epochs=1)))
+    assert "cgo" not in final.metric and final.value == final.metric["val_acc"]
+
+
+def test_evaluator_arguments_are_checked(job):
+    train, val = job.loaders()
+    with pytest.raises(EvaluatorError, match="val_dataloaders"):
+        Classification(train_dataloaders=train)
+    with pytest.raises(EvaluatorError, match="MultiModelLightningModule"):
+        from nascore_cgo import MultiModelLightning
+
+        MultiModelLightning(torch.nn.Linear(1, 1), train, val)
+
+
+def test_merge_key_is_shared_by_evaluators_reading_the_same_data(job):
+    train, val = job.loaders()
+    first = Classification(train_dataloaders=train, val_dataloaders=val, max_epochs=1)
+    assert first.merge_key() == Classification(train_dataloaders=train, val_dataloaders=val, max_epochs=1).merge_key()
+    assert first.merge_key() != Classification(train_dataloaders=train, val_dataloaders=val, max_epochs=2).merge_key()
+    assert first.merge_key() != Classification(train_dataloaders=job.loaders()[0], val_dataloaders=val, max_epochs=1).merge_key()

@@ -1,0 +1,64 @@
+"""The logical plan and the dedup-input optimizer: which models share a trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nascore.engine import TrialSubmission
+from nascore.plugin import get_plugins
+from nascore_cgo import DedupInputOptimizer, LogicalPlan
+
+
+class Keyed:
+    """An evaluator stand-in whose merge key is given."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def merge_key(self):
+        return self.key
+
+
+class Plain:
+    """An evaluator that cannot train merged models (no merge_key)."""
+
+
+def plan(evaluators, size=4):
+    submissions = [TrialSubmission(i + 1, None, e, Path(".")) for i, e in enumerate(evaluators)]
+    return LogicalPlan(submissions, size)
+
+
+def test_a_new_plan_merges_nothing():
+    assert plan([Keyed(1), Keyed(1)]).groups == [[0], [1]]
+
+
+def test_dedup_input_groups_models_with_the_same_data_pipeline():
+    shared, other = Keyed("a"), Keyed("b")
+    result = DedupInputOptimizer().convert(plan([shared, other, Keyed("a"), shared, Plain()]))
+    result.check()
+    assert result.groups == [[0, 2, 3], [1], [4]]
+
+
+def test_dedup_input_respects_max_concurrency_cgo():
+    result = DedupInputOptimizer().convert(plan([Keyed("a")] * 5, size=2))
+    result.check()
+    assert result.groups == [[0, 1], [2, 3], [4]]
+
+
+def test_a_plan_that_loses_or_repeats_a_model_is_rejected():
+    bad = plan([Keyed(1), Keyed(1)])
+    bad.groups = [[0, 0]]
+    with pytest.raises(ValueError, match="exactly once"):
+        bad.check()
+    bad.groups = [[0, 1]]
+    bad.max_group_size = 1
+    with pytest.raises(ValueError, match="max_concurrency_cgo=1"):
+        bad.check()
+
+
+def test_the_plugin_registers_engine_and_optimizer():
+    plugins = get_plugins()
+    assert plugins.engines.get("cgo").name == "cgo"
+    assert plugins.optimizers.get("dedup-input") is DedupInputOptimizer
