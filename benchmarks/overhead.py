@@ -201,34 +201,14 @@ def run_training_service(trials: int, seed: int, runs: int, concurrency: int) ->
 
 def run_nni_training_service(python: str, trials: int, seed: int, concurrency: int, threads: int) -> dict | None:
     """NNI 3.0's training service (local) on the same space, through ``_nni_overhead_space.py --engine ts``."""
-    home = Path(tempfile.mkdtemp(prefix="nni-overhead-ts-home-"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [
-        python, str(NNI_SCRIPT), "--engine", "ts", "--concurrency", str(concurrency), "--trials", str(trials),
+    options = [
+        "--engine", "ts", "--concurrency", str(concurrency), "--trials", str(trials),
         "--seed", str(seed), "--runs", "1", "--threads", str(threads), "--port", str(port),
-        "--workdir", str(home / "nni-experiments"),
     ]
-    env = {**os.environ, "HOME": str(home), "PYTHONWARNINGS": "ignore"}
-    env.pop("PYTHONPATH", None)
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600, cwd=home)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"NNI training-service run failed: {exc}")
-        return None
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        print(f"NNI training-service run failed (exit code {proc.returncode}); last lines of its output:")
-        print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]))
-        return None
-    try:
-        return json.loads(lines[-1])
-    except ValueError:
-        print(f"NNI run printed no result line; last line: {lines[-1]!r}")
-        return None
+    return _run_nni_script(python, options, "NNI training-service run", in_home=True)
 
 
 def training_service_section(args: argparse.Namespace) -> None:
@@ -264,30 +244,38 @@ def training_service_section(args: argparse.Namespace) -> None:
 
 
 def run_nni(python: str, trials: int, seed: int, runs: int, repeat: int, threads: int) -> dict | None:
-    """Run ``_nni_overhead_space.py`` with ``python``; NNI writes under a temporary HOME, deleted after."""
-    home = Path(tempfile.mkdtemp(prefix="nni-overhead-home-"))
-    command = [
-        python, str(NNI_SCRIPT), "--trials", str(trials), "--seed", str(seed), "--runs", str(runs), "--repeat", str(repeat),
-        "--threads", str(threads), "--workdir", str(home / "nni-experiments"),
+    """Run ``_nni_overhead_space.py`` with ``python`` on NNI's sequential engine."""
+    options = [
+        "--trials", str(trials), "--seed", str(seed), "--runs", str(runs), "--repeat", str(repeat),
+        "--threads", str(threads),
     ]
+    return _run_nni_script(python, options, "NNI run")
+
+
+def _run_nni_script(python: str, options: list[str], what: str, in_home: bool = False) -> dict | None:
+    """Run ``_nni_overhead_space.py``; NNI writes under a temporary HOME, deleted after. Its last line is JSON."""
+    home = Path(tempfile.mkdtemp(prefix="nni-overhead-home-"))
+    command = [python, str(NNI_SCRIPT), *options, "--workdir", str(home / "nni-experiments")]
     env = {**os.environ, "HOME": str(home), "PYTHONWARNINGS": "ignore"}
     env.pop("PYTHONPATH", None)
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=3600, cwd=home if in_home else None
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"NNI run failed: {exc}")
+        print(f"{what} failed: {exc}")
         return None
     finally:
         shutil.rmtree(home, ignore_errors=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        print(f"NNI run failed (exit code {proc.returncode}); last lines of its output:")
+        print(f"{what} failed (exit code {proc.returncode}); last lines of its output:")
         print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]))
         return None
     try:
         return json.loads(lines[-1])
     except ValueError:
-        print(f"NNI run printed no result line; last line: {lines[-1]!r}")
+        print(f"{what} printed no result line; last line: {lines[-1]!r}")
         return None
 
 

@@ -107,11 +107,13 @@ class LightningModule(pl.LightningModule):
         return self.model(*args, **kwargs)
 
 
-def _accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Share of samples whose highest logit is the label."""
     return (y_hat.argmax(dim=-1) == y).float().mean()
 
 
-def _mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error."""
     return F.mse_loss(y_hat, y)
 
 
@@ -182,10 +184,17 @@ class SupervisedLearningModule(LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        kwargs: dict[str, Any] = {"lr": self.learning_rate, "weight_decay": self.weight_decay}
-        if _takes_foreach(self.optimizer_class):
-            kwargs["foreach"] = True  # one multi-tensor kernel per step instead of a loop over parameters
-        return self.optimizer_class(self.parameters(), **kwargs)
+        return make_optimizer(self.optimizer_class, self.parameters(), self.learning_rate, self.weight_decay)
+
+
+def make_optimizer(
+    optimizer: type[torch.optim.Optimizer], params: Any, learning_rate: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """``optimizer(params, lr=..., weight_decay=...)``, with ``foreach=True`` where the class takes it."""
+    kwargs: dict[str, Any] = {"lr": learning_rate, "weight_decay": weight_decay}
+    if _takes_foreach(optimizer):
+        kwargs["foreach"] = True  # one multi-tensor kernel per step instead of a loop over parameters
+    return optimizer(params, **kwargs)
 
 
 def _takes_foreach(optimizer: type[torch.optim.Optimizer]) -> bool:
@@ -304,7 +313,7 @@ class Classification(Lightning):
     ) -> None:
         module = SupervisedLearningModule(
             criterion(),
-            {"acc": _accuracy},
+            {"acc": accuracy},
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             optimizer=optimizer,
@@ -333,7 +342,7 @@ class Regression(Lightning):
     ) -> None:
         module = SupervisedLearningModule(
             criterion(),
-            {"mse": _mse},
+            {"mse": mse},
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             optimizer=optimizer,

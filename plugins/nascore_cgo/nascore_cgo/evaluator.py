@@ -17,7 +17,6 @@ the CGO engine splits back into one result per original trial. Per-model metrics
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,7 +26,15 @@ import torch.nn as nn
 
 from nascore.errors import EvaluatorError
 from nascore.evaluator import Evaluator
-from nascore.evaluators.lightning import TRAINER_DEFAULTS, _InterruptGuard, fit, quiet_lightning
+from nascore.evaluators.lightning import (
+    TRAINER_DEFAULTS,
+    _InterruptGuard,
+    accuracy,
+    fit,
+    make_optimizer,
+    mse,
+    quiet_lightning,
+)
 from nascore.format import ExecutableModel
 from nascore.trial import report_final_result, report_intermediate_result
 from nascore_cgo.plan import MergedModel
@@ -63,14 +70,6 @@ class MultiModelLightningModule(pl.LightningModule):
     def forward(self, x: Any) -> list[Any]:
         """Every model's output for the same input: the batch is fed to all of them."""
         return [model(x) for model in self.models]
-
-
-def _accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (y_hat.argmax(dim=-1) == y).float().mean()
-
-
-def _mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.mse_loss(y_hat, y)
 
 
 class MultiModelSupervisedLearningModule(MultiModelLightningModule):
@@ -135,10 +134,10 @@ class MultiModelSupervisedLearningModule(MultiModelLightningModule):
                 self.log(f"val_{name}/{index}", fn(y_hat, y), batch_size=len(y), on_epoch=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        kwargs: dict[str, Any] = {"lr": self.learning_rate, "weight_decay": self.weight_decay}
-        if "foreach" in inspect.signature(self.optimizer_class.__init__).parameters:
-            kwargs["foreach"] = True
-        return [self.optimizer_class(model.parameters(), **kwargs) for model in self.models]
+        return [
+            make_optimizer(self.optimizer_class, model.parameters(), self.learning_rate, self.weight_decay)
+            for model in self.models
+        ]
 
 
 def model_metrics(trainer: pl.Trainer, metric_name: str, count: int) -> list[dict[str, float]]:
@@ -275,7 +274,7 @@ class Classification(MultiModelLightning):
         **trainer_kwargs: Any,
     ) -> None:
         module = MultiModelSupervisedLearningModule(
-            criterion(), {"acc": _accuracy}, learning_rate=learning_rate, weight_decay=weight_decay,
+            criterion(), {"acc": accuracy}, learning_rate=learning_rate, weight_decay=weight_decay,
             optimizer=optimizer, metric_name="val_acc", metric_mode="maximize", num_outputs=num_classes,
         )
         super().__init__(module, train_dataloaders, val_dataloaders, seed=seed, **trainer_kwargs)
@@ -296,7 +295,7 @@ class Regression(MultiModelLightning):
         **trainer_kwargs: Any,
     ) -> None:
         module = MultiModelSupervisedLearningModule(
-            criterion(), {"mse": _mse}, learning_rate=learning_rate, weight_decay=weight_decay,
+            criterion(), {"mse": mse}, learning_rate=learning_rate, weight_decay=weight_decay,
             optimizer=optimizer, metric_name="val_mse", metric_mode="minimize",
         )
         super().__init__(module, train_dataloaders, val_dataloaders, seed=seed, **trainer_kwargs)
