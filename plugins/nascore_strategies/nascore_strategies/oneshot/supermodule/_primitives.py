@@ -29,10 +29,44 @@ def describe(module: nn.Module, name: str, label: str) -> str:
     return f"module {name!r} ({type(module).__name__} {label!r})"
 
 
-class MixedLayerBase(BaseSuperNetModule):
+class MixedPrimitiveBase(BaseSuperNetModule):
+    """Base of the supernet versions of ``LayerChoice``, ``InputChoice``, ``Repeat`` and ``Cell``.
+
+    Its mutation hook replaces the primitive that :meth:`replaces` accepts with ``cls.create(...)``;
+    modules that hold architecture parameters override :meth:`create` (see ``ArchModuleMixin``).
+    """
+
+    @classmethod
+    def replaces(cls, module: nn.Module) -> bool:
+        """Whether this supernet module stands in for ``module``."""
+        raise NotImplementedError
+
+    def arch_decisions(self) -> list[Any]:
+        """The decisions of the primitive, for strategies that give each one architecture parameters."""
+        raise NotImplementedError
+
+    @classmethod
+    def create(cls, module: nn.Module, where: str, mutate_kwargs: dict[str, Any]) -> BaseSuperNetModule:
+        return cls(module, where)
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        if cls.replaces(module):
+            return cls.create(module, describe(module, name, module.label), mutate_kwargs)  # type: ignore[arg-type]
+        return None
+
+
+class MixedLayerBase(MixedPrimitiveBase):
     """A ``LayerChoice``: the candidates (submodules named as in the space) and the decision."""
 
     space_type = LayerChoice
+
+    @classmethod
+    def replaces(cls, module: nn.Module) -> bool:
+        return isinstance(module, LayerChoice)
+
+    def arch_decisions(self) -> list[Any]:
+        return [self.decision]
 
     def __init__(self, layer_choice: LayerChoice, where: str) -> None:
         super().__init__()
@@ -60,10 +94,17 @@ class MixedLayerBase(BaseSuperNetModule):
         return f"label={self.label!r}"
 
 
-class MixedInputBase(BaseSuperNetModule):
+class MixedInputBase(MixedPrimitiveBase):
     """An ``InputChoice``: how many candidates, how many chosen, the reduction and the decision."""
 
     space_type = InputChoice
+
+    @classmethod
+    def replaces(cls, module: nn.Module) -> bool:
+        return isinstance(module, InputChoice)
+
+    def arch_decisions(self) -> list[Any]:
+        return [self.decision]
 
     def __init__(self, input_choice: InputChoice, where: str) -> None:
         super().__init__()
@@ -84,10 +125,17 @@ class MixedInputBase(BaseSuperNetModule):
         return f"n_candidates={self.n_candidates}, n_chosen={self.n_chosen}, label={self.label!r}"
 
 
-class MixedRepeatBase(BaseSuperNetModule):
+class MixedRepeatBase(MixedPrimitiveBase):
     """A ``Repeat`` with a chosen depth: the blocks (``blocks.<i>`` as in the space) and the depth's decisions."""
 
     space_type = Repeat
+
+    @classmethod
+    def replaces(cls, module: nn.Module) -> bool:
+        return isinstance(module, Repeat) and not isinstance(module.depth_choice, int)
+
+    def arch_decisions(self) -> list[Any]:
+        return list(self.depth.leaves)
 
     def __init__(self, repeat: Repeat, where: str) -> None:
         super().__init__()
@@ -147,10 +195,17 @@ class SlotOps(nn.Module):
         return module  # type: ignore[return-value]
 
 
-class MixedCellBase(BaseSuperNetModule):
+class MixedCellBase(MixedPrimitiveBase):
     """A ``Cell``: its operators per slot, its input and operator decisions, and the cell's data flow."""
 
     space_type = Cell
+
+    @classmethod
+    def replaces(cls, module: nn.Module) -> bool:
+        return isinstance(module, Cell)
+
+    def arch_decisions(self) -> list[Any]:
+        return [decision for _, _, input_decision, op_decision in self.slots for decision in (input_decision, op_decision)]
 
     def __init__(self, cell: Cell, where: str) -> None:
         super().__init__()

@@ -214,9 +214,27 @@ class BaseSuperNetModule(nn.Module):
 
 
 class ArchModuleMixin:
-    """Export for modules whose decisions have architecture parameters in an :class:`ArchParameters`."""
+    """Modules whose decisions have architecture parameters in an :class:`ArchParameters`.
+
+    They are built with the strategy's ``ArchParameters`` (``mutate_kwargs["arch"]``), register
+    their decisions in it, and export from it.
+    """
 
     arch: ArchParameters
+    mode: str
+
+    @classmethod
+    def create(cls, module: nn.Module, where: str, mutate_kwargs: dict[str, Any]) -> Any:
+        arch = mutate_kwargs.get("arch")
+        if not isinstance(arch, ArchParameters):
+            raise StrategyError(f"{cls.mode} supernet modules need mutate_kwargs['arch'] (an ArchParameters)")
+        return cls(module, arch, where)  # type: ignore[call-arg]
+
+    def bind_arch(self, arch: ArchParameters, where: str) -> None:
+        """Keep ``arch`` and register every decision of this module in it."""
+        attach(self, "arch", arch)  # type: ignore[arg-type]
+        for decision in self.arch_decisions():  # type: ignore[attr-defined]
+            arch.register(decision, where)
 
     def export(self, memo: Sample) -> Sample:
         return {label: self.arch.export(label) for label in self.search_space_spec() if label not in memo}  # type: ignore[attr-defined]

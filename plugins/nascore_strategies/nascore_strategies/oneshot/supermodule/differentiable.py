@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn as nn
 
 from nascore.errors import StrategyError
 from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
@@ -20,9 +19,8 @@ from nascore_strategies.oneshot.supermodule._primitives import (
     MixedInputBase,
     MixedLayerBase,
     MixedRepeatBase,
-    describe,
 )
-from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters, attach, weighted_sum
+from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters, weighted_sum
 
 __all__ = [
     "DifferentiableMixedCell",
@@ -32,12 +30,6 @@ __all__ = [
 ]
 
 
-def _arch(mutate_kwargs: dict[str, Any]) -> ArchParameters:
-    arch = mutate_kwargs.get("arch")
-    if not isinstance(arch, ArchParameters):
-        raise StrategyError("differentiable supernet modules need mutate_kwargs['arch'] (an ArchParameters)")
-    return arch
-
 
 class DifferentiableMixedLayer(ArchModuleMixin, MixedLayerBase):
     """``LayerChoice``: the weighted sum of every candidate's output (the candidates must agree in shape)."""
@@ -46,14 +38,7 @@ class DifferentiableMixedLayer(ArchModuleMixin, MixedLayerBase):
 
     def __init__(self, layer_choice: LayerChoice, arch: ArchParameters, where: str) -> None:
         super().__init__(layer_choice, where)
-        attach(self, "arch", arch)
-        arch.register(self.decision, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, LayerChoice):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         outputs = [candidate(*args, **kwargs) for candidate in self.candidates]
@@ -84,14 +69,7 @@ class DifferentiableMixedInput(ArchModuleMixin, MixedInputBase):
                     "not added up, so a differentiable strategy cannot mix them; use reduction 'sum' or 'mean', "
                     "or a sampling strategy (random-oneshot, enas)"
                 )
-        attach(self, "arch", arch)
-        arch.register(self.decision, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, InputChoice):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def forward(self, candidate_inputs: list[Any]) -> Any:
         if len(candidate_inputs) != self.n_candidates:
@@ -110,15 +88,7 @@ class DifferentiableMixedRepeat(ArchModuleMixin, MixedRepeatBase):
 
     def __init__(self, repeat: Repeat, arch: ArchParameters, where: str) -> None:
         super().__init__(repeat, where)
-        attach(self, "arch", arch)
-        for leaf in self.depth.leaves:
-            arch.register(leaf, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, Repeat) and not isinstance(module.depth_choice, int):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def forward(self, x: Any) -> Any:
         weights = self.depth.weights({label: self.arch.weights(label) for label in self.depth.labels})
@@ -145,16 +115,7 @@ class DifferentiableMixedCell(ArchModuleMixin, MixedCellBase):
                 "(random-oneshot, enas, proxyless)"
             )
         super().__init__(cell, where)
-        attach(self, "arch", arch)
-        for _, _, input_decision, op_decision in self.slots:
-            arch.register(input_decision, where)
-            arch.register(op_decision, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, Cell):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
         ops = self.slot_ops(state, k)

@@ -15,14 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from nascore.errors import StrategyError
 from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
 from nascore.space import Categorical, Sample
-from nascore_strategies.oneshot.supermodule._primitives import describe
-from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters, attach
+from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters
 from nascore_strategies.oneshot.supermodule.sampling import (
     PathSamplingCell,
     PathSamplingInput,
@@ -93,12 +91,6 @@ def _no_grad(fn: Callable[[int], Any]) -> Callable[[int], Any]:
     return run
 
 
-def _arch(mutate_kwargs: dict[str, Any]) -> ArchParameters:
-    arch = mutate_kwargs.get("arch")
-    if not isinstance(arch, ArchParameters):
-        raise StrategyError("proxyless supernet modules need mutate_kwargs['arch'] (an ArchParameters)")
-    return arch
-
 
 class ProxylessMixin(ArchModuleMixin, SamplingMixin):
     """Samples missing values from ``softmax(alpha)``; exports the largest ``alpha``; gates in architecture steps."""
@@ -137,14 +129,7 @@ class ProxylessMixedLayer(ProxylessMixin, PathSamplingLayer):
 
     def __init__(self, layer_choice: LayerChoice, arch: ArchParameters, where: str) -> None:
         super().__init__(layer_choice, where)
-        attach(self, "arch", arch)
-        arch.register(self.decision, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, LayerChoice):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         output = self.candidate(self._sampled[self.label])(*args, **kwargs)
@@ -163,14 +148,7 @@ class ProxylessMixedInput(ProxylessMixin, PathSamplingInput):
                 f"{where}: Proxyless samples one input per InputChoice, so it needs n_chosen=1 "
                 f"(got n_chosen={self.n_chosen}); use n_chosen=1, or random-oneshot / enas"
             )
-        attach(self, "arch", arch)
-        arch.register(self.decision, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, InputChoice):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def forward(self, candidate_inputs: list[Any]) -> Any:
         output = candidate_inputs[self._sampled[self.label]]
@@ -184,15 +162,7 @@ class ProxylessMixedRepeat(ProxylessMixin, PathSamplingRepeat):
 
     def __init__(self, repeat: Repeat, arch: ArchParameters, where: str) -> None:
         super().__init__(repeat, where)
-        attach(self, "arch", arch)
-        for leaf in self.depth.leaves:
-            arch.register(leaf, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, Repeat) and not isinstance(module.depth_choice, int):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def forward(self, x: Any) -> Any:
         depth = self.depth.value(self._sampled)
@@ -227,16 +197,7 @@ class ProxylessMixedCell(ProxylessMixin, PathSamplingCell):
 
     def __init__(self, cell: Cell, arch: ArchParameters, where: str) -> None:
         super().__init__(cell, where)
-        attach(self, "arch", arch)
-        for _, _, input_decision, op_decision in self.slots:
-            arch.register(input_decision, where)
-            arch.register(op_decision, where)
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, Cell):
-            return cls(module, _arch(mutate_kwargs), describe(module, name, module.label))
-        return None
+        self.bind_arch(arch, where)
 
     def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
         ops = self.slot_ops(state, k)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import torch.nn as nn
-
 from nascore.nn import Cell, ChosenInputs, InputChoice, LayerChoice, Repeat
 from nascore.space import Categorical, Sample
 from nascore_strategies.oneshot.supermodule._primitives import (
@@ -20,7 +18,6 @@ from nascore_strategies.oneshot.supermodule._primitives import (
     MixedInputBase,
     MixedLayerBase,
     MixedRepeatBase,
-    describe,
     loose_ends,
 )
 
@@ -60,12 +57,6 @@ class PathSamplingLayer(SamplingMixin, MixedLayerBase):
         super().__init__(layer_choice, where)
         self._init_sample()
 
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, LayerChoice):
-            return cls(module, describe(module, name, module.label))
-        return None
-
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.candidate(self._sampled[self.label])(*args, **kwargs)
 
@@ -79,12 +70,6 @@ class PathSamplingInput(SamplingMixin, MixedInputBase):
         super().__init__(input_choice, where)
         self._init_sample()
 
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, InputChoice):
-            return cls(module, describe(module, name, module.label))
-        return None
-
     def forward(self, candidate_inputs: list[Any]) -> Any:
         return ChosenInputs.select(candidate_inputs, self._sampled[self.label], self.reduction, self.label)
 
@@ -97,12 +82,6 @@ class PathSamplingRepeat(SamplingMixin, MixedRepeatBase):
     def __init__(self, repeat: Repeat, where: str) -> None:
         super().__init__(repeat, where)
         self._init_sample()
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, Repeat) and not isinstance(module.depth_choice, int):
-            return cls(module, describe(module, name, module.label))
-        return None
 
     def forward(self, x: Any) -> Any:
         for block in self.blocks[: self.depth.value(self._sampled)]:
@@ -121,12 +100,6 @@ class PathSamplingCell(SamplingMixin, MixedCellBase):
     def __init__(self, cell: Cell, where: str) -> None:
         super().__init__(cell, where)
         self._init_sample()
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
-        if isinstance(module, Cell):
-            return cls(module, describe(module, name, module.label))
-        return None
 
     def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
         j = self._sampled[input_decision.label]
