@@ -11,7 +11,10 @@ alternate so that changes in the machine's load hit both. Two model sizes (``--r
 architecture step on a validation batch plus a weight step on a training batch; a RandomOneShot
 step trains one sampled path. With ``--nni PYTHON`` (a Python with NNI 3.0 and PyTorch Lightning)
 the same space, data and settings run on NNI's ``DARTS`` and ``RandomOneShot``
-(``_nni_oneshot.py``) and the ratios are printed (target: nascore >= 1.5x NNI).
+(``_nni_oneshot.py``) and the ratios are printed (target: nascore >= 1.5x NNI). nascore runs with
+its defaults: on CPU a convolutional supernet trains in the ``channels_last`` memory layout
+(``memory_format="auto"``, see ``nascore_strategies.oneshot.layout``); ``--contiguous-too`` also
+times nascore in NNI's layout, to show how much of the gain the layout brings.
 
 **Peak memory**: ``MemorySpace`` (four LayerChoices of 7 candidates each, 32 channels, 32x32
 images) trains ``--memory-steps`` steps with DARTS and with Proxyless. On CPU the measure is the
@@ -153,18 +156,18 @@ def _make_timer(warmup: int) -> Any:
     return StepTimer()
 
 
-def _strategy(name: str) -> Any:
+def _strategy(name: str, memory_format: str = "auto") -> Any:
     from nascore_strategies.oneshot import DARTS, Proxyless, RandomOneShot
 
     if name == "darts":
-        return DARTS()
+        return DARTS(memory_format=memory_format)
     if name == "proxyless":
-        return Proxyless()
-    return RandomOneShot(export_candidates=1)
+        return Proxyless(memory_format=memory_format)
+    return RandomOneShot(export_candidates=1, memory_format=memory_format)
 
 
 def train(name: str, space: ModelSpace, *, batch_size: int, batches: int, image_size: int, device: str,
-          callbacks: list[Any]) -> Any:
+          callbacks: list[Any], memory_format: str = "auto") -> Any:
     """Train ``space``'s supernet with strategy ``name`` for ``batches`` steps; returns the strategy."""
     from nascore.evaluators import Classification
 
@@ -176,17 +179,17 @@ def train(name: str, space: ModelSpace, *, batch_size: int, batches: int, image_
         num_classes=10, learning_rate=1e-3, max_epochs=1, limit_val_batches=0,
         accelerator="gpu" if device == "cuda" else "cpu", devices=1, callbacks=callbacks,
     )
-    strategy = _strategy(name)
+    strategy = _strategy(name, memory_format)
     strategy.create_supernet(space)
     strategy.search(evaluator)
     return strategy
 
 
-def throughput(name: str, args: argparse.Namespace) -> float:
+def throughput(name: str, args: argparse.Namespace, memory_format: str = "auto") -> float:
     """Steps per second of one supernet training run."""
     strategy = train(name, BenchSpace(args.channels, args.blocks), batch_size=args.batch_size,
                      batches=args.warmup + args.steps, image_size=args.image_size, device=args.device,
-                     callbacks=[_make_timer(args.warmup)])
+                     callbacks=[_make_timer(args.warmup)], memory_format=memory_format)
     timer = next(c for c in strategy.oneshot_module.trainer.callbacks if type(c).__name__ == "StepTimer")
     assert timer.steps == args.steps, (timer.steps, args.steps)
     return timer.steps / (timer.end - timer.start)
@@ -354,6 +357,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, on both sides (default 1)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rss", action="store_true", help="also measure RSS high-water marks in fresh subprocesses")
+    parser.add_argument("--contiguous-too", action="store_true",
+                        help="also time nascore with memory_format='contiguous' (what the channels_last layout adds)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
@@ -379,10 +384,12 @@ def throughput_table(regime: str, args: argparse.Namespace) -> None:
     print(f"\nSupernet training throughput ({regime}): BenchSpace, {args.channels} channels, batch {args.batch_size} of "
           f"3x{args.image_size}x{args.image_size}, {args.steps} timed steps after {args.warmup}, best of {args.runs}")
     for name in ("darts", "random-oneshot"):
-        # Runs alternate between the two frameworks, so that a change in the machine's load hits both.
-        ours_runs, theirs_runs = [], []
+        # Runs alternate between the frameworks, so that a change in the machine's load hits each.
+        ours_runs, plain_runs, theirs_runs = [], [], []
         for _ in range(args.runs):
             ours_runs.append(throughput(name, args))
+            if args.contiguous_too:
+                plain_runs.append(throughput(name, args, memory_format="contiguous"))
             if args.nni:
                 try:
                     theirs_runs.append(nni_throughput(args.nni, name, args))
@@ -390,6 +397,8 @@ def throughput_table(regime: str, args: argparse.Namespace) -> None:
                     print(f"  NNI {name} run failed: {exc}", flush=True)
         ours = max(ours_runs)
         line = f"  {name:15s} nascore {ours:8.2f} steps/s"
+        if plain_runs:
+            line += f" (contiguous layout {max(plain_runs):8.2f})"
         if theirs_runs:
             theirs = max(theirs_runs)
             ratio = ours / theirs

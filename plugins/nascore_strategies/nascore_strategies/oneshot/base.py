@@ -30,13 +30,14 @@ import torch.nn as nn
 
 from nascore.errors import SampleValidationError, StrategyError
 from nascore.nn import ModelSpace
-from nascore.space import LabelledMutable, Sample, sample_key
+from nascore.space import CategoricalMultiple, LabelledMutable, Sample, sample_key
 from nascore.strategy import Strategy, StrategyContext
 from nascore_strategies.oneshot.hooks import (
     MutationHook,
     default_mutation_hooks,
     traverse_and_mutate_submodules,
 )
+from nascore_strategies.oneshot.layout import check_memory_format
 from nascore_strategies.oneshot.supermodule.base import ArchParameters, BaseSuperNetModule
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class OneShotStrategy(Strategy):
         before the algorithm's defaults (see :mod:`nascore_strategies.oneshot.hooks`).
     :param top_k: how many architectures to export, best first, each recorded as a trial.
     :param seed: seed of the strategy's random choices (defaults to the experiment's seed).
+    :param memory_format: the supernet's memory layout in training: ``"auto"`` (``channels_last``
+        for convolutional supernets on CPU, where it is much faster), ``"channels_last"`` or
+        ``"contiguous"`` (see :mod:`nascore_strategies.oneshot.layout`).
     """
 
     #: Algorithm family: ``"differentiable"``, ``"sampling"`` or ``"proxyless"``.
@@ -63,10 +67,18 @@ class OneShotStrategy(Strategy):
     #: Whether Lightning steps the evaluator's optimizer (architecture optimizers are stepped by the strategy).
     automatic_optimization: ClassVar[bool] = True
 
-    def __init__(self, *, mutation_hooks: Sequence[MutationHook] | None = None, top_k: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        mutation_hooks: Sequence[MutationHook] | None = None,
+        top_k: int = 1,
+        seed: int | None = None,
+        memory_format: str = "auto",
+    ) -> None:
         super().__init__(seed=seed)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise StrategyError(f"{type(self).__name__}: top_k must be a positive int, got {top_k!r}")
+        self.memory_format = check_memory_format(memory_format, type(self).__name__)
         self.mutation_hooks = list(mutation_hooks or [])
         self.top_k = top_k
         self.supernet: nn.Module | None = None
@@ -229,6 +241,34 @@ class OneShotStrategy(Strategy):
 
     def training_step(self, module: Any, batch: Any, batch_idx: int) -> Any:
         raise NotImplementedError
+
+    def recipe_batch(self, batch: Any) -> Any:
+        """The recipe's training batch inside a batch of :meth:`train_dataloader` (``None``: it has none)."""
+        return batch
+
+    def covering_paths(self) -> list[Sample | None]:
+        """Paths whose forward passes together run every candidate (``[None]``: one pass runs them all).
+
+        Path ``j`` takes the ``j``-th value of every decision (wrapping around), so
+        ``max(len(values))`` paths cover a sampling supernet.
+        """
+        if self.mode == "differentiable":
+            return [None]
+        sizes = {label: len(getattr(d, "values", ())) for label, d in self.decisions.items()}
+        paths: list[Sample | None] = []
+        for j in range(max(sizes.values(), default=0)):
+            path: Sample = {}
+            for label, decision in self.decisions.items():
+                values = list(getattr(decision, "values", ()))
+                if not values:
+                    continue
+                if isinstance(decision, CategoricalMultiple):  # a window of n_chosen values, in candidate order
+                    chosen = decision.n_chosen if decision.n_chosen is not None else 1
+                    path[label] = [values[i] for i in sorted({(j + i) % len(values) for i in range(chosen)})]
+                else:
+                    path[label] = values[j % len(values)]
+            paths.append(path)
+        return paths or [None]
 
     def validation_step(self, module: Any, batch: Any, batch_idx: int) -> Any:
         """Validate the supernet as the algorithm sees it (by default: the path of :meth:`export_sample`)."""

@@ -75,6 +75,8 @@ class DARTS(OneShotStrategy):
     :param gradient_clip_val: clip the weights' gradient norm (Lightning's ``gradient_clip_val``).
     :param top_k: how many architectures to export (the most probable first).
     :param seed: seed of the architecture parameters' initialization.
+    :param memory_format: the supernet's memory layout in training (``"auto"``, ``"channels_last"``,
+        ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
     """
 
     mode = "differentiable"
@@ -90,8 +92,9 @@ class DARTS(OneShotStrategy):
         gradient_clip_val: float | None = None,
         top_k: int = 1,
         seed: int | None = None,
+        memory_format: str = "auto",
     ) -> None:
-        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed)
+        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format)
         if penalty is not None and not isinstance(penalty, ExpectedCostPenalty):
             raise StrategyError(f"{type(self).__name__}: penalty must be an ExpectedCostPenalty, got {type(penalty).__name__}")
         self.arc_learning_rate = arc_learning_rate
@@ -108,6 +111,9 @@ class DARTS(OneShotStrategy):
         from nascore_strategies.oneshot.lightning import InterleavedTrainVal
 
         return InterleavedTrainVal(train_dataloaders, val_dataloaders)
+
+    def recipe_batch(self, batch: Any) -> Any:
+        return batch["train"]
 
     def configure_architecture_optimizers(self, module: Any) -> None:
         assert self.arch is not None

@@ -43,6 +43,8 @@ class ENAS(OneShotStrategy):
     :param export_candidates: controller samples scored with the trained supernet at export.
     :param top_k: how many architectures to export (the best scored first).
     :param seed: seed of the controller's initialization.
+    :param memory_format: the supernet's memory layout in training (``"auto"``, ``"channels_last"``,
+        ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
     """
 
     mode = "sampling"
@@ -63,8 +65,9 @@ class ENAS(OneShotStrategy):
         export_candidates: int = 16,
         top_k: int = 1,
         seed: int | None = None,
+        memory_format: str = "auto",
     ) -> None:
-        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed)
+        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format)
         if ctrl_steps_aggregate < 1:
             raise StrategyError(f"ENAS: ctrl_steps_aggregate must be at least 1, got {ctrl_steps_aggregate}")
         if export_candidates < top_k:
@@ -101,6 +104,10 @@ class ENAS(OneShotStrategy):
         from nascore_strategies.oneshot.lightning import ConcatTrainVal
 
         return ConcatTrainVal(train_dataloaders, val_dataloaders)
+
+    def recipe_batch(self, batch: Any) -> Any:
+        kind, data = batch
+        return data if kind == "train" else None
 
     def configure_architecture_optimizers(self, module: Any) -> None:
         assert self.controller is not None

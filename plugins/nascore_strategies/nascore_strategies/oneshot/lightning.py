@@ -14,6 +14,7 @@ Importing this module needs Lightning (the ``oneshot`` extra of ``nascore-strate
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import warnings
@@ -26,6 +27,13 @@ import torch.nn as nn
 from nascore.errors import StrategyError
 from nascore.evaluators.lightning import Lightning, fit, pl, quiet_lightning
 from nascore.space import Sample, sample_key
+from nascore_strategies.oneshot.layout import (
+    convert_batch,
+    convert_module,
+    has_spatial_ops,
+    keep_gradient_layout,
+    trial_run,
+)
 
 if TYPE_CHECKING:
     from nascore_strategies.oneshot.base import OneShotStrategy
@@ -78,6 +86,9 @@ class OneShotModule(pl.LightningModule):
         self.ranking: list[Sample] | None = None
         self._ranking_totals: list[float] = []
         self._ranking_counts: list[int] = []
+        #: The supernet's memory layout, ``"channels_last"`` or ``"contiguous"`` (decided on the first training batch).
+        self.layout: str | None = None
+        self._layout_hooks: list[Any] = []
 
     # --- the recipe's logging --------------------------------------------------------------------
 
@@ -163,6 +174,58 @@ class OneShotModule(pl.LightningModule):
         config = self.inner.configure_optimizers()
         self.strategy.configure_architecture_optimizers(self)
         return config
+
+    # --- memory layout ---------------------------------------------------------------------------
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.layout is None and self.trainer.training:
+            self.layout = self.choose_layout(batch)
+            if self.layout == "channels_last":
+                self._layout_hooks = keep_gradient_layout(self.inner)
+        if self.layout == "channels_last":
+            return convert_batch(batch, "channels_last")
+        return batch
+
+    def choose_layout(self, batch: Any) -> str | None:
+        """Settle the strategy's ``memory_format`` on the first training batch (``None``: on a later one).
+
+        With ``"auto"``: ``channels_last`` on CPU for supernets with 2-D convolutions or pooling,
+        unless a forward pass of some path works in the contiguous layout but fails in
+        ``channels_last`` (``.view()`` of a spatial tensor, say). The trial passes run without
+        gradients, on paths that together cover every candidate, and leave no trace (BatchNorm
+        statistics and random number generators are restored).
+        """
+        wanted = self.strategy.memory_format
+        if wanted != "auto":
+            convert_module(self.inner, wanted)
+            return wanted
+        if self.device.type != "cpu" or not has_spatial_ops(self.inner):
+            return "contiguous"
+        recipe_batch = self.strategy.recipe_batch(batch)
+        if recipe_batch is None:
+            return None
+        converted = convert_batch(recipe_batch, "channels_last")
+        convert_module(self.inner, "channels_last")
+        with torch.random.fork_rng(devices=[]):
+            for path in self.strategy.covering_paths():
+                failure = trial_run(self.inner, functools.partial(self._trial_forward, converted, path))
+                if failure is None:
+                    continue
+                convert_module(self.inner, "contiguous")
+                if trial_run(self.inner, functools.partial(self._trial_forward, recipe_batch, path)) is None:
+                    _log.info("%s: the supernet trains in the contiguous memory layout; in channels_last it fails: %s",
+                              type(self.strategy).__name__, failure)
+                    return "contiguous"
+                convert_module(self.inner, "channels_last")  # fails either way: not the layout's doing
+        _log.debug("%s: the supernet trains in the channels_last memory layout", type(self.strategy).__name__)
+        return "channels_last"
+
+    def _trial_forward(self, batch: Any, path: Sample | None) -> None:
+        if path is not None:
+            self.strategy.apply_sample(path)
+        arch = self.strategy.arch
+        with arch.scope() if arch is not None else contextlib.nullcontext(), self.capture():
+            self.inner.training_step(batch, 0)
 
     # --- hooks passed on to the recipe -------------------------------------------------------------
 

@@ -29,6 +29,8 @@ class RandomOneShot(OneShotStrategy):
         to choose the exported ones.
     :param top_k: how many architectures to export (the best scored first).
     :param seed: seed of the sampling.
+    :param memory_format: the supernet's memory layout in training (``"auto"``, ``"channels_last"``,
+        ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
     """
 
     mode = "sampling"
@@ -43,8 +45,9 @@ class RandomOneShot(OneShotStrategy):
         export_candidates: int = 16,
         top_k: int = 1,
         seed: int | None = None,
+        memory_format: str = "auto",
     ) -> None:
-        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed)
+        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format)
         if filter is not None and not callable(filter):
             raise StrategyError(f"RandomOneShot: filter must be a function sample -> bool, got {filter!r}")
         if export_candidates < top_k:

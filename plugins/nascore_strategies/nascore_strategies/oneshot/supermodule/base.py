@@ -271,10 +271,13 @@ def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor],
             w = weights
         else:
             w = torch.stack(list(weights))
-        if len(outputs) == 1:
-            return first * w[0]
-        stacked = torch.stack(outputs)
-        return torch.tensordot(w.to(stacked.dtype), stacked, dims=1)
+        w = w.to(first.dtype)
+        # An accumulation, not stack + tensordot: no stacked copy of every output is kept for
+        # backward, and the outputs' memory format (channels_last) is preserved.
+        mixed = first * w[0]
+        for i in range(1, len(outputs)):
+            mixed = torch.addcmul(mixed, outputs[i], w[i])
+        return mixed
     if isinstance(first, (tuple, list)):
         items = [weighted_sum([out[i] for out in outputs], weights, where) if first[i] is not None else None
                  for i in range(len(first))]
