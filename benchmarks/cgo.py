@@ -11,10 +11,14 @@ engine, ``cgo`` around local ``training-service`` workers, with ``trial_concurre
 
 It prints the wall time of each search (experiment start to end, workers included), the ratio
 (target: merged at least 2x faster) and how many times each training batch was loaded, counted in
-the workers by the dataset itself. ``--device cuda`` trains on a GPU (preprocessing stays on CPU).
+the workers by the dataset itself. ``--device cuda`` trains on a GPU (preprocessing stays on CPU):
+each trial gets ``--gpus`` GPUs (``trial_gpu_number``; default 1, or every GPU with ``--placement
+spread``), and ``--placement spread`` puts the merged trial's model ``i`` on its GPU ``i % n``
+instead of packing all four onto one.
 
     python benchmarks/cgo.py
     python benchmarks/cgo.py --rounds 10   # lighter preprocessing: fixed costs weigh more, the ratio drops
+    python benchmarks/cgo.py --device cuda --placement spread --gpus 2
 """
 
 from __future__ import annotations
@@ -89,8 +93,9 @@ def search(max_concurrency: int, args: argparse.Namespace, root: Path, loads: Pa
     train = DataLoader(Preprocessed("train", args.samples, 0, args.rounds), batch_size=args.batch_size, shuffle=True)
     val = DataLoader(Preprocessed("val", args.samples // 4, 1, args.rounds), batch_size=args.batch_size)
     evaluator = Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, max_epochs=args.epochs,
-                               seed=0, num_sanity_val_steps=0, accelerator=args.device)
+                               seed=0, num_sanity_val_steps=0, accelerator=args.device, placement=args.placement)
     config = ExperimentConfig(engine="cgo", format="graph", trial_concurrency=1, experiment_dir=root,
+                              trial_gpu_number=args.gpus,
                               engine_options={"max_concurrency_cgo": max_concurrency, "batch_waiting_time": 30})
     os.environ["CGO_BENCH_LOADS"] = str(loads)
     started = time.perf_counter()
@@ -112,7 +117,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=40, help="filtering rounds per sample (preprocessing cost)")
     parser.add_argument("--device", default="cpu", help="Lightning accelerator for training: cpu, cuda")
+    parser.add_argument("--placement", choices=["pack", "spread"], default="pack",
+                        help="where the merged trial's models train: all on its device, or over its GPUs")
+    parser.add_argument("--gpus", type=int, default=None,
+                        help="trial_gpu_number: GPUs per trial (default: 0 on cpu; with cuda 1, or all for spread)")
     args = parser.parse_args()
+    if args.gpus is None:
+        from nascore_engines.training_service.gpu import detect_gpus
+
+        args.gpus = 0 if args.device == "cpu" else (max(1, len(detect_gpus())) if args.placement == "spread" else 1)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
 
@@ -130,7 +143,8 @@ def main() -> None:
             results[mode] = (elapsed, in_trials, loads_per_batch(loads, args), metrics)
 
     print(f"workload: 4 models, {args.samples} samples x {args.epochs} epoch(s), batch {args.batch_size}, "
-          f"{args.rounds} preprocessing rounds per sample, training on {args.device}")
+          f"{args.rounds} preprocessing rounds per sample, training on {args.device} "
+          f"({args.gpus} GPU(s) per trial, placement {args.placement})")
     for mode, (elapsed, in_trials, per_batch, metrics) in results.items():
         print(f"  {mode:9s} {elapsed:7.2f} s end to end ({in_trials:.2f} s in trials)   "
               f"each training batch loaded {per_batch:.0f} time(s)   val_acc {metrics}")

@@ -82,11 +82,51 @@ def test_a_broken_model_makes_the_trial_fall_back_and_every_good_model_keeps_its
     engine.shutdown()
 
 
-def test_fewer_models_than_max_concurrency_are_submitted_after_batch_waiting_time(job, graph_models, tmp_path):
-    engine, sink = engine_on(tmp_path, CGOOptions(max_concurrency_cgo=4, batch_waiting_time=0.2))
+def test_a_partial_batch_goes_at_once_when_the_strategy_waits_with_a_free_trial_slot(job, graph_models, tmp_path):
+    """The strategy has nothing more to submit (budget spent): the window of 600 s is not waited out."""
+    engine, sink = engine_on(tmp_path, CGOOptions(max_concurrency_cgo=4, batch_waiting_time=600))
     submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
                job.evaluator(max_epochs=1), tmp_path)
-    assert engine.idle_slots() == 2  # room for two more models in the batch being collected
+    engine.wait(timeout=0.0)  # one look: the batch is sent before any waiting
+    assert engine.merged_trials == 1
+    drain(engine)
+    assert all(sink.of(i)[-1].status is TrialStatus.SUCCEEDED for i in (1, 2))
+    engine.shutdown()
+
+
+def test_results_go_back_before_a_partial_batch_is_sent_so_the_strategy_can_fill_it(job, graph_models, tmp_path):
+    engine, sink = engine_on(tmp_path, CGOOptions(max_concurrency_cgo=4, batch_waiting_time=600))
+    samples = [{"width": w, "act": a} for w in (4, 8) for a in ("relu", "tanh")]
+    models = graph_models(job.Space(), samples + samples)
+    evaluator = job.evaluator(max_epochs=1)
+    for i, model in enumerate(models[:6], start=1):  # a full batch (one merged trial, the engine busy), then two
+        engine.submit(TrialSubmission(i, model, evaluator, tmp_path / f"t{i}", dict(model.sample)))
+    assert engine.merged_trials == 1
+    engine.wait()  # the first merged trial's results come back; the two pending models stay pending
+    assert engine.merged_trials == 1 and {e.trial_id for e in sink.events if e.kind == "final"} == {1, 2, 3, 4}
+    for i, model in enumerate(models[6:], start=7):  # the strategy fills the batch
+        engine.submit(TrialSubmission(i, model, evaluator, tmp_path / f"t{i}", dict(model.sample)))
+    drain(engine)
+    assert engine.merged_trials == 2  # 4 + 4, not 4 + 2 + 2
+    assert {e.trial_id for e in sink.events if e.kind == "final"} == set(range(1, 9))
+    engine.shutdown()
+
+
+class BusyEngine(SequentialEngine):
+    """Reports no free trial slot, like a training service whose workers are all busy."""
+
+    def idle_slots(self) -> int:
+        return 0
+
+
+def test_fewer_models_than_max_concurrency_are_submitted_after_batch_waiting_time(job, graph_models, tmp_path):
+    engine = CGOEngine(BusyEngine(), CGOOptions(max_concurrency_cgo=4, batch_waiting_time=0.2), [DedupInputOptimizer()])
+    sink = Recorder()
+    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
+               job.evaluator(max_epochs=1), tmp_path)
+    engine.wait(timeout=0.05)  # within the window, no slot free: the models wait for more to join them
+    assert engine.merged_trials == 0
     drain(engine)
     assert engine.merged_trials == 1
     assert all(sink.of(i)[-1].status is TrialStatus.SUCCEEDED for i in (1, 2))

@@ -54,6 +54,25 @@ def test_four_models_train_in_one_trial_loading_each_batch_once(job, tmp_path, m
     assert counts == {"train": 64 * 2, "val": 32 * 2}
 
 
+def test_spread_placement_on_the_local_service_gives_the_results_of_pack(job, tmp_path, monkeypatch):
+    metrics = {}
+    for placement in ("pack", "spread"):
+        loads = tmp_path / f"{placement}-loads.txt"
+        monkeypatch.setenv("CGO_LOAD_LOG", str(loads))
+        root = tmp_path / placement
+        exp = Experiment(job.Space(broken=False), job.evaluator(max_epochs=1, num_sanity_val_steps=0), job.Every(),
+                         config(root, max_concurrency_cgo=4, placement=placement))
+        exp.run()
+        records = exp.trials()
+        assert len(records) == 4 and all(r.status is TrialStatus.SUCCEEDED for r in records)
+        assert len(list(exp_dir(root).glob("cgo/merged-*"))) == 1
+        counts = collections.Counter(line.split()[0] for line in loads.read_text().splitlines())
+        assert counts == {"train": 64, "val": 32}  # still loaded once for all four models
+        metrics[placement] = {tuple(sorted(r.sample.items())): r.metric for r in records}
+    # Without GPUs a trial has one device, so spread packs: the same training, the same results.
+    assert metrics["spread"] == pytest.approx(metrics["pack"], abs=1e-6)
+
+
 def test_a_broken_model_falls_back_on_workers_and_the_others_keep_their_results(job, tmp_path):
     exp = Experiment(job.Space(), job.evaluator(max_epochs=1), job.Every(), config(tmp_path, max_concurrency_cgo=3))
     exp.run()
@@ -72,7 +91,8 @@ def exp_dir(root: Path) -> Path:
     return folder
 
 
-def test_merged_trial_runs_on_a_remote_machine(job, tmp_path, sshd_factory, user_keys):  # noqa: F811
+@pytest.mark.parametrize("placement", [None, "spread"])
+def test_merged_trial_runs_on_a_remote_machine(job, tmp_path, sshd_factory, user_keys, placement):  # noqa: F811
     code = tmp_path / "code"
     code.mkdir()
     shutil.copy(JOB_DIR / "cgo_job.py", code / "cgo_job.py")
@@ -84,7 +104,8 @@ def test_merged_trial_runs_on_a_remote_machine(job, tmp_path, sshd_factory, user
                                 workdir=str(tmp_path / "remote-a"), name="a", max_trials=1)],
     )
     config = ExperimentConfig(engine="cgo", format="graph", trial_concurrency=1, experiment_dir=tmp_path / "exps",
-                              training_service=settings, engine_options={"max_concurrency_cgo": 4})
+                              training_service=settings,
+                              engine_options={"max_concurrency_cgo": 4, **({"placement": placement} if placement else {})})
     exp = Experiment(job.Space(broken=False), job.evaluator(max_epochs=1), job.Every(), config)
     assert exp.run() == "DONE"
     records = exp.trials()

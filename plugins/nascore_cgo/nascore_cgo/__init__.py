@@ -8,6 +8,10 @@ Use it with the graph format, the training-service engine settings and a multi-m
     config = ExperimentConfig(engine="cgo", format="graph", trial_concurrency=2,
                               engine_options={"max_concurrency_cgo": 4, "batch_waiting_time": 5})
 
+A merged trial gets the devices of one trial. ``engine_options.placement`` (or the evaluators'
+``placement=`` argument) packs its models onto the trial's device (``"pack"``, the default) or
+spreads them over its ``trial_gpu_number`` GPUs (``"spread"``; see :mod:`nascore_cgo.placement`).
+
 The ``cgo`` engine (:class:`~nascore_cgo.engine.CGOEngine`) wraps ``training-service`` (local
 workers or remote machines, configured by ``config.training_service``); optimizers are registered
 through ``nascore_register_optimizers`` (built in: ``dedup-input``,

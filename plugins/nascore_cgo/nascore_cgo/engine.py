@@ -1,7 +1,8 @@
 """The ``cgo`` engine: a middleware that merges graph-format models into shared trials.
 
 It collects the trials a strategy submits, waits up to ``batch_waiting_time`` seconds for up to
-``max_concurrency_cgo`` of them, runs the configured optimizers (``dedup-input`` by default) on
+``max_concurrency_cgo`` of them (less when the strategy waits for results while a trial could
+start: it has nothing more to add then), runs the configured optimizers (``dedup-input`` by default) on
 them as one :class:`~nascore_cgo.plan.LogicalPlan`, and submits each group of the plan to the
 wrapped ``training-service`` engine: a group of one as an ordinary trial, a larger group as one
 merged trial (:class:`~nascore_cgo.plan.MergedModel`). The events of a merged trial are split back
@@ -10,8 +11,10 @@ every model in it gets a ``retry`` event and is run again alone, without merging
 
 ``trial_concurrency`` counts trials of the wrapped engine, so up to ``trial_concurrency *
 max_concurrency_cgo`` models train at once. A merged trial gets the resources of one trial
-(``trial_gpu_number``); its models are packed onto the trial's device. Remote machines need
-``nascore-cgo`` installed next to nascore.
+(``trial_gpu_number`` GPUs, on the local machine or a remote one). ``placement`` says where its
+models train: ``"pack"`` (the default) puts them all on the trial's device; ``"spread"`` puts model
+``i`` on GPU ``i % n`` of the trial's ``n = trial_gpu_number`` GPUs (on a trial without GPUs it
+packs). Remote machines need ``nascore-cgo`` installed next to nascore.
 
 Settings come from ``ExperimentConfig.engine_options``::
 
@@ -21,6 +24,7 @@ Settings come from ``ExperimentConfig.engine_options``::
     max_concurrency_cgo = 4      # most models per merged trial
     batch_waiting_time = 5       # seconds to wait for more models before submitting a batch
     optimizers = ["dedup-input"] # registered optimizers, applied in order
+    placement = "spread"         # "pack" (default) or "spread" over the trial's trial_gpu_number GPUs
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from nascore.evaluator import Evaluator
 from nascore.experiment.config import ExperimentConfig, parse_duration
 from nascore.optimizer import LogicalOptimizer
 from nascore.serialization import ship_model
+from nascore_cgo.placement import check_placement
 from nascore_cgo.plan import LogicalPlan, MergedModel
 from nascore_engines.training_service import TrainingServiceEngine
 
@@ -58,11 +63,15 @@ class CGOOptions:
     :param batch_waiting_time: seconds to wait for ``max_concurrency_cgo`` models before optimizing
         and submitting the ones collected (a number or ``"10s"``).
     :param optimizers: names of registered optimizers, applied in order.
+    :param placement: where the models of a merged trial train: ``"pack"`` (all on the trial's
+        device) or ``"spread"`` (model ``i`` on device ``i % n`` of the trial's ``n`` GPUs; set
+        ``trial_gpu_number`` to ``n``). ``None`` (unset): the evaluator's ``placement``, else ``"pack"``.
     """
 
     max_concurrency_cgo: int = 4
     batch_waiting_time: float = 5.0
     optimizers: tuple[str, ...] = ("dedup-input",)
+    placement: str | None = None
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> CGOOptions:
@@ -96,6 +105,8 @@ class CGOOptions:
                     f"config.engine_options.optimizers must be a list of optimizer names such as ['dedup-input'], got {value!r}"
                 )
             kwargs["optimizers"] = tuple(value)
+        if "placement" in options:
+            kwargs["placement"] = check_placement(options["placement"], "config.engine_options.placement", ConfigError)
         return cls(**kwargs)
 
 
@@ -149,6 +160,12 @@ class CGOEngine(ExecutionEngine):
                 "set format = \"graph\" (or use engine \"training-service\" for other formats)"
             )
         options = CGOOptions.from_options(dict(config.engine_options))
+        if options.placement == "spread" and config.trial_gpu_number < 2:
+            _log.warning(
+                "config.engine_options.placement is 'spread' but config.trial_gpu_number is %d: a merged trial sees at "
+                "most one GPU, so its models are packed onto it; set trial_gpu_number to the number of GPUs a merged "
+                "trial should spread its models over", config.trial_gpu_number,
+            )
         return cls(TrainingServiceEngine.from_config(config), options)
 
     # --- before the first trial ---------------------------------------------------------------
@@ -161,6 +178,12 @@ class CGOEngine(ExecutionEngine):
                 f"engine 'cgo' trains merged models with a multi-model evaluator, got {type(evaluator).__name__}; "
                 "use nascore_cgo.Classification / nascore_cgo.Regression (or a nascore_cgo.MultiModelLightning "
                 "evaluator), or engine \"training-service\" to run each model alone"
+            )
+        chosen = getattr(evaluator, "placement", None)
+        if self.options.placement is not None and chosen is not None and chosen != self.options.placement:
+            raise ConfigError(
+                f"config.engine_options.placement is {self.options.placement!r} but the evaluator was given "
+                f"placement={chosen!r}; set the placement in one of them only"
             )
         self.inner.check(evaluator, config)
 
@@ -213,6 +236,14 @@ class CGOEngine(ExecutionEngine):
                     return
                 if not self._open:
                     return
+                pending = bool(self._pending)
+            if pending and self.inner.idle_slots() > 0:
+                # No news for the caller, yet it waits although a trial could start: it has nothing more
+                # to submit until results come (its budget is spent, or it needs them to propose), so
+                # waiting out the batching window gains nothing. Send the partial batch now.
+                self._flush()
+                continue
+            with self._lock:
                 batch_due = None if self._pending_since is None else self._pending_since + self.options.batch_waiting_time
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -268,7 +299,7 @@ class CGOEngine(ExecutionEngine):
             return
         merged_id = next(self._ids)
         ids = [member.trial_id for member in members]
-        model = MergedModel(shipments, ids)
+        model = MergedModel(shipments, ids, placement=self.options.placement)
         log_dir = self._context.experiment_dir / "cgo" / f"merged-{merged_id - MERGED_ID_BASE}"
         log_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:

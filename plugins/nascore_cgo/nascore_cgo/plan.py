@@ -52,12 +52,16 @@ class MergedModel(ExecutableModel):
 
     :meth:`build` gives an ``nn.ModuleList`` of the members; multi-model evaluators build members one
     by one with :meth:`members` (to seed each the same way a separate trial would).
+
+    :ivar placement: the engine's ``engine_options.placement`` for this trial (``"pack"``,
+        ``"spread"``, or ``None``: the evaluator decides, ``"pack"`` by default).
     """
 
-    def __init__(self, shipments: list[dict[str, Any]], trial_ids: list[int]) -> None:
+    def __init__(self, shipments: list[dict[str, Any]], trial_ids: list[int], placement: str | None = None) -> None:
         super().__init__({"cgo_trials": list(trial_ids)})
         self.shipments = list(shipments)
         self.trial_ids = list(trial_ids)
+        self.placement = placement
 
     def members(self) -> list[ExecutableModel]:
         """The member models, in the order of :attr:`trial_ids`."""
@@ -73,4 +77,5 @@ class MergedModel(ExecutableModel):
         raise ShippingError("a merged CGO model has no format payload")
 
     def __repr__(self) -> str:
-        return f"MergedModel(trials={self.trial_ids})"
+        where = "" if self.placement is None else f", placement={self.placement!r}"
+        return f"MergedModel(trials={self.trial_ids}{where})"
