@@ -62,3 +62,41 @@ def test_the_plugin_registers_engine_and_optimizer():
     plugins = get_plugins()
     assert plugins.engines.get("cgo").name == "cgo"
     assert plugins.optimizers.get("dedup-input") is DedupInputOptimizer
+
+
+def test_a_merged_model_ships_as_data_in_format_cgo_merged(job, graph_models):
+    """What crosses to the worker is JSON (the members' graph payloads), not a pickle."""
+    import json
+
+    import torch
+
+    from nascore.serialization import load_shipped_model, ship_model
+    from nascore_cgo import MergedFormat, MergedModel
+
+    models = graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}])
+    merged = MergedModel([ship_model(m) for m in models], [5, 6], placement="spread")
+    shipment = ship_model(merged)
+    assert shipment["kind"] == "payload" and shipment["payload"]["format"] == "cgo-merged"
+    assert all(member["kind"] == "payload" and member["payload"]["format"] == "graph"
+               for member in shipment["payload"]["members"])
+    loaded = load_shipped_model(json.loads(json.dumps(shipment)))
+    assert isinstance(loaded, MergedModel) and loaded.trial_ids == [5, 6] and loaded.placement == "spread"
+    x = torch.randn(3, 6)  # the job's inputs have 6 features
+    for original, member in zip(models, loaded.members()):
+        assert member.sample == original.sample
+        torch.manual_seed(0)
+        a = original.build()
+        torch.manual_seed(0)
+        b = member.build()
+        torch.testing.assert_close(a(x), b(x))  # the same architecture, the same initialization
+    assert get_plugins().formats.get("cgo-merged") is MergedFormat
+
+
+def test_format_cgo_merged_is_not_a_format_for_spaces_and_refuses_bad_payloads(job):
+    from nascore.errors import ConfigError, ShippingError
+    from nascore_cgo import MergedFormat
+
+    with pytest.raises(ConfigError, match=r"not a format for model spaces: set format = \"graph\""):
+        MergedFormat().build(job.Space())
+    with pytest.raises(ShippingError, match="'members'.*'trial_ids' of the same length"):
+        MergedFormat().load_model({"format": "cgo-merged", "members": [{}], "trial_ids": [1, 2]})

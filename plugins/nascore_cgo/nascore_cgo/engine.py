@@ -14,7 +14,8 @@ max_concurrency_cgo`` models train at once. A merged trial gets the resources of
 (``trial_gpu_number`` GPUs, on the local machine or a remote one). ``placement`` says where its
 models train: ``"pack"`` (the default) puts them all on the trial's device; ``"spread"`` puts model
 ``i`` on GPU ``i % n`` of the trial's ``n = trial_gpu_number`` GPUs (on a trial without GPUs it
-packs). Remote machines need ``nascore-cgo`` installed next to nascore.
+packs). A merged trial travels to its worker as data (format ``cgo-merged``: the members' graph
+payloads), so remote machines need ``nascore-cgo`` installed next to nascore.
 
 Settings come from ``ExperimentConfig.engine_options``::
 

@@ -14,10 +14,10 @@ import attrs
 import torch.nn as nn
 
 from nascore.engine import TrialSubmission
-from nascore.errors import ShippingError
-from nascore.format import ExecutableModel
+from nascore.errors import ConfigError, ShippingError
+from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 
-__all__ = ["LogicalPlan", "MergedModel"]
+__all__ = ["LogicalPlan", "MergedFormat", "MergedModel"]
 
 
 @attrs.define
@@ -50,12 +50,17 @@ class LogicalPlan:
 class MergedModel(ExecutableModel):
     """Several models trained in one trial: each member travels as its own format payload.
 
+    It crosses to the trial's worker as data, in format ``cgo-merged`` (:class:`MergedFormat`): the
+    members' shipments, the trial ids and the placement.
+
     :meth:`build` gives an ``nn.ModuleList`` of the members; multi-model evaluators build members one
     by one with :meth:`members` (to seed each the same way a separate trial would).
 
     :ivar placement: the engine's ``engine_options.placement`` for this trial (``"pack"``,
         ``"spread"``, or ``None``: the evaluator decides, ``"pack"`` by default).
     """
+
+    format_name = "cgo-merged"
 
     def __init__(self, shipments: list[dict[str, Any]], trial_ids: list[int], placement: str | None = None) -> None:
         super().__init__({"cgo_trials": list(trial_ids)})
@@ -73,9 +78,36 @@ class MergedModel(ExecutableModel):
         return nn.ModuleList([member.build() for member in self.members()])
 
     def to_payload(self) -> dict[str, Any]:
-        # No format plugin owns merged models; they travel pickled, holding only JSON member payloads.
-        raise ShippingError("a merged CGO model has no format payload")
+        """The members' shipments (format payloads) and the trial ids: loaded back by format ``cgo-merged``."""
+        return {"format": self.format_name, "members": list(self.shipments), "trial_ids": list(self.trial_ids),
+                "placement": self.placement}
 
     def __repr__(self) -> str:
         where = "" if self.placement is None else f", placement={self.placement!r}"
         return f"MergedModel(trials={self.trial_ids}{where})"
+
+
+class MergedFormat(ModelFormat):
+    """Format ``cgo-merged``: how a merged trial's :class:`MergedModel` reaches its worker, as data.
+
+    It only loads shipped merged models; it is not a format for model spaces (``config.format``):
+    spaces searched with engine ``cgo`` use format ``graph``.
+    """
+
+    name = "cgo-merged"
+
+    def build(self, space: nn.Module) -> ExecutableSpace:
+        raise ConfigError(
+            "format 'cgo-merged' carries the merged trials of engine 'cgo' to their workers; it is not a format for "
+            "model spaces: set format = \"graph\" (with engine = \"cgo\")"
+        )
+
+    def load_model(self, payload: dict[str, Any]) -> MergedModel:
+        members, trial_ids = payload.get("members"), payload.get("trial_ids")
+        if (not isinstance(members, list) or not isinstance(trial_ids, list) or len(members) != len(trial_ids)
+                or not all(isinstance(m, dict) for m in members)):
+            raise ShippingError(
+                f"a 'cgo-merged' payload needs 'members' (a list of model shipments) and 'trial_ids' of the same "
+                f"length; got members={type(members).__name__}, trial_ids={trial_ids!r}"
+            )
+        return MergedModel(members, [int(t) for t in trial_ids], placement=payload.get("placement"))
