@@ -88,7 +88,6 @@ class OneShotModule(pl.LightningModule):
         self._ranking_counts: list[int] = []
         #: The supernet's memory layout, ``"channels_last"`` or ``"contiguous"`` (decided on the first training batch).
         self.layout: str | None = None
-        self._layout_hooks: list[Any] = []
 
     # --- the recipe's logging --------------------------------------------------------------------
 
@@ -181,7 +180,7 @@ class OneShotModule(pl.LightningModule):
         if self.layout is None and self.trainer.training:
             self.layout = self.choose_layout(batch)
             if self.layout == "channels_last":
-                self._layout_hooks = keep_gradient_layout(self.inner)
+                keep_gradient_layout(self.inner)
         if self.layout == "channels_last":
             return convert_batch(batch, "channels_last")
         return batch
