@@ -1,8 +1,10 @@
-"""In-memory stand-ins for testing strategies without a model format or an engine.
+"""In-memory stand-ins for testing strategies without a model format or an engine, and engines without an experiment.
 
 :class:`DictSpace` is an executable space over plain decisions; :class:`ScriptedContext` runs a
 strategy against a metric function in memory, with simulated concurrency, the way the experiment
 would (submit, wait, budget). Third-party strategy authors can use both in their own tests.
+:class:`RecordingSink` is the event sink of an :class:`~nascore.engine.EngineContext` that keeps
+every event, for engine authors.
 """
 
 from __future__ import annotations
@@ -10,19 +12,20 @@ from __future__ import annotations
 import collections
 import json
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import torch.nn as nn
 
-from nascore.engine import TrialStatus
+from nascore.engine import TrialEvent, TrialStatus
 from nascore.format import ExecutableModel, ExecutableSpace
 from nascore.record import TrialRecord
 from nascore.space import LabelledMutable, Sample
 from nascore.strategy import Strategy, StrategyContext
 
-__all__ = ["DictSpace", "SampleModel", "ScriptedContext"]
+__all__ = ["DictSpace", "RecordingSink", "SampleModel", "ScriptedContext"]
 
 
 class SampleModel(ExecutableModel):
@@ -143,3 +146,37 @@ class ScriptedContext(StrategyContext):
     @property
     def samples(self) -> list[Sample]:
         return [t.sample for t in self.trials]
+
+
+class RecordingSink:
+    """A thread-safe event sink that keeps every event and lets a test wait for one (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.events: list[TrialEvent] = []
+        self._changed = threading.Condition()
+
+    def emit(self, event: TrialEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[TrialEvent]], bool], timeout: float = 120.0, what: str = "an event") -> None:
+        """Block until ``predicate(events)`` holds; ``AssertionError`` after ``timeout`` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self.events), timeout=timeout):
+                raise AssertionError(f"timed out waiting for {what}; events so far: {self.events}")
+
+    def of(self, trial_id: int) -> list[TrialEvent]:
+        """The events of one trial, in order."""
+        with self._changed:
+            return [e for e in self.events if e.trial_id == trial_id]
+
+    def end(self, trial_id: int) -> TrialEvent:
+        """The one event that ended ``trial_id`` (asserts there is exactly one)."""
+        ends = [e for e in self.of(trial_id) if e.ends_trial]
+        assert len(ends) == 1, f"trial {trial_id} ended {len(ends)} times: {self.of(trial_id)}"
+        return ends[0]
+
+    def intermediates(self, trial_id: int) -> list[Any]:
+        """The intermediate metrics of ``trial_id``, in order."""
+        return [e.metric for e in self.of(trial_id) if e.kind == "intermediate"]

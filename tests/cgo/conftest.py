@@ -1,4 +1,4 @@
-"""Fixtures for the CGO tests: the importable search job, one torch thread."""
+"""Fixtures for the CGO tests: the importable search job and graph-format models of its space."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import importlib
 from pathlib import Path
 
 import pytest
-import torch
 
 
 @pytest.fixture
@@ -16,12 +15,6 @@ def job(monkeypatch):
     return importlib.import_module("cgo_job")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,30 +10,16 @@ from nascore.engine import EngineContext, TrialStatus, TrialSubmission
 from nascore.errors import ConfigError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
+from nascore.testing.fakes import RecordingSink
 from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer
 from nascore_engines.sequential import SequentialEngine
-
-
-class Recorder:
-    """A thread-safe sink that keeps every event."""
-
-    def __init__(self):
-        self.events = []
-        self.lock = threading.Lock()
-
-    def emit(self, event):
-        with self.lock:
-            self.events.append(event)
-
-    def of(self, trial_id):
-        return [e for e in self.events if e.trial_id == trial_id]
 
 
 def engine_on(tmp_path, options=None):
     """A CGO engine around the in-process sequential engine, started with a recording sink."""
     engine = CGOEngine(SequentialEngine(), options or CGOOptions(max_concurrency_cgo=3, batch_waiting_time=0.05),
                        [DedupInputOptimizer()])
-    sink = Recorder()
+    sink = RecordingSink()
     engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
     return engine, sink
 
@@ -121,7 +106,7 @@ class BusyEngine(SequentialEngine):
 
 def test_fewer_models_than_max_concurrency_are_submitted_after_batch_waiting_time(job, graph_models, tmp_path):
     engine = CGOEngine(BusyEngine(), CGOOptions(max_concurrency_cgo=4, batch_waiting_time=0.2), [DedupInputOptimizer()])
-    sink = Recorder()
+    sink = RecordingSink()
     engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
     submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
                job.evaluator(max_epochs=1), tmp_path)

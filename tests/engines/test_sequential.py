@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 import nascore
@@ -13,22 +11,12 @@ from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
 from nascore.plugin import get_plugins
 from nascore.space import Categorical
-from nascore.testing.fakes import DictSpace
+from nascore.testing.fakes import DictSpace, RecordingSink
 from nascore_engines import SequentialEngine
 
 
-class Sink:
-    def __init__(self):
-        self.events = []
-        self.lock = threading.Lock()
-
-    def emit(self, event):
-        with self.lock:
-            self.events.append(event)
-
-
 def make_engine(tmp_path):
-    sink = Sink()
+    sink = RecordingSink()
     engine = SequentialEngine.from_config(ExperimentConfig(experiment_dir=tmp_path))
     engine.start(EngineContext("exp", tmp_path, ExperimentConfig(experiment_dir=tmp_path), sink))
     return engine, sink

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from nascore.engine import TrialStatus
 from nascore.experiment import Experiment, ExperimentConfig
@@ -26,12 +25,6 @@ def job(monkeypatch):
     return importlib.import_module("cgo_job")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def config(tmp_path, **options):

@@ -75,12 +75,6 @@ def train(model: nn.Module) -> None:
     nascore.report_final_result({"default": -loss.item(), "generated_code": generated})
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_search_in_graph_format_runs_generated_code_and_exports_it(tmp_path):

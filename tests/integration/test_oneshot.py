@@ -50,11 +50,8 @@ def plugins():
     host = get_plugins()
     if "darts" not in host.strategies:
         host.register_plugin(_OneShotNames, name="oneshot-test", distribution="nascore-strategies")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     yield host
-    torch.set_num_threads(threads)
     reset_plugins()
 
 

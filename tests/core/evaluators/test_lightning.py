@@ -20,12 +20,8 @@ from nascore.trial import run_trial
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: faster, and steady on a busy machine
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+def seeded():
+    torch.manual_seed(0)  # one torch thread: the root conftest
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
 from nascore.experiment.config import TrainingServiceConfig
 from nascore.plugin import get_plugins
+from nascore.testing.fakes import RecordingSink
 from nascore_engines import TrainingServiceEngine
 
-from .harness import Recorder, run_all, space, start
+from .harness import run_all, space, start
 
 FAULTS = ["ok", "raise", "exit", "kill", "segfault", "sysexit", "loop", "memory", "bytes", "ok"]
 
@@ -36,7 +37,7 @@ def test_registered_as_training_service():
 
 
 def test_every_fault_ends_its_trial_with_its_cause(tmp_path, tsjob):
-    sink = Recorder()
+    sink = RecordingSink()
     dict_space = space("what", FAULTS[:-1])
     engine, config = make(tmp_path, sink, trial_timeout=2, trial_memory_limit="256MB")
     evaluator = FunctionalEvaluator(tsjob.behave)
@@ -71,7 +72,7 @@ def test_every_fault_ends_its_trial_with_its_cause(tmp_path, tsjob):
 
 
 def test_workers_stay_warm_and_crashed_ones_are_replaced(tmp_path, tsjob):
-    sink = Recorder()
+    sink = RecordingSink()
     dict_space = space("what", ["ok", "exit"])
     engine, config = make(tmp_path, sink, concurrency=1)
     start(engine, config, tmp_path, sink, dict_space)
@@ -90,7 +91,7 @@ def test_workers_stay_warm_and_crashed_ones_are_replaced(tmp_path, tsjob):
 
 
 def test_metrics_stream_while_the_trial_runs(tmp_path, tsjob):
-    sink = Recorder()
+    sink = RecordingSink()
     dict_space = space("what", ["gate"])
     gate = tmp_path / "gate"
     engine, config = make(tmp_path, sink, concurrency=1)
@@ -118,7 +119,7 @@ def test_metrics_stream_while_the_trial_runs(tmp_path, tsjob):
 
 
 def test_fake_gpus_are_placed_one_set_per_worker(tmp_path, tsjob):
-    sink = Recorder()
+    sink = RecordingSink()
     dict_space = space("what", ["gate"])
     gate = tmp_path / "gate"
     settings = TrainingServiceConfig(max_trials_per_gpu=2, gpu_indices=[1, 3])
@@ -140,7 +141,7 @@ def test_fake_gpus_are_placed_one_set_per_worker(tmp_path, tsjob):
 
 
 def test_cpu_trials_see_no_gpu(tmp_path, tsjob):
-    sink = Recorder()
+    sink = RecordingSink()
     dict_space = space("what", ["ok"])
     engine, config = make(tmp_path, sink, concurrency=1, gpus=[0, 1])
     start(engine, config, tmp_path, sink, dict_space)
@@ -159,14 +160,14 @@ def test_cpu_trials_see_no_gpu(tmp_path, tsjob):
     ],
 )
 def test_gpus_that_do_not_exist_are_an_error_before_the_first_trial(tmp_path, gpus, settings, message):
-    engine, config = make(tmp_path, Recorder(), gpus=gpus, settings=settings, trial_gpu_number=1)
+    engine, config = make(tmp_path, RecordingSink(), gpus=gpus, settings=settings, trial_gpu_number=1)
     with pytest.raises(EngineError, match=message):
         engine.check(FunctionalEvaluator(lambda m: 1.0), config)
 
 
 def test_an_evaluator_that_cannot_be_shipped_is_an_error_before_the_first_trial(tmp_path):
     lock = threading.Lock()
-    engine, config = make(tmp_path, Recorder())
+    engine, config = make(tmp_path, RecordingSink())
     with pytest.raises(ShippingError, match=r"cannot ship the evaluator .*cloudpickle failed too .*lock"):
         engine.check(FunctionalEvaluator(lambda m: 1.0, lock=lock), config)
 
@@ -181,14 +182,14 @@ def test_a_space_whose_models_cannot_be_shipped_fails_at_start(tmp_path):
 
     dict_space = space("what", ["ok"])
     dict_space.freeze = lambda sample: Unshippable(sample)
-    engine, config = make(tmp_path, Recorder())
+    engine, config = make(tmp_path, RecordingSink())
     with pytest.raises(ShippingError, match="cannot ship the model"):
-        start(engine, config, tmp_path, Recorder(), dict_space)
+        start(engine, config, tmp_path, RecordingSink(), dict_space)
     assert engine.service is None
 
 
 def test_lambdas_and_main_style_objects_ship_by_cloudpickle(tmp_path):
-    sink = Recorder()
+    sink = RecordingSink()
     dict_space = space("x", [1, 2])
     engine, config = make(tmp_path, sink, concurrency=1)
     start(engine, config, tmp_path, sink, dict_space)
@@ -211,15 +212,15 @@ def test_submit_before_start_is_an_error(tmp_path):
 
 
 def test_a_python_that_cannot_run_workers_is_an_error_at_start(tmp_path):
-    engine, config = make(tmp_path, Recorder(), settings=TrainingServiceConfig(python=str(tmp_path / "no-such-python")))
+    engine, config = make(tmp_path, RecordingSink(), settings=TrainingServiceConfig(python=str(tmp_path / "no-such-python")))
     with pytest.raises(EngineError, match="cannot start a worker process with .*no-such-python.*training_service.python"):
-        start(engine, config, tmp_path, Recorder())
+        start(engine, config, tmp_path, RecordingSink())
 
 
 def test_workers_that_die_at_start_are_an_error_at_start_not_an_endless_respawn(tmp_path):
     python = tmp_path / "python-without-nascore"
     python.write_text("#!/bin/sh\necho \"No module named nascore_engines\" >&2\nexit 1\n")
     python.chmod(0o755)
-    engine, config = make(tmp_path, Recorder(), settings=TrainingServiceConfig(python=str(python)))
+    engine, config = make(tmp_path, RecordingSink(), settings=TrainingServiceConfig(python=str(python)))
     with pytest.raises(EngineError, match=r"(?s)exit before they are ready.*No module named nascore_engines"):
-        start(engine, config, tmp_path, Recorder())
+        start(engine, config, tmp_path, RecordingSink())

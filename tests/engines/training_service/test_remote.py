@@ -12,10 +12,11 @@ from nascore.errors import EngineError, MissingDependencyError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
 from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore.testing.fakes import RecordingSink
 from nascore_engines import TrainingServiceEngine
 from nascore_engines.training_service.ssh import AuthenticationError, HostKeyError
 
-from .harness import Recorder, run_all, space, start
+from .harness import run_all, space, start
 
 
 def machine(server, key, tmp_path, name, **options):
@@ -50,7 +51,7 @@ def test_a_machine_killed_mid_trial_its_trial_finishes_elsewhere_and_it_comes_ba
     )
     evaluator = FunctionalEvaluator(tsjob.on_machine)
     dict_space = space("x", [1, 2, 3])
-    sink = Recorder()
+    sink = RecordingSink()
     engine = TrainingServiceEngine.from_config(config)
     engine.check(evaluator, config)
     start(engine, config, tmp_path / "exp", sink, dict_space)
@@ -88,7 +89,7 @@ def test_an_unknown_host_is_refused(tmp_path, tsjob, sshd_factory, user_keys):
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a")], tmp_path / "empty_known_hosts")
     engine = TrainingServiceEngine.from_config(config)
     with pytest.raises(HostKeyError) as info:
-        start(engine, config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(engine, config, tmp_path / "exp", RecordingSink(), space("x", [1]))
     message = str(info.value)
     assert f"host [127.0.0.1]:{a.port} is not in" in message and "refusing to connect" in message
     assert "SHA256:" in message and "trust_unknown_hosts" in message and "ssh-keyscan" in message
@@ -105,7 +106,7 @@ def test_a_changed_host_key_is_refused_even_when_unknown_hosts_are_trusted(tmp_p
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a")], tmp_path / "known_hosts",
                            trust_unknown_hosts=True)
     with pytest.raises(HostKeyError, match="differs from the one in"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_trusting_unknown_hosts_connects(tmp_path, sshd_factory, user_keys):
@@ -125,7 +126,7 @@ def test_a_wrong_key_is_an_authentication_failure_naming_the_host(tmp_path, tsjo
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[1], tmp_path, "a", use_agent=False)], known_hosts(tmp_path, a))
     with pytest.raises(AuthenticationError) as info:
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
     message = str(info.value)
     assert f"authentication failed on machine a: 127.0.0.1:{a.port} refused user" in message
     assert "training_service.machines[0].key_file" in message and "authorized_keys" in message
@@ -143,7 +144,7 @@ def test_a_different_nascore_on_the_machine_is_refused_with_the_fix(tmp_path, ts
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a", virtualenv=str(venv))], known_hosts(tmp_path, a))
     with pytest.raises(EngineError) as info:
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
     message = str(info.value)
     assert "machine a has nascore 0.0.1" in message and "this experiment runs nascore 0.1.0" in message
     assert f"{venv}/bin/python -m pip install nascore==0.1.0" in message and "machines[0].virtualenv" in message
@@ -155,7 +156,7 @@ def test_a_missing_python_on_the_machine_is_reported(tmp_path, tsjob, sshd_facto
     spec.python = "/no/such/python3"
     config = remote_config(tmp_path, [spec], known_hosts(tmp_path, a))
     with pytest.raises(EngineError, match=r"machine a: cannot run '/no/such/python3' there .*machines\[0\]\.python"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_no_reachable_machine_is_an_error_at_start(tmp_path, tsjob, user_keys):
@@ -164,7 +165,7 @@ def test_no_reachable_machine_is_an_error_at_start(tmp_path, tsjob, user_keys):
     spec = RemoteMachine(host="127.0.0.1", port=free_port(), key_file=user_keys[0], name="gone")
     config = remote_config(tmp_path, [spec], tmp_path / "known_hosts", connect_timeout=5)
     with pytest.raises(EngineError, match=r"cannot connect to machine gone \(127\.0\.0\.1:\d+\)"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_missing_paramiko_names_the_pip_line(tmp_path, monkeypatch, user_keys):
@@ -193,7 +194,7 @@ def test_a_trial_dropped_too_often_fails_and_no_machine_left_is_an_error(tmp_pat
                            concurrency=1, max_requeues=0, all_down_timeout=1)
     evaluator = FunctionalEvaluator(tsjob.on_machine)
     dict_space = space("x", [1, 2])
-    sink = Recorder()
+    sink = RecordingSink()
     engine = TrainingServiceEngine.from_config(config)
     start(engine, config, tmp_path / "exp", sink, dict_space)
     killer = threading.Thread(target=lambda: (sink.wait_for(lambda ev: any(e.kind == "intermediate" for e in ev)), a.kill()))
@@ -219,7 +220,7 @@ def test_gpus_a_machine_lacks_are_an_error_at_start(tmp_path, tsjob, sshd_factor
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a", gpu_indices=[99])], known_hosts(tmp_path, a))
     config.trial_gpu_number = 1
     with pytest.raises(EngineError, match=r"machine a: training_service.machines\[0\].gpu_indices lists GPU 99, which machine a does not have"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", Recorder(), space("x", [1]))
+        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_remote_paths_keep_the_home_shortcut_and_are_quoted():

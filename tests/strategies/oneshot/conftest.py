@@ -21,13 +21,9 @@ from nascore.nn import (
 
 
 @pytest.fixture(autouse=True)
-def one_thread_and_seeded():
-    """The models are tiny: one thread is faster, and much faster on a busy machine (no OpenMP spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)  # weights of the spaces built in the test
-    yield
-    torch.set_num_threads(threads)
+def seeded():
+    """The weights of the spaces built in a test (one torch thread: the root conftest)."""
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")
