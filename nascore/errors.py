@@ -85,6 +85,18 @@ class ReadOnlyError(StoreError):
     """A write was attempted on an experiment opened read-only."""
 
 
+class StoreDamagedError(StoreError):
+    """The experiment store is damaged (broken rows, a truncated file) or from a newer nascore.
+
+    nascore never writes to a store it could not read; the message names the file, the row and the
+    recovery that exists.
+    """
+
+
+class ExperimentLockedError(StoreError):
+    """Another process is running the experiment (one experiment has one writer)."""
+
+
 class ExperimentError(NascoreError):
     """An experiment cannot be run, resumed or exported as asked."""
 

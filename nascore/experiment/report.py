@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nascore.experiment.store import ExperimentStore, list_experiments
+from nascore.experiment.lock import describe_holder
+from nascore.experiment.store import ExperimentStore, list_experiments, liveness
 from nascore.record import TrialRecord
 
 __all__ = ["experiments_summary", "experiment_detail", "format_list", "format_detail"]
@@ -26,38 +27,59 @@ def _rank(trials: list[TrialRecord], optimize_mode: str) -> list[TrialRecord]:
     return sorted(done, key=lambda t: t.metric, reverse=optimize_mode == "maximize")  # type: ignore[arg-type, return-value]
 
 
+def _status_line(detail: dict[str, Any]) -> str:
+    status = detail["status"]
+    if status == "RUNNING" and detail.get("holder"):
+        return f"RUNNING (by {describe_holder(detail['holder'])})"
+    if status == "DEAD":
+        return (
+            f"DEAD (recorded RUNNING, but no process runs it any more: it was killed or crashed; last heartbeat "
+            f"{_when(detail.get('heartbeat'))}); Experiment.resume({detail['id']!r}) continues it"
+        )
+    return status
+
+
+def _status(meta: dict[str, Any], alive: bool | None) -> str:
+    """The recorded status, except that a RUNNING experiment nobody runs any more is DEAD."""
+    status = meta.get("status", "UNKNOWN")
+    return "DEAD" if status == "RUNNING" and alive is False else status
+
+
 def experiments_summary(experiment_dir: Path) -> list[dict[str, Any]]:
-    """One summary per stored experiment: id, name, status, trial counts, best metric."""
+    """One summary per stored experiment: id, name, status, trial counts, best metric.
+
+    ``status`` is ``DEAD`` for an experiment recorded RUNNING whose process is gone (killed or crashed).
+    """
     rows = []
     for meta in list_experiments(experiment_dir):
         if "error" in meta:
             rows.append(meta)
             continue
-        with ExperimentStore.open(experiment_dir, meta["id"], readonly=True) as store:
-            mode = meta.get("config", {}).get("optimize_mode", "maximize")
-            ranked = _rank(store.trials(), mode)
         counts = meta.get("trials", {})
+        state = meta.get("liveness", {})
         rows.append({
             "id": meta["id"],
             "name": meta.get("experiment_name"),
-            "status": meta.get("status", "UNKNOWN"),
+            "status": _status(meta, state.get("alive")),
             "strategy": (meta.get("strategy") or {}).get("name") or (meta.get("strategy") or {}).get("class"),
             "trials": sum(counts.values()),
             "succeeded": counts.get("SUCCEEDED", 0),
             "failed": counts.get("FAILED", 0),
-            "best": ranked[0].metric if ranked else None,
+            "best": meta.get("best"),
             "created": meta.get("created"),
+            "heartbeat": state.get("heartbeat"),
+            "holder": state.get("holder"),
         })
     return rows
 
 
 def format_list(rows: list[dict[str, Any]], table: Any) -> str:
-    if not rows:
-        return "no experiments"
+    """The ``nascore list`` table of non-empty ``rows`` (from :func:`experiments_summary`)."""
     body = []
     for r in rows:
         if "error" in r:
-            body.append([r["id"], "-", "UNREADABLE", "-", "-", "-", r["error"].splitlines()[0]])
+            body.append([r["id"], "-", "DAMAGED" if "damaged" in r["error"] else "UNREADABLE", "-", "-", "-",
+                         r["error"].splitlines()[0]])
             continue
         body.append([
             r["id"], r["name"] or "-", r["status"], str(r["strategy"] or "-"),
@@ -71,13 +93,16 @@ def experiment_detail(experiment_dir: Path, experiment_id: str, top: int | None 
     with ExperimentStore.open(experiment_dir, experiment_id, readonly=True) as store:
         meta = store.meta()
         trials = store.trials(with_intermediates=True)
+        state = liveness(store.root, meta)
     config = meta.get("config", {})
-    ranked = _rank(trials, config.get("optimize_mode", "maximize"))
+    ranked = _rank(trials, config.get("optimize_mode") or "maximize")
     return {
         "id": experiment_id,
         "path": str(Path(experiment_dir) / experiment_id),
         "name": meta.get("experiment_name"),
-        "status": meta.get("status", "UNKNOWN"),
+        "status": _status(meta, state["alive"]),
+        "holder": state["holder"],
+        "heartbeat": state["heartbeat"],
         "created": meta.get("created"),
         "elapsed": meta.get("elapsed"),
         "config": config,
@@ -99,7 +124,7 @@ def format_detail(detail: dict[str, Any], table: Any, show_all: bool = True) -> 
     strategy = detail.get("strategy") or {}
     lines = [
         f"Experiment {detail['id']}" + (f" ({detail['name']})" if detail["name"] else ""),
-        f"  status:   {detail['status']}",
+        f"  status:   {_status_line(detail)}",
         f"  path:     {detail['path']}",
         f"  created:  {_when(detail['created'])}   elapsed: {detail['elapsed'] or 0:.1f}s",
         f"  strategy: {strategy.get('name') or strategy.get('class') or '-'}   engine: {config.get('engine')}   "
