@@ -4,6 +4,10 @@ Each subcommand is a parser added in :func:`build_parser` plus a function ``cmd_
 int``. To add one, write ``_add_<name>_parser(subparsers)`` (it calls
 ``parser.set_defaults(func=cmd_<name>)``) and call it from :func:`build_parser`. A
 :class:`~nascore.errors.NascoreError` escaping a command prints ``error: <message>`` and exits 2.
+
+When whoever reads the output stops reading (``nascore list | head``), every command stops quietly,
+without a traceback, and exits 141 (128 + SIGPIPE): what a shell reports for a command that a closed
+pipe ended, like ``yes | head``, so that ``set -o pipefail`` scripts see it as they see other tools.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import argparse
 import contextlib
 import json
 import logging
+import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +27,7 @@ from nascore.errors import NascoreError
 
 EXIT_OK = 0
 EXIT_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports `yes | head`
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +47,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``nascore`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run ``nascore`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    0: done; 2: a nascore error (printed as ``error: <message>``) or a usage mistake; 130: interrupted;
+    141 (:data:`EXIT_BROKEN_PIPE`): the output's reader went away (``nascore list | head``).
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Buffered output still unwritten would otherwise meet the closed pipe at exit, where
+            # Python prints "Exception ignored ... BrokenPipeError" and exits 120; here it is caught.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's final flush does not fail again.
+
+    Python's documented recipe for SIGPIPE (the ``signal`` module's "Note on SIGPIPE").
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a file (tests)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run its command: :func:`main` without the broken-pipe handling."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -175,6 +216,33 @@ def _resolve_experiment_dir(args: argparse.Namespace) -> Path:
     return (args.experiment_dir or default_experiment_dir()).expanduser()
 
 
+def _existing_experiment_dir(args: argparse.Namespace) -> Path:
+    """The experiment folder to read; a :class:`~nascore.errors.StoreError` when it is not a readable folder.
+
+    A missing folder is an error, not an empty list: it is most often a mistyped path.
+    """
+    from nascore.errors import StoreError
+
+    directory = _resolve_experiment_dir(args)
+    if args.experiment_dir is not None:
+        origin = "given with --experiment-dir; check the path: experiments are stored in the folder their config's experiment_dir names"
+    elif os.environ.get("NASCORE_EXPERIMENT_DIR"):
+        origin = "from $NASCORE_EXPERIMENT_DIR; check the path, or pass --experiment-dir DIR"
+    else:
+        origin = "the default folder: no experiment was stored there yet; pass --experiment-dir DIR to read another"
+    try:
+        mode = directory.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise StoreError(f"no such folder: {directory} ({origin})") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the folder {directory}: {exc.strerror} ({origin})") from None
+    if not stat.S_ISDIR(mode):
+        raise StoreError(f"not a folder: {directory} is a file ({origin})")
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise StoreError(f"cannot read the folder {directory}: permission denied ({origin})")
+    return directory
+
+
 def _add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("list", help="list stored experiments (read-only)")
     _experiment_dir_argument(parser)
@@ -186,8 +254,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     """``nascore list``: one line per stored experiment."""
     from nascore.experiment.report import experiments_summary, format_list
 
-    rows = experiments_summary(_resolve_experiment_dir(args))
-    print(json.dumps(rows, indent=2) if args.json else format_list(rows, _table))
+    directory = _existing_experiment_dir(args)
+    rows = experiments_summary(directory)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no experiments in {directory}")
+    else:
+        print(format_list(rows, _table))
     return EXIT_OK
 
 
@@ -205,6 +279,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     """``nascore show EXP``: the experiment's status, best trials and trial table."""
     from nascore.experiment.report import experiment_detail, format_detail
 
-    detail = experiment_detail(_resolve_experiment_dir(args), args.experiment_id, top=args.top)
+    detail = experiment_detail(_existing_experiment_dir(args), args.experiment_id, top=args.top)
     print(json.dumps(detail, indent=2) if args.json else format_detail(detail, _table, show_all=not args.summary))
     return EXIT_OK

@@ -55,9 +55,12 @@ class TrialEvent:
     """Something that happened to a trial.
 
     ``kind`` is ``"status"`` (with ``status``, and ``error`` for a failure), ``"intermediate"`` or
-    ``"final"`` (with ``value``, the default metric, and ``metric``, the full record), or ``"retry"``
+    ``"final"`` (with ``value``, the default metric, and ``metric``, the full record), ``"retry"``
     (with ``error`` saying why): the trial's attempt was lost through no fault of its own (its machine
-    dropped), its metrics so far are discarded and it waits to run again under the same id.
+    dropped), its metrics so far are discarded and it waits to run again under the same id, or
+    ``"abort"`` (with ``error`` saying why): the trial cannot run because of where it runs, not what
+    it runs (its folder cannot be written, the disk is full). The experiment stops with that error and
+    the trial runs again when the experiment is resumed after the fix.
     """
 
     trial_id: int
@@ -84,6 +87,10 @@ class TrialEvent:
     def retry(cls, trial_id: int, reason: str) -> TrialEvent:
         return cls(trial_id, "retry", status=TrialStatus.WAITING, error=reason)
 
+    @classmethod
+    def abort(cls, trial_id: int, reason: str) -> TrialEvent:
+        return cls(trial_id, "abort", error=reason)
+
     @property
     def ends_trial(self) -> bool:
         return self.kind == "status" and self.status is not None and self.status.finished
@@ -97,13 +104,19 @@ class TrialEventSink(Protocol):
 
 @attrs.define
 class TrialSubmission:
-    """One trial to run: its id, the model, the evaluator, and the folder for its logs."""
+    """One trial to run: its id, the model, the evaluator, the folder for its logs, and its seed.
+
+    ``seed`` (``None`` when the experiment has no seed) is what :func:`nascore.trial.run_trial` seeds
+    Python's, NumPy's and torch's random state with before the model is built: engines pass it on
+    unchanged to wherever the trial runs.
+    """
 
     trial_id: int
     model: ExecutableModel
     evaluator: Evaluator
     log_dir: Path
     sample: Sample = attrs.field(factory=dict)
+    seed: int | None = None
 
 
 @attrs.define

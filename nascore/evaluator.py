@@ -20,7 +20,25 @@ __all__ = ["Evaluator"]
 
 
 class Evaluator(ABC):
-    """Base class of evaluators. Subclasses implement :meth:`evaluate_module`."""
+    """Base class of evaluators. Subclasses implement :meth:`evaluate_module`.
+
+    An evaluator that knows which way its final metric is better (an accuracy is maximized, an error
+    minimized) says so in :attr:`optimize_mode`; the experiment follows it unless the user sets
+    ``ExperimentConfig.optimize_mode``, and a contradiction is an error before the first trial.
+    :meth:`check` finds setup mistakes (misspelled arguments) before the first trial instead of in
+    every trial.
+    """
+
+    @property
+    def optimize_mode(self) -> str | None:
+        """``"maximize"`` or ``"minimize"`` if this evaluator knows its metric's direction, else ``None``."""
+        return None
+
+    def check(self) -> None:
+        """Raise :class:`~nascore.errors.EvaluatorError` for a mistake found without running a trial.
+
+        Called once before the first trial. The default checks nothing.
+        """
 
     def evaluate(self, model: ExecutableModel) -> Any:
         """Build ``model`` and evaluate it; returns what :meth:`evaluate_module` returns."""

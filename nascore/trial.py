@@ -9,9 +9,12 @@ uses it, in the experiment process or in a worker.
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import json
 import logging
 import math
 import numbers
+import random
 import time
 import traceback
 from collections.abc import Callable
@@ -35,6 +38,8 @@ __all__ = [
     "get_current_trial",
     "normalize_metric",
     "run_trial",
+    "trial_seed",
+    "seed_everything",
 ]
 
 _log = logging.getLogger(__name__)
@@ -81,7 +86,6 @@ class TrialContext:
     trial_id: int
     sample: Sample
     on_intermediate: Callable[[float, dict[str, Any]], None]
-    on_final: Callable[[float, dict[str, Any]], None]
     experiment_id: str | None = None
     final: tuple[float, dict[str, Any]] | None = None
     intermediate_count: int = 0
@@ -115,16 +119,56 @@ def report_intermediate_result(metric: Any) -> None:
 
 
 def report_final_result(metric: Any) -> None:
-    """Report the trial's result, once: a number, or a dict with a ``"default"`` key plus other metrics."""
+    """Report the trial's result, once: a number, or a dict with a ``"default"`` key plus other metrics.
+
+    The result is recorded when the evaluator returns. A second call is an error of the evaluator (the
+    trial fails), and so is a final result that is NaN or infinite.
+    """
     default, record = normalize_metric(metric)
     trial = _current.get()
     if trial is None:
         _log.info("Final result outside a trial (not recorded): %s", record)
         return
     if trial.final is not None:
-        raise TrialError(f"trial {trial.trial_id} already reported a final result ({trial.final[1]})")
+        raise TrialError(
+            f"trial {trial.trial_id} reported a final result twice ({trial.final[1]}, then {record}); "
+            "call nascore.report_final_result once, at the end of the evaluator"
+        )
     trial.final = (default, record)
-    trial.on_final(default, record)
+
+
+def trial_seed(experiment_seed: int | None, sample: Sample) -> int | None:
+    """The seed a trial of ``sample`` starts from: derived from the experiment seed and the sample only.
+
+    The same sample gets the same seed whichever trial, worker, machine or engine runs it; ``None``
+    when the experiment has no seed.
+    """
+    if experiment_seed is None:
+        return None
+    text = json.dumps(sample, sort_keys=True, default=repr)
+    digest = hashlib.sha256(f"{experiment_seed}:{text}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator (when installed) and torch (CPU, and CUDA when present).
+
+    Cheaper per trial than ``torch.manual_seed``, which also queues seeds for every accelerator
+    backend torch knows (capturing a stack trace for each) even where none exists.
+    """
+    import torch
+
+    random.seed(seed)
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if torch.backends.mps.is_available():  # pragma: no cover - Apple silicon only
+        torch.mps.manual_seed(seed)
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy comes with torch in practice
+        return
+    numpy.random.seed(seed)
 
 
 def run_trial(
@@ -134,24 +178,27 @@ def run_trial(
     emit: Callable[[TrialEvent], None],
     experiment_id: str | None = None,
     log: Callable[[str], None] | None = None,
+    seed: int | None = None,
 ) -> bool:
     """Run one trial in this process and report what happens as events. Returns whether it succeeded.
 
-    Never raises for a failing trial: an exception from building the model or from the evaluator
-    becomes a FAILED event holding the traceback. ``KeyboardInterrupt`` propagates.
+    With ``seed``, the random state is seeded (:func:`seed_everything`) before the model is built.
+    Never raises for a failing trial: an exception from building the model or from the evaluator,
+    ``sys.exit()`` in it, a missing, repeated or non-finite final result become a FAILED event holding
+    the cause. The final result is emitted once the evaluator has returned, right before SUCCEEDED.
+    ``KeyboardInterrupt`` propagates.
     """
     from nascore.engine import TrialEvent, TrialStatus
 
     def on_intermediate(value: float, record: dict[str, Any]) -> None:
         emit(TrialEvent.intermediate(trial_id, value, record))
 
-    def on_final(value: float, record: dict[str, Any]) -> None:
-        emit(TrialEvent.final(trial_id, value, record))
-
-    context = TrialContext(trial_id, dict(model.sample), on_intermediate, on_final, experiment_id)
+    context = TrialContext(trial_id, dict(model.sample), on_intermediate, experiment_id)
     emit(TrialEvent(trial_id, "status", status=TrialStatus.RUNNING, time=time.time()))
     token = _current.set(context)
     try:
+        if seed is not None:
+            seed_everything(seed)
         returned = evaluator.evaluate(model)
         if context.final is None and returned is not None:
             report_final_result(returned)
@@ -160,16 +207,24 @@ def run_trial(
                 f"trial {trial_id}: the evaluator finished without a final result; call "
                 "nascore.report_final_result(metric) in it, or return the metric"
             )
-        if math.isnan(context.final[0]):
-            _log.warning("Trial %s reported NaN as its final result", trial_id)
-    except Exception as exc:  # a failing trial never fails the experiment
+        if not math.isfinite(context.final[0]):
+            raise TrialError(
+                f"trial {trial_id} reported a non-finite final result ({context.final[0]}): the model diverged "
+                "or the metric divided by zero; the trial counts as failed"
+            )
+    except (Exception, SystemExit) as exc:  # a failing trial never fails the experiment
         text = traceback.format_exc()
         if log is not None:
             log(text)
-        emit(TrialEvent(trial_id, "status", status=TrialStatus.FAILED, error=_error_text(exc, text), time=time.time()))
+        if isinstance(exc, SystemExit):
+            error = f"the evaluator called sys.exit({exc.code!r}); a trial ends by returning its result\n\n{text}"
+        else:
+            error = _error_text(exc, text)
+        emit(TrialEvent(trial_id, "status", status=TrialStatus.FAILED, error=error, time=time.time()))
         return False
     finally:
         _current.reset(token)
+    emit(TrialEvent.final(trial_id, *context.final))
     emit(TrialEvent(trial_id, "status", status=TrialStatus.SUCCEEDED, time=time.time()))
     return True
 

@@ -7,6 +7,12 @@ The Lightning evaluators (:class:`~nascore.evaluators.lightning.Classification`,
 imported on first use, so ``import nascore.evaluators`` stays fast and works without Lightning;
 using one without Lightning installed raises :class:`~nascore.errors.MissingDependencyError` with
 the ``pip install`` line.
+
+Each evaluator says which way its metric is better (``Evaluator.optimize_mode``: ``Classification``
+maximizes its accuracy, ``Regression`` minimizes its error; a ``FunctionalEvaluator`` when given
+``nascore_optimize_mode=``), and the experiment follows it. ``Evaluator.check()`` finds setup
+mistakes (a misspelled Trainer or function argument, data that is not a DataLoader) before the
+first trial.
 """
 
 from __future__ import annotations

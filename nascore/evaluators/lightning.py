@@ -19,6 +19,13 @@ The same evaluator serves both kinds of search:
   gives it the supernet with :meth:`LightningModule.set_model` and wraps it in its own Lightning
   module, trained by a Trainer from :meth:`Lightning.create_trainer`.
 
+Every evaluator knows which way its metric is better (:attr:`Lightning.optimize_mode`:
+``Classification`` maximizes ``val_acc``, ``Regression`` minimizes ``val_mse``, a custom recipe says
+so with ``metric_mode``), and the experiment follows it. :meth:`Lightning.check` finds setup
+mistakes before the first trial: a misspelled Trainer argument, data that is not a DataLoader, a
+learning rate that is not positive, an optimizer that is not an optimizer class. The ``check_*``
+functions here are shared with other Lightning-based evaluators (the CGO plugin's).
+
 Importing this module without Lightning installed raises
 :class:`~nascore.errors.MissingDependencyError` naming the ``pip install`` line.
 """
@@ -26,18 +33,21 @@ Importing this module without Lightning installed raises
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import logging
+import math
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from nascore.errors import EvaluatorError, MissingDependencyError
 from nascore.evaluator import Evaluator
@@ -93,11 +103,13 @@ class LightningModule(pl.LightningModule):
 
     Subclass it for a custom recipe. ``metric_name`` names the metric logged (with ``self.log``) in
     ``validation_step`` that scores a model: it becomes the trial's ``"default"`` metric and the
-    reward of ENAS. ``metric_mode`` says whether larger (``"maximize"``) or smaller is better.
+    reward of ENAS. ``metric_mode`` says whether larger (``"maximize"``) or smaller
+    (``"minimize"``) is better; the experiment then follows it. ``None`` (the default) leaves the
+    direction to ``ExperimentConfig.optimize_mode`` (and one-shot strategies maximize).
     """
 
     metric_name: str | None = None
-    metric_mode: str = "maximize"
+    metric_mode: str | None = None
 
     def set_model(self, model: nn.Module) -> None:
         """Give the recipe the network to train (a built model, or a one-shot supernet)."""
@@ -123,7 +135,8 @@ class SupervisedLearningModule(LightningModule):
     Logs ``val_loss`` and ``val_<metric>`` every validation epoch, and ``train_loss`` and
     ``train_<metric>`` on the training steps where something would show them: every step with the
     progress bar on, every ``log_every_n_steps`` steps with a logger, never without either (a
-    ``self.log`` call costs about as much as a small model's step).
+    ``self.log`` call costs about as much as a small model's step). ``metric_mode`` is the direction
+    of ``metric_name`` (``"maximize"`` / ``"minimize"``), ``None`` when not known.
     """
 
     def __init__(
@@ -135,7 +148,7 @@ class SupervisedLearningModule(LightningModule):
         weight_decay: float = 0.0,
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         metric_name: str,
-        metric_mode: str = "maximize",
+        metric_mode: str | None = None,
         num_outputs: int | None = None,
     ) -> None:
         super().__init__()
@@ -218,6 +231,10 @@ class Lightning(Evaluator):
     :param trainer_kwargs: keyword arguments of ``pytorch_lightning.Trainer`` (``max_epochs``,
         ``accelerator``, ``callbacks``, ...). Unless given, Lightning's logger, checkpointing,
         progress bar and model summary are off.
+
+    The metric's direction is the recipe's ``metric_mode`` (:attr:`optimize_mode`); :meth:`check`
+    (called by the experiment before the first trial) finds the mistakes that would otherwise fail
+    every trial.
     """
 
     def __init__(
@@ -254,7 +271,30 @@ class Lightning(Evaluator):
 
     @property
     def metric_mode(self) -> str:
-        return self.module.metric_mode
+        """How one-shot strategies rank the metric: the recipe's ``metric_mode``, ``"maximize"`` if it has none."""
+        return self.module.metric_mode or "maximize"
+
+    @property
+    def optimize_mode(self) -> str | None:
+        """The recipe's ``metric_mode``: ``"maximize"``, ``"minimize"``, or ``None`` when the recipe does not say."""
+        mode = self.module.metric_mode
+        return mode if mode in METRIC_MODES else None
+
+    def check(self) -> None:
+        """Raise :class:`~nascore.errors.EvaluatorError` for a setup mistake that would fail every trial.
+
+        Checks the Trainer arguments against the installed ``pytorch_lightning.Trainer`` (names, and
+        settings under which no validation epoch runs), the dataloaders, and the recipe (its
+        ``metric_mode``; the learning rate, weight decay and optimizer of a
+        :class:`SupervisedLearningModule`). Builds no Trainer and reads no data.
+        """
+        owner = type(self).__name__
+        check_trainer_arguments(owner, self.trainer_kwargs)
+        check_dataloaders(owner, self.train_dataloaders, self.val_dataloaders)
+        check_metric_mode(owner, self.module.metric_mode)
+        if isinstance(self.module, SupervisedLearningModule):
+            check_optimization(owner, self.module.learning_rate, self.module.weight_decay, self.module.optimizer_class)
+            check_num_classes(owner, self.module.num_outputs)
 
     def create_module(self) -> LightningModule:
         """A fresh copy of the recipe, without a model."""
@@ -327,7 +367,8 @@ class Classification(Lightning):
 class Regression(Lightning):
     """Train a regressor with mean squared error and score it by validation MSE (``val_mse``; smaller is better).
 
-    Run the experiment with ``optimize_mode="minimize"``. Arguments as for :class:`Classification`.
+    Its :attr:`~Lightning.optimize_mode` is ``"minimize"``, so the experiment minimizes the metric
+    without being told. Arguments as for :class:`Classification`.
     """
 
     def __init__(
@@ -350,6 +391,167 @@ class Regression(Lightning):
             metric_mode="minimize",
         )
         super().__init__(module, train_dataloaders, val_dataloaders, **trainer_kwargs)
+
+
+# --- checks before the first trial ----------------------------------------------------------------
+
+#: The directions a metric can have (``Evaluator.optimize_mode`` and a recipe's ``metric_mode``).
+METRIC_MODES = ("maximize", "minimize")
+
+
+def trainer_parameters() -> list[str] | None:
+    """The keyword arguments the installed ``pytorch_lightning.Trainer`` takes; ``None`` if it takes any."""
+    try:
+        parameters = inspect.signature(pl.Trainer.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
+def check_trainer_arguments(owner: str, trainer_kwargs: Mapping[str, Any]) -> None:
+    """Raise :class:`EvaluatorError` for Trainer arguments that would fail (or score nothing in) every trial.
+
+    ``owner`` names the evaluator in the message. Unknown names are compared with the installed
+    Trainer's signature (close names are suggested); user callbacks must be ``pl.Callback``
+    instances; and settings under which no validation epoch runs (``max_epochs=0``,
+    ``limit_val_batches=0``, ...) are refused, since a trial's metric comes from validation.
+    """
+    accepted = trainer_parameters()
+    if accepted is not None:
+        unknown = [name for name in trainer_kwargs if name not in accepted]
+        if unknown:
+            described = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, accepted, n=1)
+                described.append(f"{name!r}; did you mean {close[0]!r}?" if close else repr(name))
+            noun = "argument" if len(unknown) == 1 else "arguments"
+            raise EvaluatorError(
+                f"{owner}: unknown Trainer {noun} {', '.join(described)} "
+                f"(pytorch_lightning.Trainer accepts: {', '.join(accepted)})"
+            )
+    _check_callbacks(owner, trainer_kwargs.get("callbacks"))
+    reason = _no_validation_reason(trainer_kwargs)
+    if reason is not None:
+        raise EvaluatorError(
+            f"{owner}: {reason}, so no validation epoch would run and no trial would have a metric to report; "
+            "a trial is scored on val_dataloaders at the end of each validation epoch"
+        )
+
+
+def _check_callbacks(owner: str, callbacks: Any) -> None:
+    if callbacks is None:
+        return
+    for callback in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
+        if not isinstance(callback, pl.Callback):
+            what = f"the class {callback.__name__}" if isinstance(callback, type) else f"{callback!r:.60} ({type(callback).__name__})"
+            raise EvaluatorError(
+                f"{owner}: Trainer argument 'callbacks' holds {what}, not a pytorch_lightning.Callback instance; "
+                "pass instances such as callbacks=[EarlyStopping(monitor='val_loss')]"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _no_validation_reason(trainer_kwargs: Mapping[str, Any]) -> str | None:
+    """Which Trainer setting (if any) means that fitting runs no validation epoch."""
+    for name in ("max_epochs", "max_steps", "limit_train_batches", "limit_val_batches"):
+        value = trainer_kwargs.get(name)
+        if _is_number(value) and value == 0:
+            return f"Trainer argument {name}={value!r}"
+    max_epochs, every = trainer_kwargs.get("max_epochs"), trainer_kwargs.get("check_val_every_n_epoch")
+    if _is_number(max_epochs) and max_epochs > 0 and _is_number(every) and every > max_epochs:
+        return f"Trainer arguments check_val_every_n_epoch={every!r} with max_epochs={max_epochs!r}"
+    return None
+
+
+def check_dataloaders(owner: str, train_dataloaders: Any, val_dataloaders: Any) -> None:
+    """Raise :class:`EvaluatorError` for training or validation data that no trial could use.
+
+    Refused: a ``Dataset`` (not wrapped in a DataLoader), a ``LightningDataModule`` (the evaluator
+    passes two dataloaders), an iterator or generator (the first trial would use it up), something
+    that is not iterable, and a DataLoader with no batches. Nothing is loaded.
+    """
+    for name, data in (("train_dataloaders", train_dataloaders), ("val_dataloaders", val_dataloaders)):
+        problem = _data_problem(data)
+        if problem is not None:
+            raise EvaluatorError(f"{owner}: {name} {problem}")
+
+
+def _data_problem(data: Any) -> str | None:
+    kind = type(data).__name__
+    if isinstance(data, DataLoader):
+        try:
+            batches = len(data)
+        except TypeError:  # an IterableDataset without __len__: its length is unknown until it is read
+            return None
+        if batches == 0:
+            return (
+                f"has no batches (its dataset has {_dataset_size(data)} samples, batch_size={data.batch_size}, "
+                f"drop_last={data.drop_last}); give it data, or a batch_size no larger than the dataset"
+            )
+        return None
+    if isinstance(data, pl.LightningDataModule):
+        return (
+            f"is a LightningDataModule ({kind}); pass its dataloaders instead: "
+            "train_dataloaders=dm.train_dataloader(), val_dataloaders=dm.val_dataloader() (after dm.setup('fit'))"
+        )
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+        return f"is a Dataset ({kind}), not a DataLoader; wrap it: DataLoader(dataset, batch_size=...)"
+    if isinstance(data, Iterator):
+        return (
+            f"is an iterator ({kind}), which the first trial would use up; pass a DataLoader, "
+            "which every trial can iterate again"
+        )
+    if not isinstance(data, Iterable):
+        return f"must be a torch DataLoader (or another iterable of batches), got {kind} {data!r:.80}"
+    return None
+
+
+def _dataset_size(loader: DataLoader) -> str:
+    try:
+        return str(len(loader.dataset))  # type: ignore[arg-type]
+    except TypeError:
+        return "an unknown number of"
+
+
+def check_optimization(owner: str, learning_rate: Any, weight_decay: Any, optimizer: Any) -> None:
+    """Raise :class:`EvaluatorError` unless ``learning_rate`` > 0, ``weight_decay`` >= 0 (finite numbers)
+    and ``optimizer`` is a ``torch.optim.Optimizer`` subclass."""
+    if not (_is_number(learning_rate) and math.isfinite(learning_rate) and learning_rate > 0):
+        raise EvaluatorError(
+            f"{owner}: learning_rate must be a positive number, got {learning_rate!r}; pass e.g. learning_rate=1e-3"
+        )
+    if not (_is_number(weight_decay) and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise EvaluatorError(
+            f"{owner}: weight_decay must be a number >= 0, got {weight_decay!r}; pass e.g. weight_decay=1e-4, or leave it out"
+        )
+    if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+        got = f"an instance of {type(optimizer).__name__}" if isinstance(optimizer, torch.optim.Optimizer) else repr(optimizer)
+        raise EvaluatorError(
+            f"{owner}: optimizer must be a torch.optim.Optimizer subclass such as torch.optim.Adam (the class: "
+            f"each trial builds its own optimizer for its model), got {got}"
+        )
+
+
+def check_metric_mode(owner: str, metric_mode: Any) -> None:
+    """Raise :class:`EvaluatorError` unless the recipe's ``metric_mode`` is ``"maximize"``, ``"minimize"`` or ``None``."""
+    if metric_mode is not None and metric_mode not in METRIC_MODES:
+        raise EvaluatorError(
+            f"{owner}: the recipe's metric_mode must be 'maximize' or 'minimize' (or None: not known), got {metric_mode!r}"
+        )
+
+
+def check_num_classes(owner: str, num_classes: Any) -> None:
+    """Raise :class:`EvaluatorError` unless ``num_classes`` is ``None`` or a positive integer."""
+    if num_classes is not None and not (isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes > 0):
+        raise EvaluatorError(
+            f"{owner}: num_classes must be a positive integer (the model's outputs per sample), got {num_classes!r}; "
+            "or leave it out to skip the output check"
+        )
 
 
 # --- running a Trainer ----------------------------------------------------------------------------

@@ -3,6 +3,16 @@
 It implements :class:`~nascore.strategy.StrategyContext` (submit, wait, budget) for the strategy and
 :class:`~nascore.engine.TrialEventSink` for the engine. Every event is written to the store first,
 then queued for the strategy; every submitted trial is recorded before the engine sees it.
+
+What stops a run (raised from :meth:`TrialDriver.wait` or :meth:`TrialDriver.submit`, in the
+experiment's thread, never into an engine's threads):
+
+- the store cannot be written (disk full, read-only folder, locked database): nothing more is written,
+  and the trials that were running rerun on resume;
+- an engine reports that a trial cannot run where it runs (an ``abort`` event: its folder cannot be
+  written): the trial is marked to rerun on resume;
+- the first ``config.fail_fast`` trials all fail with the same error (a setup mistake): they are
+  marked to rerun on resume, after the fix.
 """
 
 from __future__ import annotations
@@ -10,13 +20,16 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
+from nascore.errors import ExperimentError, NascoreError, StoreError
 from nascore.record import TrialRecord
 from nascore.space import Sample
 from nascore.strategy import Strategy, StrategyContext
+from nascore.trial import trial_seed
 
 if TYPE_CHECKING:
     from nascore.evaluator import Evaluator
@@ -63,6 +76,9 @@ class TrialDriver(StrategyContext):
         self._best: float | None = None
         self._stop_requested = False
         self._elapsed_saved_at = float("-inf")
+        self._fatal: BaseException | None = None
+        self._early_failures: list[TrialRecord] = []
+        self._judged_setup = config.fail_fast == 0
 
     # --- engine side --------------------------------------------------------------------------
 
@@ -70,19 +86,30 @@ class TrialDriver(StrategyContext):
         self.engine.start(EngineContext(self.experiment_id, self.store.root, self.config, self, space=self.space))
 
     def emit(self, event: TrialEvent) -> None:
-        """Record ``event`` in the store, then queue it for the strategy (called from any thread)."""
-        if event.kind == "status" and event.status is not None:
-            self.store.set_status(event.trial_id, event.status, error=event.error, at=event.time)
-        elif event.kind in ("intermediate", "final") and event.value is not None:
-            self.store.add_metric(event.trial_id, event.kind, event.value, event.metric or {}, at=event.time)
-        elif event.kind == "retry":
-            self.store.restart_trial(event.trial_id)
-            _log.warning("Trial %d will run again: %s", event.trial_id, event.error or "its attempt was lost")
+        """Record ``event`` in the store, then queue it for the strategy (called from any thread).
+
+        Never raises: a store that cannot be written stops the run from the experiment's thread, and
+        from then on nothing more is written, so no trial is recorded finished on half its events.
+        """
+        if self._fatal is not None:
+            return
+        try:
+            if event.kind == "status" and event.status is not None:
+                self.store.set_status(event.trial_id, event.status, error=event.error, at=event.time)
+            elif event.kind in ("intermediate", "final") and event.value is not None:
+                self.store.add_metric(event.trial_id, event.kind, event.value, event.metric or {}, at=event.time)
+            elif event.kind == "retry":
+                self.store.restart_trial(event.trial_id)
+                _log.warning("Trial %d will run again: %s", event.trial_id, event.error or "its attempt was lost")
+        except StoreError as exc:
+            self._fatal = exc
+            return
         self._events.put(event)
 
     # --- strategy side ------------------------------------------------------------------------
 
     def submit(self, sample: Sample) -> int:
+        self._raise_if_stopped()
         model = self.space.freeze(sample)  # validates: a bad sample is an error of the strategy
         trial_id = self.store.add_trial(model.sample, strategy_state=self.strategy.state_dict())
         self._trial_count += 1
@@ -96,10 +123,11 @@ class TrialDriver(StrategyContext):
         self._dispatch(trial.id, model)
 
     def _dispatch(self, trial_id: int, model: Any) -> None:
-        log_dir = self.store.trial_dir(trial_id)
+        log_dir = self.store.trial_dir(trial_id)  # the engine makes it (a folder it cannot make aborts the trial)
         self._running.add(trial_id)
         self.plugins.notify_trial_started(self.experiment_id, trial_id, dict(model.sample))
-        self.engine.submit(TrialSubmission(trial_id, model, self.evaluator, log_dir, dict(model.sample)))
+        seed = trial_seed(self.config.seed, model.sample)
+        self.engine.submit(TrialSubmission(trial_id, model, self.evaluator, log_dir, dict(model.sample), seed))
 
     def idle_slots(self) -> int:
         return self.engine.idle_slots()
@@ -112,7 +140,9 @@ class TrialDriver(StrategyContext):
             return []
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._raise_if_stopped()
             finished = self._drain()
+            self._raise_if_stopped()
             if finished or not self._running:
                 return finished
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -127,7 +157,10 @@ class TrialDriver(StrategyContext):
                 event = self._events.get_nowait()
             except queue.Empty:
                 return finished
-            if event.ends_trial and event.trial_id in self._running:
+            if event.kind == "abort" and event.trial_id in self._running:
+                self._running.discard(event.trial_id)
+                self._stop(ExperimentError(event.error or f"trial {event.trial_id} cannot run"), [event.trial_id])
+            elif event.ends_trial and event.trial_id in self._running:
                 self._running.discard(event.trial_id)
                 record = self.store.trial(event.trial_id)
                 finished.append(record)
@@ -154,6 +187,45 @@ class TrialDriver(StrategyContext):
         self.plugins.notify_trial_finished(
             self.experiment_id, record.id, record.status.value, None if metric is None or math.isnan(metric) else metric
         )
+        self._judge_setup(record)
+
+    def _judge_setup(self, record: TrialRecord) -> None:
+        """Stop when the first ``fail_fast`` trials to end all failed with the same error (a setup mistake)."""
+        if self._judged_setup:
+            return
+        if record.succeeded:
+            self._judged_setup = True
+            return
+        self._early_failures.append(record)
+        if len(self._early_failures) < self.config.fail_fast:
+            return
+        self._judged_setup = True
+        if len({_error_key(t.error) for t in self._early_failures}) != 1:
+            return
+        ids = [t.id for t in self._early_failures]
+        error = (record.error or "no result").strip()
+        self._stop(
+            ExperimentError(
+                f"the first {len(ids)} trials ({', '.join(map(str, ids))}) all failed with the same error, which "
+                f"looks like a mistake in the setup, not in the architectures; the experiment stopped. Fix it and "
+                f"resume (Experiment.resume({self.experiment_id!r}, ...)): these trials run again. To search on "
+                f"regardless, set fail_fast=0. The error of trial {record.id}:\n{error}"
+            ),
+            ids,
+        )
+
+    def _stop(self, error: BaseException, rerun: list[int]) -> None:
+        """Stop the run with ``error``; ``rerun``: trials to mark so that resume runs them again."""
+        if self._fatal is None:
+            self._fatal = error
+        try:
+            self.store.interrupt(rerun, f"to rerun on resume: {str(error).splitlines()[0]}")
+        except StoreError as exc:  # they stay RUNNING or FAILED; the store error is the one to report
+            _log.warning("Could not mark trials %s to rerun: %s", rerun, exc)
+
+    def _raise_if_stopped(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
 
     def elapsed(self) -> float:
         return self._elapsed_before + (time.monotonic() - self._started_at)
@@ -176,6 +248,16 @@ class TrialDriver(StrategyContext):
         return done
 
     def interrupt(self) -> list[int]:
-        """Mark unfinished trials INTERRUPTED (the experiment is stopping)."""
+        """Mark unfinished trials INTERRUPTED (the experiment is stopping); best effort if the store fails."""
         self._running.clear()
-        return self.store.interrupt_unfinished()
+        try:
+            return self.store.interrupt_unfinished()
+        except NascoreError as exc:
+            _log.warning("Could not mark the unfinished trials INTERRUPTED (%s); they rerun on resume anyway", exc)
+            return []
+
+
+def _error_key(error: str | None) -> str:
+    """A failure's first line with numbers blanked: the same mistake in trials 3 and 4 gives the same key."""
+    first = (error or "").strip().splitlines()[0] if (error or "").strip() else ""
+    return re.sub(r"\d+", "#", first)

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from nascore.errors import ExperimentError, NascoreError, ShippingError, Strateg
 from nascore.evaluator import Evaluator
 from nascore.experiment.config import ExperimentConfig, default_experiment_dir
 from nascore.experiment.driver import TrialDriver
-from nascore.experiment.store import ExperimentStore
+from nascore.experiment.store import HEARTBEAT_INTERVAL, ExperimentStore
 from nascore.format import ExecutableSpace
 from nascore.plugin import PluginHost, get_plugins
 from nascore.record import TrialRecord
@@ -62,6 +65,7 @@ class Experiment:
                 raise ExperimentError(f"unknown experiment setting: {exc}") from None
         self.config = config
         self.space = space
+        _check_evaluator_type(evaluator)
         self.evaluator = evaluator
         self.strategy = strategy
         self._strategy_by_name = isinstance(strategy, str)
@@ -99,7 +103,11 @@ class Experiment:
     def run(self) -> str:
         """Run the search until the strategy is done or the budget is spent; returns the final status.
 
-        Ctrl-C stops it: unfinished trials are marked INTERRUPTED and :meth:`resume` continues later.
+        ``"DONE"``, or ``"INTERRUPTED"`` after Ctrl-C: unfinished trials are marked INTERRUPTED and
+        :meth:`resume` continues later (a second Ctrl-C while it winds down aborts at once). Errors
+        that stop the search (the store cannot be written, a setup mistake that failed the first
+        trials, a trial folder that cannot be written) are raised; the experiment stays resumable.
+        Only one process runs an experiment at a time: a second one is refused, naming the first.
         """
         if self._readonly:
             raise ExperimentError(
@@ -109,6 +117,8 @@ class Experiment:
             raise ExperimentError(f"experiment {self.id} has already run ({self.status}); use Experiment.resume() to continue it")
         if self.evaluator is None or self.strategy is None:
             raise ExperimentError(f"experiment {self.id} needs an evaluator and a strategy to run")
+        self.evaluator.check()
+        self._follow_evaluator_direction(self.evaluator)
         plugins = self._plugins()
         space = self.executable_space()
         strategy = self._resolve_strategy(plugins)
@@ -117,38 +127,56 @@ class Experiment:
         strategy.setup(space, optimize_mode=self.config.optimize_mode, seed=self.config.seed)
 
         store = self._open_store(strategy)
+        try:
+            return self._run_with(store, strategy, engine, space, plugins)
+        finally:
+            self._resuming = False
+            self.close()  # releases the experiment; results stay readable: trials() and export reopen it read-only
+
+    def _run_with(self, store: ExperimentStore, strategy: Strategy, engine: Any, space: Any, plugins: PluginHost) -> str:
         driver = TrialDriver(
-            experiment_id=self.id, space=space, evaluator=self.evaluator, strategy=strategy, engine=engine,
+            experiment_id=self.id, space=space, evaluator=self.evaluator, strategy=strategy, engine=engine,  # type: ignore[arg-type]
             store=store, config=self.config, plugins=plugins, elapsed_before=store.get_meta("elapsed", 0.0),
         )
         self._set_status(store, "RUNNING")
         _log.info("Experiment %s started in %s", self.id, self.path)
         started = False
-        try:
-            driver.start_engine()
-            started = True
-            if self._resuming:
-                self._continue(strategy, driver, store)
-            strategy.run(driver)
-            driver.wait_all()
-            self._set_status(store, "DONE")
-        except KeyboardInterrupt:
-            ids = driver.interrupt()
-            self._set_status(store, "INTERRUPTED")
-            _log.warning("Experiment %s interrupted; %d unfinished trial(s) will rerun on resume", self.id, len(ids))
-            raise
-        except BaseException:
-            driver.interrupt()
-            self._set_status(store, "FAILED")
-            raise
-        finally:
-            self._resuming = False
-            store.set_meta("elapsed", driver.elapsed())
-            if started:
-                engine.shutdown()
+        with _heartbeat(store):
+            try:
+                driver.start_engine()
+                started = True
+                if self._resuming:
+                    self._continue(strategy, driver, store)
+                strategy.run(driver)
+                driver.wait_all()
+                self._set_status(store, "DONE")
+            except KeyboardInterrupt:  # a second Ctrl-C while this winds down aborts at once
+                ids = driver.interrupt()
+                _quietly(lambda: self._set_status(store, "INTERRUPTED"), "record the experiment's status")
+                _log.warning("Experiment %s interrupted; %d unfinished trial(s) will rerun on resume", self.id, len(ids))
+            except BaseException:
+                driver.interrupt()
+                _quietly(lambda: self._set_status(store, "FAILED"), "record the experiment's status")
+                raise
+            finally:
+                _quietly(lambda: store.set_meta("elapsed", driver.elapsed()), "record the elapsed time")
+                if started:
+                    engine.shutdown()
         self._log_summary(store)
-        self.close()  # results stay readable: trials() and export reopen the store read-only
         return self.status
+
+    def _follow_evaluator_direction(self, evaluator: Evaluator) -> None:
+        """Take the evaluator's metric direction unless the config sets one; a contradiction is an error."""
+        wanted, known = self.config.optimize_mode, evaluator.optimize_mode
+        if wanted is not None and known is not None and wanted != known:
+            raise ExperimentError(
+                f"optimize_mode={wanted!r} contradicts the evaluator: {type(evaluator).__name__} reports a metric "
+                f"to {known}; leave optimize_mode unset to follow the evaluator, or use an evaluator whose metric "
+                f"is to {wanted}"
+            )
+        mode = wanted or known or "maximize"
+        if mode != wanted:
+            self.config = attrs.evolve(self.config, optimize_mode=mode)
 
     def _resolve_strategy(self, plugins: PluginHost) -> Strategy:
         if isinstance(self.strategy, Strategy):
@@ -161,25 +189,31 @@ class Experiment:
         raise StrategyError(f"strategy must be a registered name or a Strategy object, got {self.strategy!r}")
 
     def _open_store(self, strategy: Strategy) -> ExperimentStore:
-        if self._store is not None and not self._store.readonly:
-            return self._store
+        """Open the store for writing, which takes the experiment's writer lock (or create it, whole)."""
+        self.close()
         if self._resuming:
             store = ExperimentStore.open(self.config.experiment_dir, self.id)
-            recorded = store.get_meta("space")
-            current = _space_summary(self.executable_space())
-            if recorded is not None and recorded != current:
-                raise ExperimentError(
-                    f"the space given to resume experiment {self.id} differs from the one it was run with "
-                    "(labels or candidates changed); resume with the original space"
-                )
+            try:
+                recorded = store.get_meta("space")
+                current = _space_summary(self.executable_space())
+                if recorded is not None and recorded != current:
+                    raise ExperimentError(
+                        f"the space given to resume experiment {self.id} differs from the one it was run with "
+                        "(labels or candidates changed); resume with the original space"
+                    )
+            except BaseException:
+                store.close()
+                raise
         else:
-            store = ExperimentStore.create(self.config.experiment_dir, self.id)
-            store.set_meta("config", self.config.to_dict())
-            store.set_meta("space", _space_summary(self.executable_space()))
-            store.set_meta("space_spec", _try_spec(lambda: _space_spec(self.space)))
-            store.set_meta("evaluator_spec", self.evaluator.to_spec() if self.evaluator else None)
-            store.set_meta("strategy", _strategy_name(strategy, self._plugins(), self._strategy_by_name))
-            store.set_meta("experiment_name", self.config.experiment_name)
+            store = ExperimentStore.create(self.config.experiment_dir, self.id, {
+                "config": self.config.to_dict(),
+                "space": _space_summary(self.executable_space()),
+                "space_spec": _try_spec(lambda: _space_spec(self.space)),
+                "evaluator_spec": self.evaluator.to_spec() if self.evaluator else None,
+                "strategy": _strategy_name(strategy, self._plugins(), self._strategy_by_name),
+                "experiment_name": self.config.experiment_name,
+                "status": "CREATED",
+            })
         self._store = store
         return store
 
@@ -258,6 +292,7 @@ class Experiment:
     ) -> Experiment:
         experiment_dir = Path(experiment_dir).expanduser() if experiment_dir else default_experiment_dir()
         with ExperimentStore.open(experiment_dir, experiment_id, readonly=True) as store:
+            store.check_rows()  # every row must read back: never open for writing a store we cannot read
             meta = store.meta()
         config = ExperimentConfig.from_dict({**meta.get("config", {}), "experiment_dir": str(experiment_dir)})
         if space is None and meta.get("space_spec"):
@@ -287,7 +322,7 @@ class Experiment:
 
     def _ranked(self) -> list[TrialRecord]:
         done = [t for t in self._reader().trials() if t.succeeded]
-        reverse = self.config.optimize_mode == "maximize"
+        reverse = self.config.optimize_mode != "minimize"
         return sorted(done, key=lambda t: (t.metric if reverse else -t.metric, -t.id), reverse=True)  # type: ignore[operator]
 
     def export_top_models(self, top_k: int = 1, formatter: str = "dict") -> list[Any]:
@@ -319,6 +354,51 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment(id={self.id!r}, status={self.status!r}, path={str(self.path)!r})"
+
+
+def _check_evaluator_type(evaluator: Any) -> None:
+    if evaluator is None or isinstance(evaluator, Evaluator):
+        return
+    if callable(evaluator):
+        name = getattr(evaluator, "__qualname__", None) or type(evaluator).__name__
+        raise ExperimentError(
+            f"the evaluator must be a nascore Evaluator, got the function {name!r}: wrap it as "
+            f"FunctionalEvaluator({name}) (from nascore.evaluators import FunctionalEvaluator)"
+        )
+    raise ExperimentError(
+        f"the evaluator must be a nascore Evaluator, got {type(evaluator).__name__}: use FunctionalEvaluator(function) "
+        "or a Lightning evaluator (Classification, Regression) from nascore.evaluators"
+    )
+
+
+@contextlib.contextmanager
+def _heartbeat(store: ExperimentStore) -> Iterator[None]:
+    """Record a heartbeat every HEARTBEAT_INTERVAL seconds while the block runs (what `nascore list` reads)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                store.beat()
+            except NascoreError as exc:  # the run's own writes meet the same problem and report it
+                _log.debug("Heartbeat not recorded: %s", exc)
+
+    _quietly(store.beat, "record a heartbeat")
+    thread = threading.Thread(target=beat, name="nascore-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _quietly(action: Callable[[], Any], what: str) -> None:
+    """Do ``action`` while the run stops for another reason: a failure is logged, not raised over that reason."""
+    try:
+        action()
+    except NascoreError as exc:
+        _log.warning("Could not %s: %s", what, exc)
 
 
 def _tell(strategy: Strategy, trial: TrialRecord) -> None:

@@ -95,4 +95,47 @@ def test_final_result_twice_fails_the_trial():
         nascore.report_final_result(2.0)
 
     ok, events, _ = _run(fn)
-    assert not ok and "already reported" in events[-1].error
+    assert not ok and "reported a final result twice" in events[-1].error
+    assert not [e for e in events if e.kind == "final"], "a failed trial must not leave its first value recorded"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_final_result_is_a_failure_naming_the_value(value):
+    ok, events, _ = _run(lambda model: value)
+    assert not ok
+    assert events[-1].status is TrialStatus.FAILED and str(value) in events[-1].error
+    assert not [e for e in events if e.kind == "final"]
+
+
+def test_sys_exit_in_the_evaluator_fails_only_the_trial():
+    def fn(model):
+        raise SystemExit(3)
+
+    ok, events, _ = _run(fn)
+    assert not ok and "sys.exit(3)" in events[-1].error
+
+
+def test_seed_makes_model_and_evaluator_start_from_the_same_state():
+    def fn(model):
+        weights = sum(float(p.sum()) for p in model.parameters())
+        return weights + float(torch.rand(1))
+
+    first = _run_seeded(fn, seed=123)
+    assert first == _run_seeded(fn, seed=123)
+    assert first != _run_seeded(fn, seed=124)
+
+
+def _run_seeded(fn, seed):
+    space = DictSpace([Categorical([1, 2], label="a")])
+    events = []
+    torch.manual_seed(seed + 1000)  # whatever state the process is in before
+    run_trial(1, space.freeze({"a": 2}), FunctionalEvaluator(fn), events.append, seed=seed)
+    return [e.value for e in events if e.kind == "final"]
+
+
+def test_trial_seed_depends_on_experiment_seed_and_sample_only():
+    from nascore.trial import trial_seed
+
+    assert trial_seed(None, {"a": 1}) is None
+    assert trial_seed(0, {"a": 1, "b": 2}) == trial_seed(0, {"b": 2, "a": 1})
+    assert trial_seed(0, {"a": 1}) != trial_seed(1, {"a": 1}) != trial_seed(0, {"a": 2})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -134,8 +135,33 @@ def test_view_is_read_only_and_exports(tmp_path):
     view.close()
 
 
-def test_nan_metric_counts_as_no_result(tmp_path):
-    exp = Experiment(Space(), FunctionalEvaluator(lambda m: math.nan), "grid", config(tmp_path, max_trials=2))
+def test_nan_and_inf_are_trial_failures_everywhere(tmp_path):
+    from nascore.experiment.report import experiment_detail, experiments_summary
+
+    values = iter([math.nan, math.inf, 0.5, -math.inf, 0.7, 0.6])
+    exp = Experiment(Space(), FunctionalEvaluator(lambda m: next(values)), "grid", config(tmp_path, max_trials=6))
     exp.run()
-    assert exp.export_top_models() == []
-    assert all(t.status is TrialStatus.SUCCEEDED and t.metric is None for t in exp.trials())
+    trials = exp.trials()
+    assert [t.status for t in trials] == [TrialStatus.FAILED, TrialStatus.FAILED, TrialStatus.SUCCEEDED,
+                                          TrialStatus.FAILED, TrialStatus.SUCCEEDED, TrialStatus.SUCCEEDED]
+    assert [t.metric for t in trials] == [None, None, 0.5, None, 0.7, 0.6]
+    assert "(nan)" in trials[0].error and "(inf)" in trials[1].error and "(-inf)" in trials[3].error
+    assert exp.best_trial().id == 5 and exp.best_trial().metric == 0.7
+    # the list, the detail view and the experiment agree with the store
+    [row] = experiments_summary(tmp_path)
+    assert (row["best"], row["succeeded"], row["failed"]) == (0.7, 3, 3)
+    detail = experiment_detail(tmp_path, exp.id)
+    assert detail["best"][0]["id"] == 5
+
+
+def test_sys_exit_in_an_evaluator_fails_only_that_trial_on_the_sequential_engine(tmp_path):
+    def exits(model):
+        if nascore.get_current_sample()["width"] == 4:
+            sys.exit(2)
+        return 1.0
+
+    exp = Experiment(Space(), FunctionalEvaluator(exits), GridSearch(shuffle=False), config(tmp_path, max_trials=6))
+    assert exp.run() == "DONE"
+    failed = [t for t in exp.trials() if t.status is TrialStatus.FAILED]
+    assert failed and all("sys.exit(2)" in t.error and t.sample["width"] == 4 for t in failed)
+    assert len(exp.trials()) == 6

@@ -224,3 +224,234 @@ def test_without_lightning_the_error_names_the_pip_line():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and all("pip install 'nascore[lightning]'" in line for line in lines)
+
+
+# --- the metric's direction and the checks before the first trial ---------------------------------
+
+
+def _regression_data():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=generator)
+    y = x.sum(dim=1, keepdim=True)
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+class _Recipe:
+    """A custom Lightning recipe (built lazily: Lightning is imported inside the tests)."""
+
+    @staticmethod
+    def make(**attributes):
+        from nascore.evaluators import LightningModule
+
+        class Recipe(LightningModule):
+            def training_step(self, batch, batch_idx):
+                return nn.functional.mse_loss(self(batch[0]), batch[1])
+
+            def validation_step(self, batch, batch_idx):
+                self.log("val_error", nn.functional.mse_loss(self(batch[0]), batch[1]), batch_size=len(batch[0]))
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        recipe = Recipe()
+        for name, value in attributes.items():
+            setattr(recipe, name, value)
+        return recipe
+
+
+def test_each_evaluator_knows_which_way_its_metric_is_better(digits):
+    from nascore.evaluators import Classification, Lightning, Regression
+
+    data = _regression_data()
+    assert Regression(train_dataloaders=data, val_dataloaders=data).optimize_mode == "minimize"
+    assert Classification(train_dataloaders=digits[0], val_dataloaders=digits[1]).optimize_mode == "maximize"
+    unsaid = Lightning(_Recipe.make(), data, data)
+    assert unsaid.optimize_mode is None and unsaid.metric_mode == "maximize"  # one-shot ranking as before
+    said = Lightning(_Recipe.make(metric_name="val_error", metric_mode="minimize"), data, data)
+    assert said.optimize_mode == "minimize" and said.metric_mode == "minimize"
+
+
+def test_a_regression_experiment_minimizes_without_being_told(tmp_path):
+    """Before, the experiment maximized val_mse: the worst model was reported as the best."""
+    from nascore.evaluators import Regression
+    from nascore.experiment import Experiment, ExperimentConfig
+    from nascore.nn import LayerChoice, ModelSpace
+
+    class Zero(nn.Module):
+        def forward(self, x):
+            return x[:, :1] * 0
+
+    class Space(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.head = LayerChoice({"linear": nn.Linear(4, 1), "zero": Zero()}, label="head")
+
+        def forward(self, x):
+            return self.head(x)
+
+    data = _regression_data()
+    evaluator = Regression(train_dataloaders=data, val_dataloaders=data, learning_rate=0.1, max_epochs=3)
+    exp = Experiment(Space(), evaluator, "grid", ExperimentConfig(experiment_dir=tmp_path, seed=0))
+    assert exp.run() == "DONE"
+    assert exp.config.optimize_mode == "minimize"
+    assert exp.export_top_models() == [{"head": "linear"}]
+
+
+def test_a_valid_evaluator_passes_the_check(digits):
+    import pytorch_lightning as pl
+
+    from nascore.evaluators import Classification, Lightning, Regression
+
+    data = _regression_data()
+    Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], num_classes=10, learning_rate=3e-3,
+                   optimizer=torch.optim.SGD, weight_decay=1e-4, max_epochs=2, callbacks=[pl.Callback()]).check()
+    Regression(train_dataloaders=data, val_dataloaders=[data, data], max_epochs=1, limit_val_batches=0.5,
+               check_val_every_n_epoch=1).check()
+    Lightning(_Recipe.make(metric_name="val_error", metric_mode="minimize"), data, data, max_steps=3).check()
+
+
+def test_a_misspelled_trainer_argument_is_named_with_the_close_name(digits):
+    from nascore.evaluators import Classification
+
+    evaluator = Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], max_epoch=1)
+    with pytest.raises(EvaluatorError) as info:
+        evaluator.check()
+    message = str(info.value)
+    assert message.startswith(
+        "Classification: unknown Trainer argument 'max_epoch'; did you mean 'max_epochs'? "
+        "(pytorch_lightning.Trainer accepts: accelerator, strategy, devices,"
+    )
+    with pytest.raises(EvaluatorError, match=r"arguments 'acelerator'; did you mean 'accelerator'\?, 'zzz' \("):
+        Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], acelerator="cpu", zzz=1).check()
+
+
+@pytest.mark.parametrize(
+    ("trainer_kwargs", "named"),
+    [
+        ({"max_epochs": 0}, "max_epochs=0"),
+        ({"max_steps": 0}, "max_steps=0"),
+        ({"limit_val_batches": 0}, "limit_val_batches=0"),
+        ({"limit_train_batches": 0.0}, "limit_train_batches=0.0"),
+        ({"max_epochs": 2, "check_val_every_n_epoch": 5}, "check_val_every_n_epoch=5 with max_epochs=2"),
+    ],
+)
+def test_trainer_settings_under_which_no_validation_runs_are_refused(trainer_kwargs, named):
+    from nascore.evaluators import Regression
+
+    data = _regression_data()
+    with pytest.raises(EvaluatorError, match=rf"Regression: Trainer argument.* {named}, so no validation epoch would run"):
+        Regression(train_dataloaders=data, val_dataloaders=data, **trainer_kwargs).check()
+
+
+def test_callbacks_must_be_callback_instances():
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from nascore.evaluators import Regression
+
+    data = _regression_data()
+    with pytest.raises(EvaluatorError, match="'callbacks' holds the class EarlyStopping, not a pytorch_lightning.Callback instance"):
+        Regression(train_dataloaders=data, val_dataloaders=data, callbacks=[EarlyStopping]).check()
+
+
+@pytest.mark.parametrize(
+    ("which", "data", "message"),
+    [
+        ("train_dataloaders", lambda d: d.dataset, r"train_dataloaders is a Dataset \(TensorDataset\), not a DataLoader; wrap it"),
+        ("val_dataloaders", lambda d: iter(d), r"val_dataloaders is an iterator \(_SingleProcessDataLoaderIter\), which the first trial would use up"),
+        ("val_dataloaders", lambda d: (batch for batch in d), r"val_dataloaders is an iterator \(generator\)"),
+        ("train_dataloaders", lambda d: 5, r"train_dataloaders must be a torch DataLoader \(or another iterable of batches\), got int 5"),
+        ("val_dataloaders", lambda d: DataLoader(d.dataset, batch_size=100, drop_last=True),
+         r"val_dataloaders has no batches \(its dataset has 64 samples, batch_size=100, drop_last=True\)"),
+    ],
+    ids=["dataset", "iterator", "generator", "not-iterable", "empty"],
+)
+def test_dataloaders_no_trial_could_use_are_named(which, data, message):
+    from nascore.evaluators import Regression
+
+    loader = _regression_data()
+    loaders = {"train_dataloaders": loader, "val_dataloaders": loader, which: data(loader)}
+    with pytest.raises(EvaluatorError, match=rf"^Regression: {message}"):
+        Regression(**loaders).check()
+
+
+def test_a_datamodule_is_refused_with_how_to_pass_its_dataloaders():
+    import pytorch_lightning as pl
+
+    from nascore.evaluators import Regression
+
+    loader = _regression_data()
+    with pytest.raises(EvaluatorError, match=r"train_dataloaders is a LightningDataModule .*dm.train_dataloader\(\)"):
+        Regression(train_dataloaders=pl.LightningDataModule(), val_dataloaders=loader).check()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"learning_rate": 0}, "learning_rate must be a positive number, got 0"),
+        ({"learning_rate": -1e-3}, "learning_rate must be a positive number, got -0.001"),
+        ({"learning_rate": "1e-3"}, "learning_rate must be a positive number, got '1e-3'"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive number, got nan"),
+        ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, got -0.1"),
+        ({"optimizer": "adam"}, "optimizer must be a torch.optim.Optimizer subclass such as torch.optim.Adam .* got 'adam'"),
+        ({"optimizer": nn.Linear}, "optimizer must be a torch.optim.Optimizer subclass .* got <class"),
+        ({"num_classes": 0}, "num_classes must be a positive integer .* got 0"),
+    ],
+)
+def test_training_settings_that_fail_every_trial_are_named(digits, arguments, message):
+    from nascore.evaluators import Classification
+
+    with pytest.raises(EvaluatorError, match=f"^Classification: {message}"):
+        Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], max_epochs=1, **arguments).check()
+
+
+def test_an_optimizer_instance_is_refused_for_the_class(digits):
+    from nascore.evaluators import Classification
+
+    adam = torch.optim.Adam(nn.Linear(1, 1).parameters())
+    with pytest.raises(EvaluatorError, match="optimizer must be .*got an instance of Adam"):
+        Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], optimizer=adam).check()
+
+
+def test_a_recipe_metric_mode_must_be_a_direction():
+    from nascore.evaluators import Lightning
+
+    data = _regression_data()
+    evaluator = Lightning(_Recipe.make(metric_mode="min"), data, data)
+    assert evaluator.optimize_mode is None
+    with pytest.raises(EvaluatorError, match="Lightning: the recipe's metric_mode must be 'maximize' or 'minimize'.*got 'min'"):
+        evaluator.check()
+
+
+def test_the_check_works_on_an_evaluator_shipped_to_a_worker():
+    """Workers rebuild evaluators from a shipment; the check needs nothing that does not travel."""
+    from nascore.evaluators import Regression
+    from nascore.serialization import load_shipped_evaluator, ship_evaluator
+
+    data = _regression_data()
+    good = load_shipped_evaluator(ship_evaluator(Regression(train_dataloaders=data, val_dataloaders=data, max_epochs=1)))
+    good.check()
+    assert good.optimize_mode == "minimize"
+    bad = load_shipped_evaluator(ship_evaluator(Regression(train_dataloaders=data, val_dataloaders=data, max_epoch=1)))
+    with pytest.raises(EvaluatorError, match="did you mean 'max_epochs'"):
+        bad.check()
+
+
+def test_the_experiment_stops_on_a_trainer_typo_before_the_first_trial(tmp_path):
+    from nascore.evaluators import Regression
+    from nascore.experiment import Experiment, ExperimentConfig
+    from nascore.nn import LayerChoice, ModelSpace
+
+    class Space(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.head = LayerChoice([nn.Linear(4, 1), nn.Linear(4, 1)], label="head")
+
+        def forward(self, x):
+            return self.head(x)
+
+    data = _regression_data()
+    exp = Experiment(Space(), Regression(train_dataloaders=data, val_dataloaders=data, max_epoch=1), "grid",
+                     ExperimentConfig(experiment_dir=tmp_path))
+    with pytest.raises(EvaluatorError, match="unknown Trainer argument 'max_epoch'; did you mean 'max_epochs'"):
+        exp.run()
+    assert list(tmp_path.iterdir()) == []  # no trial ran: nothing was written
