@@ -63,19 +63,20 @@ class CountedData(Dataset):
         return self.x[index], self.y[index]
 
 
-def loaders(batch_size: int = 16) -> tuple[DataLoader, DataLoader]:
-    """(train, val) loaders; training data is shuffled."""
+def loaders(batch_size: int = 16, shuffle_seed: int | None = None) -> tuple[DataLoader, DataLoader]:
+    """(train, val) loaders; training data is shuffled (by a generator of its own with ``shuffle_seed``)."""
+    generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
     return (
-        DataLoader(CountedData("train", 64, 0), batch_size=batch_size, shuffle=True),
+        DataLoader(CountedData("train", 64, 0), batch_size=batch_size, shuffle=True, generator=generator),
         DataLoader(CountedData("val", 32, 1), batch_size=batch_size),
     )
 
 
-def evaluator(**kwargs):
+def evaluator(shuffle_seed: int | None = None, **kwargs):
     """The CGO Classification evaluator on :func:`loaders`, seeded."""
     from nascore_cgo import Classification
 
-    train, val = loaders()
+    train, val = loaders(shuffle_seed=shuffle_seed)
     options = {"max_epochs": 2, "num_classes": 3, "seed": 0, "learning_rate": 0.05, **kwargs}
     return Classification(train_dataloaders=train, val_dataloaders=val, **options)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from nascore.engine import EngineContext, TrialStatus, TrialSubmission
+from nascore.engine import EngineContext, TrialEvent, TrialStatus, TrialSubmission
 from nascore.errors import ConfigError
+from nascore.evaluator import Evaluator
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
 from nascore.testing.fakes import RecordingSink
-from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer
+from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer, MergedModel
 from nascore_engines.sequential import SequentialEngine
 
 
@@ -177,4 +179,109 @@ def test_a_model_in_another_format_is_refused_at_submit(job, tmp_path):
     model = get_plugins().formats.get("simplified")().build(job.Space()).freeze({"width": 4, "act": "relu"})
     with pytest.raises(ConfigError, match="in format 'simplified'"):
         engine.submit(TrialSubmission(1, model, job.evaluator(), Path(tmp_path)))
+    engine.shutdown()
+
+
+class InitialWeights(Evaluator):
+    """A multi-model evaluator: each model's initial weights, and what torch draws once they are built."""
+
+    def merge_key(self):
+        return "all"
+
+    def evaluate(self, model):
+        members = model.members() if isinstance(model, MergedModel) else [model]
+        sums = [sum(p.sum().item() for p in member.build().parameters()) for member in members]
+        after = torch.rand(1).item()
+        records = [{"default": s, "after": after} for s in sums]
+        return {"default": sums[0], "cgo": records} if isinstance(model, MergedModel) else records[0]
+
+    def evaluate_module(self, module):
+        raise NotImplementedError
+
+
+def test_a_model_starts_from_its_trials_seed_merged_alone_or_without_cgo(job, graph_models, tmp_path):
+    samples = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}, {"width": 4, "act": "tanh"}]
+    seeds = {1: 11, 2: 22, 3: 33}
+    engines = {
+        "merged": CGOEngine(SequentialEngine(), CGOOptions(max_concurrency_cgo=3, batch_waiting_time=0.05), [DedupInputOptimizer()]),
+        "alone": CGOEngine(SequentialEngine(), CGOOptions(max_concurrency_cgo=1), [DedupInputOptimizer()]),
+        "sequential": SequentialEngine(),
+    }
+    results = {}
+    for name, engine in engines.items():
+        sink = RecordingSink()
+        folder = tmp_path / name
+        engine.start(EngineContext("exp", folder, ExperimentConfig(format="graph", experiment_dir=folder), sink))
+        for (trial_id, seed), model in zip(seeds.items(), graph_models(job.Space(), samples)):
+            engine.submit(TrialSubmission(trial_id, model, InitialWeights(), folder / f"t{trial_id}", model.sample, seed))
+        drain(engine)
+        engine.shutdown()
+        results[name] = {i: next(e.metric for e in sink.of(i) if e.kind == "final") for i in seeds}
+    assert engines["merged"].merged_trials == 1 and engines["alone"].merged_trials == 0
+    assert results["alone"] == results["sequential"]
+    assert {i: r["default"] for i, r in results["merged"].items()} == {i: r["default"] for i, r in results["sequential"].items()}
+    # The merged training goes on from the random state the first model's own trial trains from.
+    assert {r["after"] for r in results["merged"].values()} == {results["sequential"][1]["after"]}
+
+
+class AbortingEngine(SequentialEngine):
+    """Its trials cannot run where it would run them: every one gets an abort event."""
+
+    def wait(self, timeout=None):
+        if self._queue:
+            submission = self._queue.popleft()
+            self._context.sink.emit(TrialEvent.abort(submission.trial_id, f"cannot write trial {submission.trial_id}'s folder"))
+
+
+def test_an_aborted_merged_trial_aborts_each_of_its_models(job, graph_models, tmp_path):
+    engine = CGOEngine(AbortingEngine(), CGOOptions(max_concurrency_cgo=2, batch_waiting_time=0.05), [DedupInputOptimizer()])
+    sink = RecordingSink()
+    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
+               job.evaluator(max_epochs=1), tmp_path)
+    drain(engine)  # returns: the aborted models no longer count as running
+    assert engine.merged_trials == 1
+    for trial_id in (1, 2):
+        [abort] = sink.of(trial_id)
+        assert abort.kind == "abort" and "cannot write trial 1000000000's folder" in abort.error
+    engine.shutdown()
+
+
+def test_trial_folders_that_cannot_be_written_abort_the_models_of_a_merged_trial(job, graph_models, tmp_path, mounts):
+    engine, sink = engine_on(tmp_path, CGOOptions(max_concurrency_cgo=2, batch_waiting_time=0.05))
+    (tmp_path / "cgo").mkdir()
+    mounts.read_only(tmp_path / "cgo")
+    submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
+               job.evaluator(max_epochs=1), tmp_path)  # no OSError out of submit
+    drain(engine)
+    for trial_id in (1, 2):
+        [abort] = sink.of(trial_id)
+        assert abort.kind == "abort"
+        assert abort.error.startswith(f"cannot write trial {trial_id}'s folder {tmp_path / 'cgo' / 'merged-0'}: ")
+    engine.shutdown()
+
+
+class BrokenOnceSink(RecordingSink):
+    """A sink whose first event raises, as a broken store would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raised = False
+
+    def emit(self, event):
+        if not self.raised:
+            self.raised = True
+            raise RuntimeError("the store broke")
+        super().emit(event)
+
+
+def test_a_sink_that_raises_does_not_leave_trials_running_forever(job, graph_models, tmp_path):
+    engine = CGOEngine(SequentialEngine(), CGOOptions(max_concurrency_cgo=2, batch_waiting_time=0.05), [DedupInputOptimizer()])
+    sink = BrokenOnceSink()
+    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
+               job.evaluator(max_epochs=1), tmp_path)
+    drain(engine)
+    assert sink.raised and engine.running() == 0
+    assert all(sink.of(i)[-1].status is TrialStatus.SUCCEEDED for i in (1, 2))
     engine.shutdown()

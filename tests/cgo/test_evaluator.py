@@ -96,3 +96,43 @@ def test_merge_key_is_shared_by_evaluators_reading_the_same_data(job):
     assert first.merge_key() == Classification(train_dataloaders=train, val_dataloaders=val, max_epochs=1).merge_key()
     assert first.merge_key() != Classification(train_dataloaders=train, val_dataloaders=val, max_epochs=2).merge_key()
     assert first.merge_key() != Classification(train_dataloaders=job.loaders()[0], val_dataloaders=val, max_epochs=1).merge_key()
+
+
+def test_the_evaluators_know_which_way_their_metric_is_better(job):
+    from nascore_cgo import MultiModelSupervisedLearningModule
+    from nascore_cgo.evaluator import MultiModelLightning
+
+    train, val = job.loaders()
+    assert Regression(train_dataloaders=train, val_dataloaders=val).optimize_mode == "minimize"
+    assert Classification(train_dataloaders=train, val_dataloaders=val).optimize_mode == "maximize"
+    unsaid = MultiModelSupervisedLearningModule(torch.nn.MSELoss(), {}, metric_name="val_loss")
+    assert MultiModelLightning(unsaid, train, val).optimize_mode is None
+
+
+def test_a_valid_evaluator_passes_the_check(job):
+    job.evaluator().check()
+    train, val = job.loaders()
+    Regression(train_dataloaders=train, val_dataloaders=val, max_epochs=1, seed=3, placement="spread").check()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_epoch": 1}, r"unknown Trainer argument 'max_epoch'; did you mean 'max_epochs'\? \(pytorch_lightning.Trainer accepts: "),
+        ({"limit_val_batches": 0}, "Trainer argument limit_val_batches=0, so no validation epoch would run"),
+        ({"learning_rate": 0}, "learning_rate must be a positive number, got 0"),
+        ({"weight_decay": -1}, "weight_decay must be a number >= 0, got -1"),
+        ({"optimizer": "sgd"}, "optimizer must be a torch.optim.Optimizer subclass .* got 'sgd'"),
+        ({"seed": "0"}, "seed must be an integer .* got '0'"),
+    ],
+    ids=["trainer-typo", "no-validation", "learning-rate", "weight-decay", "optimizer", "seed"],
+)
+def test_setup_mistakes_are_named_before_the_first_trial(job, arguments, message):
+    with pytest.raises(EvaluatorError, match=f"^Classification: {message}"):
+        job.evaluator(**arguments).check()
+
+
+def test_data_a_second_trial_could_not_read_again_is_named(job):
+    train, val = job.loaders()
+    with pytest.raises(EvaluatorError, match="^Regression: val_dataloaders is an iterator .* which the first trial would use up"):
+        Regression(train_dataloaders=train, val_dataloaders=iter(val), max_epochs=1).check()

@@ -100,3 +100,66 @@ def test_format_cgo_merged_is_not_a_format_for_spaces_and_refuses_bad_payloads(j
         MergedFormat().build(job.Space())
     with pytest.raises(ShippingError, match="'members'.*'trial_ids' of the same length"):
         MergedFormat().load_model({"format": "cgo-merged", "members": [{}], "trial_ids": [1, 2]})
+
+
+def test_iterating_a_merged_models_members_builds_each_from_its_own_trials_seed(job, graph_models):
+    """Each member starts as its own trial would; afterwards the random state is the first member's own trial's."""
+    import random
+
+    import numpy
+    import torch
+
+    from nascore.serialization import load_shipped_model, ship_model
+    from nascore.trial import seed_everything
+    from nascore_cgo import MergedModel
+
+    samples = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}, {"width": 4, "act": "tanh"}]
+    models = graph_models(job.Space(), samples)
+    seeds = [11, 22, 33]
+
+    def draws():
+        return torch.rand(2).tolist(), random.random(), numpy.random.rand()
+
+    alone, first_draws = [], None
+    for model, seed in zip(models, seeds):  # each model in a trial of its own
+        seed_everything(seed)
+        alone.append(model.build().state_dict())
+        first_draws = first_draws or draws()
+    merged = load_shipped_model(ship_model(MergedModel([ship_model(m) for m in models], [1, 2, 3], seeds=seeds)))
+    assert merged.seeds == seeds
+    for build in (lambda: [member.build() for member in merged.members()], lambda: list(merged.build())):
+        seed_everything(999)
+        modules = build()
+        assert draws() == first_draws  # the merged training runs from where the first member's trial would
+        for module, expected in zip(modules, alone, strict=True):
+            for name, tensor in module.state_dict().items():
+                torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
+
+
+def test_a_merged_model_without_seeds_touches_no_random_state(job, graph_models):
+    import torch
+
+    from nascore.serialization import ship_model
+    from nascore_cgo import MergedModel
+
+    models = graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}])
+    merged = MergedModel([ship_model(m) for m in models], [1, 2])
+    assert merged.to_payload()["seeds"] == [None, None]
+    torch.manual_seed(3)
+    torch.rand(1)
+    expected = torch.get_rng_state()
+    members = merged.members()
+    assert len(members) == 2 and members[1].sample == models[1].sample
+    list(iter(members))
+    assert torch.equal(torch.get_rng_state(), expected)
+
+
+def test_format_cgo_merged_refuses_seeds_that_do_not_fit(job):
+    from nascore.errors import ShippingError
+    from nascore_cgo import MergedFormat
+
+    payload = {"format": "cgo-merged", "members": [{}, {}], "trial_ids": [1, 2]}
+    assert MergedFormat().load_model(payload).seeds == [None, None]  # a payload of an older nascore-cgo
+    for seeds in ([1], [1, "2"], [1, True], "12"):
+        with pytest.raises(ShippingError, match="'seeds' must be one whole number"):
+            MergedFormat().load_model({**payload, "seeds": seeds})

@@ -27,7 +27,7 @@ from typing import Any
 
 from nascore_cgo.engine import CGOEngine, CGOOptions
 from nascore_cgo.optimizers import DedupInputOptimizer
-from nascore_cgo.plan import LogicalPlan, MergedFormat, MergedModel
+from nascore_cgo.plan import LogicalPlan, MemberModels, MergedFormat, MergedModel
 
 __all__ = [
     "CGOEngine",
@@ -35,6 +35,7 @@ __all__ = [
     "Classification",
     "DedupInputOptimizer",
     "LogicalPlan",
+    "MemberModels",
     "MergedFormat",
     "MergedModel",
     "MultiModelLightning",

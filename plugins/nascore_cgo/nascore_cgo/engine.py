@@ -7,7 +7,14 @@ them as one :class:`~nascore_cgo.plan.LogicalPlan`, and submits each group of th
 wrapped ``training-service`` engine: a group of one as an ordinary trial, a larger group as one
 merged trial (:class:`~nascore_cgo.plan.MergedModel`). The events of a merged trial are split back
 per original trial, so strategies and the store see ordinary trials. When a merged trial fails,
-every model in it gets a ``retry`` event and is run again alone, without merging.
+every model in it gets a ``retry`` event and is run again alone, without merging. When it cannot
+run where it was sent (its folder cannot be written), every model in it gets the ``abort`` event.
+
+Seeds: a model alone runs from its own trial's seed. In a merged trial every model is built from
+its own trial's seed too (so a sample's model starts identical, merged or alone, on any engine),
+and the training then runs from the random state the first model's own trial would train from
+(:class:`~nascore_cgo.plan.MemberModels`). Every trial, merged or not, gets the evaluator as
+submitted, deserialized afresh in its worker: nothing carries over from the trial before.
 
 ``trial_concurrency`` counts trials of the wrapped engine, so up to ``trial_concurrency *
 max_concurrency_cgo`` models train at once. A merged trial gets the resources of one trial
@@ -46,6 +53,7 @@ from nascore.optimizer import LogicalOptimizer
 from nascore.serialization import ship_model
 from nascore_cgo.placement import check_placement
 from nascore_cgo.plan import LogicalPlan, MergedModel
+from nascore_engines.folders import cannot_write
 from nascore_engines.training_service import TrainingServiceEngine
 
 __all__ = ["CGOEngine", "CGOOptions"]
@@ -300,18 +308,29 @@ class CGOEngine(ExecutionEngine):
             return
         merged_id = next(self._ids)
         ids = [member.trial_id for member in members]
-        model = MergedModel(shipments, ids, placement=self.options.placement)
+        model = MergedModel(shipments, ids, placement=self.options.placement, seeds=[member.seed for member in members])
         log_dir = self._context.experiment_dir / "cgo" / f"merged-{merged_id - MERGED_ID_BASE}"
-        log_dir.mkdir(parents=True, exist_ok=True)
+        folder = log_dir
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for member in members:  # each trial's own folder says where its output went
+                folder = member.log_dir
+                folder.mkdir(parents=True, exist_ok=True)
+                with open(folder / "trial.log", "a") as note:
+                    note.write(f"[cgo] trained together with trials {ids}; output in {log_dir / 'trial.log'}\n")
+        except OSError as exc:  # the experiment's folder is broken, not the models: they rerun on resume
+            for member in members:
+                self._forward(TrialEvent.abort(member.trial_id, cannot_write(member.trial_id, folder, exc)))
+            return
         with self._lock:
             self._merged[merged_id] = _Merged(members)
             self.merged_trials += 1
         _log.info("CGO: trials %s run merged as one trial (log: %s)", ids, log_dir / "trial.log")
-        for member in members:  # each trial's own folder says where its output went
-            member.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(member.log_dir / "trial.log", "a") as note:
-                note.write(f"[cgo] trained together with trials {ids}; output in {log_dir / 'trial.log'}\n")
-        self.inner.submit(TrialSubmission(merged_id, model, members[0].evaluator, log_dir, dict(model.sample)))
+        # The merged trial starts from its first member's seed; each member is then built from its own
+        # seed, and the training runs from the first member's (see nascore_cgo.plan.MemberModels).
+        self.inner.submit(
+            TrialSubmission(merged_id, model, members[0].evaluator, log_dir, dict(model.sample), seed=members[0].seed)
+        )
 
     def _run_fallbacks(self) -> None:
         with self._lock:
@@ -323,10 +342,13 @@ class CGOEngine(ExecutionEngine):
 
     def _forward(self, event: TrialEvent) -> None:
         assert self._context is not None
-        self._context.sink.emit(event)
+        try:
+            self._context.sink.emit(event)
+        except Exception:  # noqa: BLE001 - the bookkeeping below must happen, or waits never end
+            _log.exception("The experiment could not take event %r of trial %d; carrying on", event.kind, event.trial_id)
         with self._lock:
             self._forwarded += 1
-            if event.ends_trial:
+            if event.ends_trial or event.kind == "abort":  # an aborted trial runs no more here
                 self._open.discard(event.trial_id)
         self._wakeup.set()
 
@@ -346,6 +368,11 @@ class CGOEngine(ExecutionEngine):
                 if event.kind == "final":
                     merged.finals.add(member.trial_id)
                 self._forward(TrialEvent(member.trial_id, event.kind, value=float(record["default"]), metric=dict(record), time=event.time))
+        elif event.kind == "abort":  # where it ran is broken, not the models: each member reruns on resume
+            with self._lock:
+                self._merged.pop(event.trial_id, None)
+            for member in members:
+                self._forward(TrialEvent.abort(member.trial_id, event.error or "the merged trial it ran in could not run"))
         elif event.kind == "retry":
             for member in members:
                 self._forward(TrialEvent.retry(member.trial_id, event.error or "the merged trial's machine dropped"))

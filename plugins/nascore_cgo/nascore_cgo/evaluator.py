@@ -35,9 +35,15 @@ from pytorch_lightning.utilities import move_data_to_device
 from nascore.errors import EvaluatorError
 from nascore.evaluator import Evaluator
 from nascore.evaluators.lightning import (
+    METRIC_MODES,
     TRAINER_DEFAULTS,
     _InterruptGuard,
     accuracy,
+    check_dataloaders,
+    check_metric_mode,
+    check_num_classes,
+    check_optimization,
+    check_trainer_arguments,
     fit,
     make_optimizer,
     mse,
@@ -64,7 +70,9 @@ class MultiModelLightningModule(pl.LightningModule):
 
     Subclasses implement :meth:`training_step` / :meth:`validation_step` over all models and log
     each model's validation metrics as ``<metric>/<index>``; ``metric_name`` names the metric that
-    scores a model.
+    scores a model and ``metric_mode`` whether larger (``"maximize"``) or smaller (``"minimize"``)
+    is better (the default pair is ``val_loss``, minimized); the experiment follows it. A recipe
+    that changes ``metric_name`` says its ``metric_mode`` too.
 
     Placement (see :mod:`nascore_cgo.placement`): Lightning first moves the whole recipe to the
     trial's main device; then :meth:`place_models` (called by :meth:`on_fit_start` and the other
@@ -81,7 +89,7 @@ class MultiModelLightningModule(pl.LightningModule):
     """
 
     metric_name: str = "val_loss"
-    metric_mode: str = "minimize"
+    metric_mode: str | None = "minimize"
 
     def __init__(self, *, placement: str | None = None, devices: Sequence[torch.device | str | int] | None = None) -> None:
         super().__init__()
@@ -190,6 +198,8 @@ class MultiModelSupervisedLearningModule(MultiModelLightningModule):
     """``(x, y)`` batches, one criterion and metrics ``fn(y_hat, y)``, one optimizer per model.
 
     Losses and metrics are computed on each model's device and logged from the main device.
+    ``metric_mode`` is the direction of ``metric_name`` (``"maximize"`` / ``"minimize"``), ``None``
+    when not known: the experiment then follows its own ``optimize_mode``.
     """
 
     def __init__(
@@ -201,7 +211,7 @@ class MultiModelSupervisedLearningModule(MultiModelLightningModule):
         weight_decay: float = 0.0,
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         metric_name: str,
-        metric_mode: str = "maximize",
+        metric_mode: str | None = None,
         num_outputs: int | None = None,
         placement: str | None = None,
         devices: Sequence[torch.device | str | int] | None = None,
@@ -362,6 +372,9 @@ class MultiModelLightning(Evaluator):
         Trainer gets ``devices=1`` unless told otherwise: one process trains its models (on one
         device, or spread), not data-parallel copies.
     :param trainer_kwargs: keyword arguments of ``pytorch_lightning.Trainer``.
+
+    The metric's direction is the recipe's ``metric_mode`` (:attr:`optimize_mode`); :meth:`check`
+    finds the setup mistakes that would fail every trial, as the core Lightning evaluators do.
     """
 
     def __init__(
@@ -391,6 +404,28 @@ class MultiModelLightning(Evaluator):
         self.val_dataloaders = val_dataloaders
         self.seed = seed
         self.trainer_kwargs = trainer_kwargs
+
+    @property
+    def optimize_mode(self) -> str | None:
+        """The recipe's ``metric_mode``: ``"maximize"`` or ``"minimize"`` (``None`` if it says neither)."""
+        mode = self.module.metric_mode
+        return mode if mode in METRIC_MODES else None
+
+    def check(self) -> None:
+        """Raise :class:`~nascore.errors.EvaluatorError` for a setup mistake that would fail every trial.
+
+        The checks of :meth:`nascore.evaluators.Lightning.check` (Trainer arguments, dataloaders, the
+        recipe's ``metric_mode`` and optimizer settings), plus ``seed`` (an integer or ``None``).
+        """
+        owner = type(self).__name__
+        check_trainer_arguments(owner, self.trainer_kwargs)
+        check_dataloaders(owner, self.train_dataloaders, self.val_dataloaders)
+        check_metric_mode(owner, self.module.metric_mode)
+        if isinstance(self.module, MultiModelSupervisedLearningModule):
+            check_optimization(owner, self.module.learning_rate, self.module.weight_decay, self.module.optimizer_class)
+            check_num_classes(owner, self.module.num_outputs)
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+            raise EvaluatorError(f"{owner}: seed must be an integer (or None: no seeding), got {self.seed!r}")
 
     def merge_key(self) -> tuple[Any, ...]:
         """Models whose evaluators have equal keys read the same data the same way and may share a trial."""
@@ -471,9 +506,10 @@ class Classification(MultiModelLightning):
 
 
 class Regression(MultiModelLightning):
-    """Train regressors with mean squared error, scored by validation MSE (``val_mse``; use ``optimize_mode="minimize"``).
+    """Train regressors with mean squared error, scored by validation MSE (``val_mse``; smaller is better).
 
-    ``placement="pack"`` / ``"spread"`` as for :class:`Classification`.
+    Its :attr:`~MultiModelLightning.optimize_mode` is ``"minimize"``, so the experiment minimizes the
+    metric without being told. ``placement="pack"`` / ``"spread"`` as for :class:`Classification`.
     """
 
     def __init__(

@@ -2,7 +2,14 @@
 
 No isolation and no parallelism, and the least overhead: good for debugging, for fast evaluators
 and for strategies that learn after every trial. A failing trial is recorded FAILED with its
-traceback (also written to ``trials/<id>/trial.log``) and the search goes on.
+traceback (also written to ``trials/<id>/trial.log``, the only thing this engine writes there:
+the folder is made for it) and the search goes on. A trial starts from its submission's ``seed``.
+A failing trial whose traceback cannot be written (read-only folder, full disk) gets an ``abort``
+event instead of its end: the experiment stops with it and runs the trial again on resume.
+
+The evaluator object is shared by all trials (no isolation): state it keeps between calls, such as
+a DataLoader's own ``torch.Generator``, carries over from one trial to the next. Engines with
+worker processes give every trial a fresh copy.
 """
 
 from __future__ import annotations
@@ -10,11 +17,12 @@ from __future__ import annotations
 import collections
 import logging
 
-from nascore.engine import EngineContext, ExecutionEngine, TrialSubmission
+from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
 from nascore.errors import EngineError
 from nascore.evaluator import Evaluator
 from nascore.experiment.config import ExperimentConfig
 from nascore.trial import run_trial
+from nascore_engines.folders import cannot_write
 
 __all__ = ["SequentialEngine"]
 
@@ -54,19 +62,37 @@ class SequentialEngine(ExecutionEngine):
         if not self._queue or self._context is None:
             return
         submission = self._queue.popleft()
+        trial_id, folder = submission.trial_id, submission.log_dir
+        sink = self._context.sink
+        log_errors: list[OSError] = []
+        ended: list[TrialEvent] = []
 
-        def write_log(text: str) -> None:
-            submission.log_dir.mkdir(parents=True, exist_ok=True)
-            (submission.log_dir / "trial.log").write_text(text)
+        def write_log(text: str) -> None:  # the folder is made only for a log (a trial that writes none needs none)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "trial.log").write_text(text)
+            except OSError as exc:  # where the trial runs is broken, not the trial: it reruns on resume
+                log_errors.append(exc)
+
+        def emit(event: TrialEvent) -> None:
+            if event.ends_trial:  # held back: a trial whose log cannot be written is aborted instead
+                ended.append(event)
+            else:
+                sink.emit(event)
 
         run_trial(
-            submission.trial_id,
+            trial_id,
             submission.model,
             submission.evaluator,
-            self._context.sink.emit,
+            emit,
             experiment_id=self._context.experiment_id,
             log=write_log,
+            seed=submission.seed,
         )
+        if log_errors:
+            ended = [TrialEvent.abort(trial_id, cannot_write(trial_id, folder, log_errors[0]))]
+        for event in ended:
+            sink.emit(event)
 
     def shutdown(self) -> None:
         self._queue.clear()

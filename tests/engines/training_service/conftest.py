@@ -75,6 +75,31 @@ def behave(model, gate=None):
     return 1.0
 
 
+def draws(model):
+    """What a trial's randomness gives: a new layer's initial weights and the next numbers drawn."""
+    import random
+
+    import torch
+
+    layer = torch.nn.Linear(3, 3)
+    return {"default": layer.weight.sum().item(), "rand": torch.rand(1).item(), "random": random.random()}
+
+
+def shuffled_data(shuffle_seed):
+    """A DataLoader over 0..15 shuffling with a torch.Generator of its own, seeded once (as users write it)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.arange(16, dtype=torch.float32))
+    return DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(shuffle_seed))
+
+
+def data_order(model, loader):
+    """Report the order the loader gives (the metric: the first batch, as digits)."""
+    order = [int(x) for (batch,) in loader for x in batch]
+    return {"default": float(sum(v * 16 ** -i for i, v in enumerate(order[:4]))), "order": order}
+
+
 def on_machine(model):
     """Remote tests: report the machine; "x=1" never ends on machine "a" (the test kills "a" under it)."""
     x = nascore.get_current_sample()["x"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nascore.engine import EngineContext, TrialSubmission
@@ -19,8 +20,11 @@ def start(engine, config, tmp_path: Path, sink: RecordingSink, dict_space: DictS
 
 
 def run_all(engine, dict_space: DictSpace, evaluator, samples: list[dict], tmp_path: Path, first_id: int = 1,
-            deadline: float = 180.0) -> list[int]:
-    """Submit ``samples`` as slots free up and wait until every trial ended; returns their ids."""
+            deadline: float = 180.0, seed: Callable[[dict], int | None] | None = None) -> list[int]:
+    """Submit ``samples`` as slots free up and wait until every trial ended; returns their ids.
+
+    ``seed(sample)`` gives each trial's seed (default: none). A trial is over when it ended or was aborted.
+    """
     ids = []
     limit = time.monotonic() + deadline
     pending = list(samples)
@@ -29,7 +33,8 @@ def run_all(engine, dict_space: DictSpace, evaluator, samples: list[dict], tmp_p
         assert time.monotonic() < limit, "the engine did not finish the trials in time"
         while pending and engine.idle_slots() > 0:
             model = dict_space.freeze(pending.pop(0))
-            engine.submit(TrialSubmission(trial_id, model, evaluator, tmp_path / "trials" / str(trial_id), model.sample))
+            engine.submit(TrialSubmission(trial_id, model, evaluator, tmp_path / "trials" / str(trial_id), model.sample,
+                                          None if seed is None else seed(model.sample)))
             ids.append(trial_id)
             trial_id += 1
         if engine.running():

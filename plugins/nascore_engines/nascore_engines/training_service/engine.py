@@ -6,6 +6,9 @@ when a seat is free: :class:`~.local.LocalService` (warm workers on this machine
 :class:`~.remote.RemoteService` (an agent with warm workers on each remote machine). Events come
 back on the services' threads and go straight to the experiment's sink, so metrics are recorded
 while trials run. A trial whose machine dropped is re-queued (a ``retry`` event) and runs elsewhere.
+A trial starts from its submission's ``seed`` in whichever worker runs it, with an evaluator
+deserialized afresh for it; a trial whose folder cannot be written ends its attempt with an
+``abort`` event (see :mod:`nascore_engines.folders`), which frees its seat.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ class TrainingServiceEngine(ExecutionEngine):
             self._emit(TrialEvent.failed(submission.trial_id, f"trial {submission.trial_id} cannot be shipped: {exc}"))
             return
         trial = PoolTrial(
-            submission.trial_id, model, key, evaluator, submission.log_dir / "trial.log", self._context.experiment_id
+            submission.trial_id, model, key, evaluator, submission.log_dir / "trial.log", self._context.experiment_id,
+            seed=submission.seed,
         )
         with self._changed:
             self._queue.append(trial)
@@ -165,10 +169,13 @@ class TrainingServiceEngine(ExecutionEngine):
     def _emit(self, event: TrialEvent) -> None:
         if self._context is None or self._closed:
             return
-        self._context.sink.emit(event)
+        try:
+            self._context.sink.emit(event)
+        except Exception:  # noqa: BLE001 - this runs on a service's reader thread, which must live on
+            _log.exception("The experiment could not take event %r of trial %d; carrying on", event.kind, event.trial_id)
         with self._changed:
             self._events += 1
-            if event.ends_trial:
+            if event.ends_trial or event.kind == "abort":  # the trial's seat is free
                 self._dispatch()
             self._changed.notify_all()
 

@@ -41,7 +41,11 @@ TAIL_LINES = 30
 
 @attrs.define
 class PoolTrial:
-    """One trial for a pool: shipped model and evaluator, and where its output goes."""
+    """One trial for a pool: shipped model and evaluator, where its output goes, and its seed.
+
+    ``seed`` is the trial's :attr:`~nascore.engine.TrialSubmission.seed`: the worker hands it to
+    :func:`nascore.trial.run_trial`, so the trial starts from the same random state wherever it runs.
+    """
 
     trial_id: int
     model: dict[str, Any]
@@ -50,6 +54,7 @@ class PoolTrial:
     log_path: Path
     experiment_id: str | None = None
     env: dict[str, str] = attrs.field(factory=dict)
+    seed: int | None = None
 
     def message(self, with_evaluator: bool, timeout: float | None, memory_limit: int | None) -> dict[str, Any]:
         return {
@@ -63,6 +68,7 @@ class PoolTrial:
             "env": {**self.env, "NASCORE_TRIAL_ID": str(self.trial_id), "NASCORE_TRIAL_DIR": str(self.log_path.parent)},
             "timeout": timeout,
             "memory_limit": memory_limit,
+            "seed": self.seed,
         }
 
 
@@ -122,7 +128,8 @@ class WorkerPool:
 
     :param seats: where workers sit (:func:`~nascore_engines.training_service.gpu.plan_seats`).
     :param on_event: receives every :class:`~nascore.engine.TrialEvent`, from the pool's threads;
-        when it receives a trial's SUCCEEDED or FAILED event, the trial's seat is already free.
+        when it receives a trial's SUCCEEDED or FAILED event, or an ``abort`` (the trial could not run
+        there: its folder cannot be written, the disk is full), the trial's seat is already free.
     :param log_dir: folder for the workers' own logs (``worker-<seat>.log``).
     :param python: the workers' interpreter (default: this one).
     :param sys_path: entries put in front of the workers' ``sys.path`` (default: this process's).
@@ -319,7 +326,7 @@ class WorkerPool:
             if event.kind == "status" and event.status is TrialStatus.RUNNING and self.trial_timeout:
                 worker.deadline = time.monotonic() + self.trial_timeout
                 self._changed.notify_all()
-            if event.ends_trial:
+            if event.ends_trial or event.kind == "abort":  # an aborted trial did not run: the worker is free
                 worker.trial = None
                 worker.deadline = None
         self.on_event(event)

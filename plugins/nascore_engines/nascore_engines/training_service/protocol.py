@@ -23,7 +23,8 @@ __all__ = ["PROTOCOL_VERSION", "encode", "decode", "event_to_dict", "event_from_
 _log = logging.getLogger(__name__)
 
 #: Bumped when messages change incompatibly; the agent refuses an engine speaking another version.
-PROTOCOL_VERSION = 1
+#: 2: ``run`` carries the trial's ``seed``, and ``event`` may be an ``abort`` (a seat freed without an end).
+PROTOCOL_VERSION = 2
 
 
 def _default(value: Any) -> Any:

@@ -7,6 +7,12 @@ trial's ``trial.log`` (at the worker log between trials), so whatever a trial pr
 or native code, lands in its folder. When its stdin closes (the pool stopped it, or the experiment
 process died) it exits at once, even mid-trial.
 
+Trials are isolated from each other although the process is shared: every trial gets an evaluator
+deserialized afresh from its shipment (kept from the first trial that brought it) and starts from
+its own seed (``run_trial(seed=...)``). A trial whose folder or log cannot be created or written
+(read-only folder, full disk) is not run or not ended: the worker sends an ``abort`` event naming
+the folder and stays ready for the next trial.
+
 Messages in: ``init`` (sys.path, name), ``run`` (one trial), ``stop``.
 Messages out: ``ready`` (pid, versions), ``event`` (a :class:`~nascore.engine.TrialEvent`).
 """
@@ -42,7 +48,7 @@ class _Worker:
         self.out = outbox
         self.lock = threading.Lock()
         self.messages: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-        self.evaluators: dict[str, Any] = {}
+        self.evaluators: dict[str, dict[str, Any]] = {}  # evaluator key -> its shipment (not the evaluator)
         self.name = "worker"
         threading.Thread(target=self._read, args=(inbox,), name="nascore-worker-inbox", daemon=True).start()
 
@@ -82,25 +88,37 @@ class _Worker:
             elif message["op"] == "run":
                 self.run(message)
 
+    def send_event(self, event: Any) -> None:
+        self.send({"op": "event", "event": self.protocol.event_to_dict(event)})
+
     def run(self, message: dict[str, Any]) -> None:
         from nascore.engine import TrialEvent, TrialStatus
+        from nascore_engines.folders import cannot_write
 
         trial_id = int(message["trial_id"])
+        if message.get("evaluator") is not None:  # sent once per worker: kept even if this trial cannot run
+            self.evaluators[message["evaluator_key"]] = message["evaluator"]
         log_path = Path(message["log_path"])
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        output = _TrialOutput(log_path)
+        try:
+            output.open()
+        except OSError as exc:  # where the trial runs is broken, not the trial: it reruns on resume
+            self.send_event(TrialEvent.abort(trial_id, cannot_write(trial_id, log_path.parent, exc)))
+            return
         ended: list[TrialEvent] = []
 
         def emit(event: TrialEvent) -> None:
             if event.ends_trial:  # held back until the trial's output is flushed and fds restored
                 ended.append(event)
             else:
-                self.send({"op": "event", "event": self.protocol.event_to_dict(event)})
+                self.send_event(event)
 
+        log = _TrialLog()
         saved_env = {key: os.environ.get(key) for key in message.get("env", {})}
         os.environ.update(message.get("env", {}))
         memory_limit = message.get("memory_limit")
         timeout = message.get("timeout")
-        with _TrialOutput(log_path):
+        with output:
             _limit_memory(memory_limit)
             if timeout:
                 faulthandler.dump_traceback_later(max(timeout * 0.95, timeout - 1.0), exit=False)
@@ -108,12 +126,12 @@ class _Worker:
                 model, evaluator = self._load(message)
             except Exception as exc:
                 text = traceback.format_exc()
-                sys.stderr.write(text)
+                log.write(text)
                 emit(TrialEvent(trial_id, "status", status=TrialStatus.RUNNING))
                 emit(TrialEvent.failed(trial_id, f"cannot load the shipped trial in worker {self.name}: "
                                                  f"{type(exc).__name__}: {exc}\n\n{text}"))
             else:
-                self._run_trial(trial_id, model, evaluator, emit, message.get("experiment_id"))
+                self._run_trial(trial_id, model, evaluator, emit, message.get("experiment_id"), message.get("seed"), log)
             finally:
                 if timeout:
                     faulthandler.cancel_dump_traceback_later()
@@ -123,6 +141,10 @@ class _Worker:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if log.error is not None:
+            # The trial's log could not be written (disk full, folder gone read-only): whatever the trial
+            # did, its end cannot be recorded faithfully here. It is aborted, and reruns on resume.
+            ended = [TrialEvent.abort(trial_id, cannot_write(trial_id, log_path.parent, log.error))]
         for event in ended:
             if event.status is TrialStatus.FAILED and event.error and is_out_of_memory(event.error):
                 limit = f" of {memory_limit / 2**20:.0f} MiB (trial_memory_limit)" if memory_limit else ""
@@ -130,54 +152,91 @@ class _Worker:
                     trial_id, f"out of memory: trial {trial_id} tried to allocate more than its limit{limit} "
                               f"or than the machine has\n\n{event.error}"
                 )
-            self.send({"op": "event", "event": self.protocol.event_to_dict(event)})
+            self.send_event(event)
 
     def _load(self, message: dict[str, Any]) -> tuple[Any, Any]:
+        """The trial's model and a fresh evaluator, deserialized from the shipment for this trial alone.
+
+        The pool sends an evaluator's shipment once per worker; the worker keeps the shipment, not the
+        evaluator, so no state (a DataLoader's generator, counters, caches) carries from one trial to
+        the next: every trial starts from the evaluator as submitted.
+        """
+        from nascore.errors import EngineError
         from nascore.serialization import load_shipped_evaluator, load_shipped_model
 
         key = message["evaluator_key"]
         if key not in self.evaluators:
-            self.evaluators[key] = load_shipped_evaluator(message["evaluator"])
-        return load_shipped_model(message["model"]), self.evaluators[key]
+            raise EngineError(f"the pool sent no evaluator {key!r} to worker {self.name} before this trial")
+        return load_shipped_model(message["model"]), load_shipped_evaluator(self.evaluators[key])
 
-    def _run_trial(self, trial_id: int, model: Any, evaluator: Any, emit: Any, experiment_id: str | None) -> None:
+    def _run_trial(
+        self, trial_id: int, model: Any, evaluator: Any, emit: Any, experiment_id: str | None, seed: int | None,
+        log: _TrialLog,
+    ) -> None:
         from nascore.engine import TrialEvent
         from nascore.trial import run_trial
 
         try:
-            run_trial(trial_id, model, evaluator, emit, experiment_id=experiment_id, log=sys.stderr.write)
-        except SystemExit as exc:  # sys.exit() in an evaluator ends the trial, not the worker
-            sys.stderr.write(traceback.format_exc())
-            emit(TrialEvent.failed(trial_id, f"the evaluator called sys.exit({exc.code!r})"))
-        except KeyboardInterrupt:
-            sys.stderr.write(traceback.format_exc())
+            run_trial(trial_id, model, evaluator, emit, experiment_id=experiment_id, log=log.write, seed=seed)
+        except KeyboardInterrupt:  # raised by the trial itself (no Ctrl-C reaches a worker): it ends the trial only
+            log.write(traceback.format_exc())
             emit(TrialEvent.failed(trial_id, "the trial was interrupted (KeyboardInterrupt)"))
 
 
+class _TrialLog:
+    """The worker's writes to the running trial's log (fd 2); remembers the first write that failed."""
+
+    def __init__(self) -> None:
+        self.error: OSError | None = None
+
+    def write(self, text: str) -> None:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except OSError as exc:
+            if self.error is None:
+                self.error = exc
+
+
 class _TrialOutput:
-    """Point file descriptors 1 and 2 at a trial's log file for the duration of the trial."""
+    """Point file descriptors 1 and 2 at a trial's log file for the duration of the trial.
+
+    :meth:`open` creates the trial's folder and opens its log first, so that a folder that cannot be
+    written is an ``OSError`` before any file descriptor changes.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.fd: int | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def __enter__(self) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        if self.fd is None:
+            self.open()
+        assert self.fd is not None
+        _flush_std()
         self.saved = os.dup(2)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
+        os.close(self.fd)
+        self.fd = None
 
     def __exit__(self, *exc: object) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        _flush_std()
         os.dup2(self.saved, 1)
         os.dup2(self.saved, 2)
         os.close(self.saved)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a full disk or a closed stream must not stop the worker
+            pass
 
 
 _ORIGINAL_DATA_LIMIT = resource.getrlimit(resource.RLIMIT_DATA)
