@@ -35,7 +35,12 @@ def test_sync_copies_only_what_changed(tmp_path, sshd_factory, user_keys):
         assert sorted(first.uploaded) == ["pkg/model.py", "run.sh", "train.py"] and first.unchanged == 0
         copied = sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file())
         assert copied == [MANIFEST, "pkg/model.py", "run.sh", "train.py"]
-        assert (remote / "run.sh").stat().st_mode & 0o777 == 0o755
+        # The owner's bits only: executable stays executable, nothing for the group or others.
+        assert (remote / "run.sh").stat().st_mode & 0o777 == 0o700
+        assert (remote / "train.py").stat().st_mode & 0o777 == 0o600
+        assert remote.stat().st_mode & 0o777 == 0o700 and (remote / "pkg").stat().st_mode & 0o777 == 0o700
+        assert remote.parent.stat().st_mode & 0o777 == 0o700  # missing parents are created private too
+        assert (remote / MANIFEST).stat().st_mode & 0o777 == 0o600
 
         again = directory.sync(sftp, str(remote))
         assert again.uploaded == [] and again.deleted == [] and again.unchanged == 3

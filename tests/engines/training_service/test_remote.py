@@ -99,6 +99,7 @@ def test_a_changed_host_key_is_refused_even_when_unknown_hosts_are_trusted(tmp_p
     from .sshd import keygen
 
     a = sshd_factory("a")
+    (tmp_path / "code").mkdir()  # the code directory is checked before connecting
     other = keygen(tmp_path / "other_host_key")
     kind, key = (tmp_path / "other_host_key.pub").read_text().split()[:2]
     (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{a.port} {kind} {key}\n")

@@ -10,6 +10,8 @@ Modules, one job each:
 - :mod:`.worker` — the worker process itself; :mod:`.agent` — the process started on a remote machine.
 - :mod:`.gpu` — GPU placement (seats and ``CUDA_VISIBLE_DEVICES``).
 - :mod:`.protocol` — the JSON-lines messages between them; :mod:`.codesync` — copying the code directory.
+- :mod:`.selection` — which files of the code directory travel (size and count limits, secrets left
+  home); :mod:`.ignore` — the ``.gitignore`` / ``.nascoreignore`` patterns it honours.
 
 Configured by :class:`nascore.experiment.config.TrainingServiceConfig` (``ExperimentConfig.training_service``)
 together with ``trial_concurrency``, ``trial_gpu_number``, ``trial_timeout`` and ``trial_memory_limit``.

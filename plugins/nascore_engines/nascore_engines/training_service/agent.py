@@ -9,6 +9,10 @@ Messages in: ``start`` (the settings; answered by ``ready`` or ``error``), ``run
 ``shutdown``. Messages out: ``ready``, ``error``, ``event``, ``log`` (a trial's output, sent when
 the trial ends and before its last event) and ``beat`` (a heartbeat, so the engine notices a
 silent machine). When stdin closes (the connection dropped), the agent kills its workers and exits.
+
+Everything the agent and its workers write (experiment folders, worker and trial logs, whatever a
+trial saves) is the login's only: the agent runs with umask ``077``, and makes the experiment
+folders ``0700`` even when an earlier version created them open to others.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ _log = logging.getLogger("nascore_engines.agent")
 
 #: A trial's output travels back in messages of at most this many characters.
 LOG_CHUNK = 1 << 20
+
+#: New files 0600 and folders 0700: other users of the machine cannot read experiments or logs.
+PRIVATE_UMASK = 0o077
 
 
 class Agent:
@@ -83,6 +90,16 @@ class Agent:
             )
         self.machine = settings["machine"]
         self.workdir = Path(settings["workdir"]) / "experiments" / str(settings["experiment_id"])
+        for folder in (self.workdir.parent, self.workdir):
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                folder.chmod(0o700)
+            except OSError as exc:
+                raise EngineError(
+                    f"cannot make the private experiment folder {folder} on machine {self.machine}: "
+                    f"{exc.strerror or exc}; set {settings.get('field', 'training_service.machines[?]')}.workdir "
+                    "to a folder of your own"
+                ) from None
         self.experiment_id = settings["experiment_id"]
         code_dir = settings["code_dir"]
         gpus = detect_gpus()
@@ -130,7 +147,8 @@ class Agent:
         log_path = self.workdir / "trials" / str(trial_id) / "trial.log"
         if log_path.exists():
             log_path.unlink()  # an earlier attempt's output was sent already
-        trial = PoolTrial(trial_id, message["model"], key, self.evaluators[key], log_path, self.experiment_id)
+        trial = PoolTrial(trial_id, message["model"], key, self.evaluators[key], log_path, self.experiment_id,
+                          seed=message.get("seed"))
         try:
             self.pool.run(trial)
         except EngineError as exc:
@@ -153,6 +171,7 @@ def main() -> None:
     inbox = os.fdopen(os.dup(0), "rb")
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints must not corrupt the protocol
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.exit(Agent(inbox, outbox).serve())
 

@@ -2,8 +2,10 @@
 
 For each machine in ``training_service.machines`` the service connects with paramiko (host keys
 verified, see :mod:`.ssh`), checks that the machine's Python has the same nascore as this one,
-copies the code directory there (only what changed, :mod:`.codesync`), and starts an agent
-(:mod:`.agent`) that runs a pool of warm workers on the machine. Trials, events and trial output
+copies the code directory there (only what changed and only what is code: no ignored files, no
+secrets, see :mod:`.selection` and :mod:`.codesync`), and starts an agent (:mod:`.agent`) that runs
+a pool of warm workers on the machine. What nascore writes on a machine (the code copy, experiment
+folders, logs) is readable by the login only. Trials, events and trial output
 travel over the SSH channel itself. A machine that drops (the connection breaks, or it stays
 silent for ``heartbeat`` seconds) has its trials re-queued on the others and is reconnected with
 exponential back-off.
@@ -19,7 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import nascore
@@ -27,7 +28,7 @@ from nascore.engine import TrialEvent
 from nascore.errors import EngineError
 from nascore.experiment.config import ExperimentConfig, RemoteMachine, TrainingServiceConfig
 from nascore_engines.training_service import protocol
-from nascore_engines.training_service.codesync import CodeDirectory
+from nascore_engines.training_service.codesync import CodeDirectory, make_private_dir
 from nascore_engines.training_service.pool import PoolTrial
 from nascore_engines.training_service.ssh import (
     ConnectError,
@@ -78,7 +79,11 @@ def _engines_version() -> str | None:
 
 
 def check_settings(config: ExperimentConfig, settings: TrainingServiceConfig) -> None:
-    """Errors that need no connection: paramiko missing, no way to log in, a key file that does not exist."""
+    """Errors that need no connection.
+
+    Paramiko missing, no way to log in, a key file that does not exist, and a code directory that is
+    missing, unset while the current folder is the home folder, or over ``code_max_size``/``code_max_files``.
+    """
     import_paramiko()
     for index, machine in enumerate(settings.machines):
         field = f"training_service.machines[{index}]"
@@ -86,9 +91,7 @@ def check_settings(config: ExperimentConfig, settings: TrainingServiceConfig) ->
             raise EngineError(f"{field} ({machine.label}): set key_file, or use_agent = true to log in with the SSH agent")
         if machine.key_file is not None and not machine.key_file.is_file():
             raise EngineError(f"{field}.key_file: {str(machine.key_file)!r} does not exist ({machine.label})")
-    code_dir = settings.code_dir or Path.cwd()
-    if not Path(code_dir).is_dir():
-        raise EngineError(f"training_service.code_dir: {str(code_dir)!r} is not a folder")
+    CodeDirectory.from_settings(settings, config.experiment_dir).select()
 
 
 class _Machine:
@@ -142,8 +145,7 @@ class RemoteService:
         self.on_change = on_change
         self.machines = [_Machine(i, m) for i, m in enumerate(settings.machines)]
         self.host_keys = HostKeys(settings)
-        skip = [config.experiment_dir]
-        self.code = CodeDirectory(settings.code_dir or Path.cwd(), settings.code_exclude, skip=skip)
+        self.code = CodeDirectory.from_settings(settings, config.experiment_dir)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._drops: dict[int, int] = {}
@@ -158,6 +160,7 @@ class RemoteService:
         :raises EngineError: a machine's host key, login, nascore version or GPUs are wrong, or no
             machine can be reached at all. Machines merely unreachable while others work are retried.
         """
+        self.code.select()  # a code directory over its limits is one error, not one per machine
         errors: dict[int, BaseException] = {}
 
         def up(machine: _Machine) -> None:
@@ -230,7 +233,7 @@ class RemoteService:
             assert machine.outbox is not None
             machine.outbox.send({
                 "op": "run", "trial_id": trial.trial_id, "model": trial.model, "evaluator_key": trial.evaluator_key,
-                "evaluator": trial.evaluator if with_evaluator else None,
+                "evaluator": trial.evaluator if with_evaluator else None, "seed": trial.seed,
             })
         _log.debug("Trial %d -> machine %s", trial.trial_id, machine.label)
 
@@ -262,6 +265,13 @@ class RemoteService:
             sftp = client.open_sftp()
             try:
                 started = time.monotonic()
+                try:
+                    make_private_dir(sftp, posixpath.join(workdir, "code"))
+                except OSError as exc:
+                    raise EngineError(
+                        f"machine {machine.label}: cannot make the private folder {workdir}/code there ({exc}); set "
+                        f"{machine.field}.workdir to a folder of your own"
+                    ) from None
                 report = self.code.sync(sftp, code_dir)
             finally:
                 sftp.close()
@@ -325,8 +335,8 @@ class RemoteService:
 
     def _start_agent(self, client: Any, machine: _Machine, workdir: str, code_dir: str) -> tuple[Any, protocol.Outbox, dict]:
         spec = machine.spec
-        command = (
-            f"cd {shlex.quote(code_dir)} && PYTHONPATH={shlex.quote(code_dir)}${{PYTHONPATH:+:$PYTHONPATH}} "
+        command = (  # umask: the experiment folders and logs the agent and its workers write are the login's only
+            f"umask 077 && cd {shlex.quote(code_dir)} && PYTHONPATH={shlex.quote(code_dir)}${{PYTHONPATH:+:$PYTHONPATH}} "
             f"exec {shell_path(spec.python_command)} -u -m nascore_engines.training_service.agent"
         )
         transport = client.get_transport()
@@ -420,7 +430,7 @@ class RemoteService:
         with self._lock:
             if machine.generation != generation or event.trial_id not in machine.trials:
                 return
-            if event.ends_trial:
+            if event.ends_trial or event.kind == "abort":  # an aborted trial no longer holds its seat
                 del machine.trials[event.trial_id]
         self.on_event(event)
 
@@ -429,9 +439,17 @@ class RemoteService:
             trial = machine.trials.get(trial_id)
         if trial is None:
             return
-        trial.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(trial.log_path, "a", encoding="utf-8") as f:
-            f.write(text)
+        try:
+            trial.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(trial.log_path, "a", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:  # this machine is fine; the experiment's folder is not: abort, do not drop the machine
+            from nascore_engines.folders import cannot_write
+
+            with self._lock:
+                if machine.trials.pop(trial_id, None) is None:
+                    return
+            self.on_event(TrialEvent.abort(trial_id, cannot_write(trial_id, trial.log_path.parent, exc)))
 
     def _lost(self, machine: _Machine, generation: int, reason: str) -> None:
         with self._lock:

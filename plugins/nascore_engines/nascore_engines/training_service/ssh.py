@@ -3,6 +3,10 @@
 Host keys are checked against a known_hosts file (default ``~/.ssh/known_hosts``). A host missing
 from it is refused unless ``training_service.trust_unknown_hosts`` is set, and a host whose key
 differs from the recorded one is always refused. Every error names the machine and says what to do.
+
+The login uses the machine's ``key_file``; the keys of the SSH agent are offered only to machines
+with ``use_agent = true`` (off by default, so a host never sees keys the user did not mean for it),
+and keys lying in ``~/.ssh`` are never tried on their own.
 """
 
 from __future__ import annotations
