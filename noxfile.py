@@ -1,7 +1,9 @@
 """Sessions for developing nascore: tests, per-plugin isolation, the demo, lint and benchmarks.
 
-``nox`` runs the default sessions (lint, core, one per plugin, then the full test suite).
-Each session gets its own virtual environment; torch is pinned to the CPU build.
+``nox`` runs the default sessions: lint, the core alone, each plugin alone, then the end-to-end
+tests with everything installed. Each test runs once: a plugin's tests run in its own session, and
+``integration`` runs what no other session does. ``nox -s tests`` runs every test in one
+environment. Each session gets its own virtual environment; torch is pinned to the CPU build.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "tests"]
+nox.options.sessions = [
+    "lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "integration",
+]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
@@ -71,6 +75,15 @@ def tests(session: nox.Session) -> None:
     ensure_sshd(session)
     install_all(session)
     session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The end-to-end tests with everything installed, less those a plugin session runs already."""
+    ensure_sshd(session)
+    install_all(session)
+    claimed = [f"--ignore={path}" for paths in EXTRA_TESTS.values() for path in paths]
+    session.run("pytest", "tests/integration", *claimed, *session.posargs)
 
 
 @nox.session
