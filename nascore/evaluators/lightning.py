@@ -64,6 +64,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     raise MissingDependencyError(LIGHTNING_MISSING) from _exc
 
 __all__ = [
+    "InterruptGuard",
     "Classification",
     "Lightning",
     "LightningModule",
@@ -309,7 +310,7 @@ class Lightning(Evaluator):
         user_callbacks = kwargs.pop("callbacks", None) or []
         if not isinstance(user_callbacks, (list, tuple)):
             user_callbacks = [user_callbacks]
-        all_callbacks = [*copy.deepcopy(list(user_callbacks)), *callbacks, _InterruptGuard()]
+        all_callbacks = [*copy.deepcopy(list(user_callbacks)), *callbacks, InterruptGuard()]
         with quiet_lightning():
             return pl.Trainer(callbacks=all_callbacks, **kwargs)
 
@@ -564,7 +565,7 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, **fit_kwargs: Any) -> N
     SIGINT handler is restored and ``KeyboardInterrupt`` raised instead, so the experiment is
     marked INTERRUPTED and can be resumed.
     """
-    guard = next((cb for cb in trainer.callbacks if isinstance(cb, _InterruptGuard)), None)
+    guard = next((cb for cb in trainer.callbacks if isinstance(cb, InterruptGuard)), None)
     main_thread = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if main_thread else None
     try:
@@ -599,8 +600,12 @@ class _DropInfo(logging.Filter):
         return not str(record.getMessage()).startswith(_QUIET_INFO_PREFIXES)
 
 
-class _InterruptGuard(pl.Callback):
-    """Remembers that fitting stopped because of Ctrl-C (Lightning turns it into ``sys.exit``)."""
+class InterruptGuard(pl.Callback):
+    """Remembers that fitting stopped because of Ctrl-C (Lightning turns it into ``sys.exit``).
+
+    Evaluators that build their own ``Trainer`` add it to the callbacks so that a Ctrl-C during
+    ``fit`` stops the experiment instead of failing the trial.
+    """
 
     def __init__(self) -> None:
         self.interrupted = False

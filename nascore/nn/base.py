@@ -210,10 +210,23 @@ class ParametrizedModule(MutableModule):
         if "__init__" in cls.__dict__ or wraps is not None:
             cls.__init__ = _wrap_parametrized_init(cls.__init__)  # type: ignore[method-assign]
 
+    @classmethod
+    def wrapped_layer(cls, *, inherited: bool = False) -> type[nn.Module] | None:
+        """The layer class this class wraps (its ``wraps=`` argument), or ``None``.
+
+        Only the class that declares ``wraps=`` (``MutableConv2d`` wraps ``nn.Conv2d``) is built
+        frozen as the plain layer; a subclass of it that does not declare ``wraps=`` itself is built
+        as itself, and has ``None`` here unless ``inherited=True``, which looks the declaration up
+        through the base classes too (``nn.Conv2d`` for a subclass of ``MutableConv2d``).
+        """
+        if inherited:
+            return cls._nascore_wraps
+        return cls.__dict__.get("_nascore_wraps")
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if args and args[0] is _Restoring:
             return super().__new__(cls)  # copy / pickle recreating an existing instance
-        wraps = cls.__dict__.get("_nascore_wraps")
+        wraps = cls.wrapped_layer()
         if wraps is not None:
             sample = current_frozen_sample()
             if sample is not None:
@@ -227,15 +240,17 @@ class ParametrizedModule(MutableModule):
 
     @property
     def trace_args(self) -> tuple[Any, ...]:
+        """The positional init arguments as given, decisions included (not their default values)."""
         return self.__dict__.get("_nascore_trace", ((), {}))[0]
 
     @property
     def trace_kwargs(self) -> dict[str, Any]:
+        """The keyword init arguments as given, decisions included (not their default values)."""
         return self.__dict__.get("_nascore_trace", ((), {}))[1]
 
     def frozen(self, sample: Sample) -> nn.Module:
         args, kwargs = self.trace_args, self.trace_kwargs
-        wraps = type(self).__dict__.get("_nascore_wraps")
+        wraps = type(self).wrapped_layer()
         if not contains_mutable((args, kwargs)):
             module = super().frozen(sample)
             if wraps is not None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Union
 
 import torch
@@ -27,7 +28,7 @@ from nascore.nn.choice import ChosenInputs, InputChoice, LayerChoice
 from nascore.space import Categorical, Sample, auto_label, current_frozen_sample, frozen_context, label_scope
 from nascore.space.label import check_label
 
-__all__ = ["Cell", "FrozenCell", "CellOpFactory"]
+__all__ = ["Cell", "FrozenCell", "CellOpFactory", "build_op", "loose_ends"]
 
 CellOpFactory = Callable[..., nn.Module]
 """``(node_index, op_index, input_index) -> nn.Module``; it may also take fewer arguments (or none)."""
@@ -180,7 +181,7 @@ class _CellSpec:
         if self.candidates is None:
             return self._from_candidates_factory(state, k)
         return {
-            name: _build_op(self.label, name, candidate, state, k, input_index)
+            name: build_op(self.label, name, candidate, state, k, input_index)
             for name, candidate in self.candidates.items()
         }
 
@@ -228,7 +229,7 @@ class _CellSpec:
             else:
                 chosen = Categorical(list(self.candidates), label=self.op_label(state, k)).freeze(sample)
                 candidate = self.candidates[chosen]
-                op = _build_op(self.label, chosen, candidate, state, k, chosen_input.chosen)  # type: ignore[arg-type]
+                op = build_op(self.label, chosen, candidate, state, k, chosen_input.chosen)  # type: ignore[arg-type]
             ops[state - self.num_predecessors].append(op)
             inputs[state - self.num_predecessors].append(chosen_input)
         return FrozenCell(
@@ -247,16 +248,35 @@ def _has_str_keys(candidates: dict[Any, Any]) -> bool:
     return all(isinstance(name, str) for name in candidates)
 
 
-def _build_op(
-    label: str, name: Any, candidate: Any, state: int, k: int, input_index: int | None
+def build_op(
+    label: str,
+    name: Any,
+    candidate: nn.Module | CellOpFactory,
+    node_index: int,
+    op_index: int,
+    input_index: int | None,
 ) -> nn.Module:
-    """One candidate operator for the operator ``k`` of the node at ``state``."""
+    """Build the candidate ``name`` of the operator ``op_index`` of the node ``node_index``, as a cell does.
+
+    ``label`` is the cell's label; ``node_index`` is the node's state index (it counts the
+    predecessors, so the first node is ``num_predecessors``); ``input_index`` is the chosen input
+    (``None`` in a search space). A module candidate is deep-copied; a factory is called with as
+    many of ``(node_index, op_index, input_index)`` as it takes, inside the label scope
+    ``"<label>/op_<node_index>_<op_index>/<name>"``, so the automatic labels of decisions created
+    inside it are the ones they get in the cell (and in a model built with
+    :func:`~nascore.nn.fixed_arch`).
+
+    Tools that rebuild a cell's operators for a chosen input (the graph format, one-shot
+    supernets) call this with the factories of :attr:`Cell.input_factories`.
+
+    :raises SearchSpaceError: if the factory does not return an ``nn.Module``.
+    """
     if isinstance(candidate, nn.Module):
         return copy.deepcopy(candidate)
-    args = (state, k, input_index)[: _factory_arity(candidate)]
+    args = (node_index, op_index, input_index)[: _factory_arity(candidate)]
     # Each candidate gets its own scope, so automatic labels inside an operator depend neither on
     # the other candidates nor on which candidate is built (a frozen cell builds only the chosen one).
-    with label_scope(f"{label}/op_{state}_{k}/{name}", root=True):
+    with label_scope(f"{label}/op_{node_index}_{op_index}/{name}", root=True):
         module = candidate(*args)
     if not isinstance(module, nn.Module):
         raise SearchSpaceError(
@@ -293,7 +313,13 @@ def _cell_forward(cell: Cell | FrozenCell, inputs: tuple[Any, ...]) -> Any:
     return cell.postprocessor(this_cell, predecessors)
 
 
-def _loose_ends(num_predecessors: int, num_nodes: int, chosen_inputs: list[int]) -> list[int]:
+def loose_ends(num_predecessors: int, num_nodes: int, chosen_inputs: Iterable[int]) -> list[int]:
+    """The nodes (as state indices, in order) that no operator reads: a ``"loose_end"`` cell's output.
+
+    ``chosen_inputs`` holds the input state index chosen by every operator of the cell (in any
+    order). For example, with 2 predecessors and 3 nodes where the operators read states
+    ``[0, 1, 2, 2]``, the loose ends are ``[3, 4]``.
+    """
     used = set(chosen_inputs)
     return [i for i in range(num_predecessors, num_predecessors + num_nodes) if i not in used]
 
@@ -317,6 +343,20 @@ class Cell(MutableModule):
 
     Built inside :func:`~nascore.nn.fixed_arch`, ``Cell(...)`` returns a :class:`FrozenCell`
     holding only the chosen operators.
+
+    Its public structure, which tools that convert or supernet a cell read (none of them needs a
+    private attribute), is:
+
+    * ``label``, ``num_nodes``, ``num_ops_per_node``, ``num_predecessors``, ``merge_op``,
+      ``concat_dim``, ``preprocessor`` and ``postprocessor``: the arguments, validated;
+    * ``ops[n][k]``: the :class:`~nascore.nn.LayerChoice` of the operator ``k`` of node ``n``
+      (state ``num_predecessors + n``), labelled ``"<label>/op_<state>_<k>"``;
+    * ``inputs[n][k]``: its :class:`~nascore.nn.InputChoice` over the ``state`` earlier states,
+      labelled ``"<label>/input_<state>_<k>"``;
+    * :attr:`input_factories`: the candidates rebuilt for the chosen input on freezing
+      (see :func:`build_op`);
+    * :attr:`output_node_indices`: the states concatenated into the output under the defaults
+      (see :func:`loose_ends`).
 
     >>> cell = Cell([nn.Conv2d(16, 16, 3, padding=1), nn.MaxPool2d(3, 1, 1)], num_nodes=4,
     ...             num_predecessors=2, merge_op="loose_end", label="normal")
@@ -380,7 +420,19 @@ class Cell(MutableModule):
 
     @property
     def label(self) -> str:
+        """The cell's label, the prefix of the labels of all its decisions."""
         return self._label
+
+    @property
+    def input_factories(self) -> Mapping[Any, CellOpFactory]:
+        """The candidates (by name) that are factories taking the chosen input index (read-only).
+
+        These are the factories with three positional parameters ``(node_index, op_index,
+        input_index)``: in the space they were built with ``input_index=None``; freezing builds the
+        chosen one again for the chosen input (with :func:`build_op`), keeping the trained weights
+        when they fit. Candidates given as modules, and factories taking fewer arguments, are not here.
+        """
+        return MappingProxyType(self._input_factories)
 
     @property
     def output_node_indices(self) -> list[int]:
@@ -388,7 +440,7 @@ class Cell(MutableModule):
         if self.merge_op == "all":
             return list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
         defaults = [choice.choice.default_value() for node in self.inputs for choice in node]
-        return _loose_ends(self.num_predecessors, self.num_nodes, defaults)
+        return loose_ends(self.num_predecessors, self.num_nodes, defaults)
 
     def forward(self, *inputs: Any) -> Any:
         return _cell_forward(self, inputs)
@@ -433,7 +485,7 @@ class Cell(MutableModule):
         whenever the two have the same parameter names and shapes.
         """
         with frozen_context(sample):
-            op = _build_op(self.label, name, self._input_factories[name], state, k, input_index)
+            op = build_op(self.label, name, self._input_factories[name], state, k, input_index)
         trained_state = trained.state_dict()
         new_state = op.state_dict()
         if trained_state.keys() == new_state.keys() and all(
@@ -484,7 +536,7 @@ class FrozenCell(nn.Module):
             self.output_node_indices = list(range(num_predecessors, num_predecessors + self.num_nodes))
         else:
             chosen = [choice.chosen for node in inputs for choice in node]
-            self.output_node_indices = _loose_ends(num_predecessors, self.num_nodes, chosen)  # type: ignore[arg-type]
+            self.output_node_indices = loose_ends(num_predecessors, self.num_nodes, chosen)  # type: ignore[arg-type]
 
     def forward(self, *inputs: Any) -> Any:
         return _cell_forward(self, inputs)

@@ -45,6 +45,11 @@ class LayerChoice(MutableModule):
     The decision's values are the candidate indices (for a list) or names (for a dict). As a space,
     calling the module runs the default (first) candidate; built frozen, it *is* the chosen candidate.
 
+    Public structure: ``names`` (the decision's values, in order), ``choice`` (the
+    :class:`~nascore.space.Categorical` decision), ``label``, ``candidates`` (the modules, in the
+    order of ``names``) and ``layer_choice[name]`` (one candidate, registered as the submodule
+    ``str(name)``).
+
     >>> conv = LayerChoice([nn.Conv2d(3, 16, 3), nn.Conv2d(3, 16, 5, padding=1)], label="conv")
     """
 
@@ -68,13 +73,16 @@ class LayerChoice(MutableModule):
 
     @property
     def label(self) -> str:
+        """The label of the decision."""
         return self.choice.label
 
     @property
     def candidates(self) -> list[nn.Module]:
+        """The candidate modules, in the order of ``names``."""
         return [self[name] for name in self.names]
 
     def __getitem__(self, name: Any) -> nn.Module:
+        """The candidate called ``name`` (an index for a list of candidates, a key for a dict)."""
         return self._modules[str(name)]  # type: ignore[return-value]
 
     def __len__(self) -> int:
@@ -115,6 +123,10 @@ class InputChoice(MutableModule):
     The value of the decision is an index when ``n_chosen == 1``, else a sorted list of indices
     (``n_chosen=None``: any number). ``reduction`` is ``"sum"``, ``"mean"``, ``"concat"`` (along
     dim 1) or ``"none"`` (a list). Call it with the list of candidate tensors.
+
+    Public structure: ``n_candidates``, ``n_chosen``, ``reduction``, ``choice`` (the decision: a
+    :class:`~nascore.space.Categorical` when ``n_chosen == 1``, else a
+    :class:`~nascore.space.CategoricalMultiple`) and ``label``.
     """
 
     def __new__(
@@ -147,6 +159,7 @@ class InputChoice(MutableModule):
 
     @property
     def label(self) -> str:
+        """The label of the decision."""
         return self.choice.label
 
     def forward(self, candidate_inputs: Sequence[torch.Tensor]) -> Any:

@@ -77,6 +77,14 @@ class Repeat(MutableModule):
     factory ``f(index) -> module`` (each block its own decisions, labelled ``"<label>/<index>/..."``).
     ``depth`` is an int, a ``(min, max)`` tuple, a range, or a choice. Built frozen, it is an
     ``nn.Sequential`` of the chosen number of blocks.
+
+    Its public structure, which tools that convert or supernet it read:
+
+    * ``label``: the label of the depth decision (when ``depth`` is a tuple or a range) and the
+      prefix of the labels made inside a block factory;
+    * ``depth_choice``: the depth, an int when fixed, else the decision (or expression) itself;
+    * ``min_depth`` and ``max_depth``: the smallest and largest depth it can take;
+    * ``blocks``: an ``nn.ModuleList`` of ``max_depth`` blocks; a depth ``d`` runs the first ``d``.
     """
 
     def __new__(cls, blocks: Any = None, depth: Any = None, *, label: str | None = None, **kwargs: Any) -> Any:
@@ -99,6 +107,7 @@ class Repeat(MutableModule):
 
     @property
     def label(self) -> str:
+        """The repeat's label (given, or automatic ``"repeat_<n>"``)."""
         return self._label
 
     def _current_depth(self) -> int:

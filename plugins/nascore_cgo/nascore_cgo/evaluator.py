@@ -37,7 +37,7 @@ from nascore.evaluator import Evaluator
 from nascore.evaluators.lightning import (
     METRIC_MODES,
     TRAINER_DEFAULTS,
-    _InterruptGuard,
+    InterruptGuard,
     accuracy,
     check_dataloaders,
     check_metric_mode,
@@ -465,7 +465,7 @@ class MultiModelLightning(Evaluator):
         if self.seed is not None:
             pl.seed_everything(self.seed, verbose=False)
         with quiet_lightning():
-            trainer = pl.Trainer(callbacks=[*copy.deepcopy(list(user_callbacks)), reporter, _InterruptGuard()], **kwargs)
+            trainer = pl.Trainer(callbacks=[*copy.deepcopy(list(user_callbacks)), reporter, InterruptGuard()], **kwargs)
         fit(trainer, recipe, train_dataloaders=self.train_dataloaders, val_dataloaders=self.val_dataloaders)
         if reporter.last is None:
             raise EvaluatorError(

@@ -53,7 +53,7 @@ def leaf_module_spec(module: nn.Module, path: str) -> LeafModule:
 
 def _basic_unit_spec(module: ParametrizedModule, path: str) -> LeafModule:
     cls = type(module)
-    factory = cls.__dict__.get("_nascore_wraps") or cls
+    factory = cls.wrapped_layer() or cls
     args, kwargs = module.trace_args, module.trace_kwargs
     own = {id(m) for m in collect_mutables((args, kwargs))}
     inner = [m for m in module.leaf_mutables() if id(m) not in own]

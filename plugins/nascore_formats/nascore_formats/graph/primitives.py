@@ -29,7 +29,7 @@ from torch.fx import Node
 
 from nascore.errors import SearchSpaceError
 from nascore.nn import Cell
-from nascore.nn.cell import _build_op, _loose_ends
+from nascore.nn.cell import build_op, loose_ends
 from nascore.space import LabelledMutable, Mutable, Sample
 from nascore_formats.graph.errors import GraphConversionError
 from nascore_formats.graph.ir import (
@@ -289,7 +289,7 @@ class CellOp:
         # A factory (node_index, op_index, input_index) -> module: its module depends on the chosen input.
         key = (slot.state, slot.index, name, input_index)
         if key not in self._built:
-            module = _build_op(self.label, name, self.input_factories[name], slot.state, slot.index, input_index)
+            module = build_op(self.label, name, self.input_factories[name], slot.state, slot.index, input_index)
             prefix = join_path(self.path, f"ops.{slot.state - self.num_predecessors}.{slot.index}.{name}@input{input_index}")
             self._built[key] = self.trace_standalone(module, prefix)
         callee, graphs = self._built[key]
@@ -334,7 +334,7 @@ class CellOp:
         if self.merge_op == "all":
             indices = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
         else:
-            indices = _loose_ends(self.num_predecessors, self.num_nodes, chosen_inputs)
+            indices = loose_ends(self.num_predecessors, self.num_nodes, chosen_inputs)
         this_cell = fx.call_function(torch.cat, ([states[i] for i in indices], self.concat_dim))
         result = this_cell
         if self.postprocessor is not None:

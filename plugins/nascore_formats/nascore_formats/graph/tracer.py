@@ -670,7 +670,7 @@ class _Tracer(torch.fx.Tracer):
             postprocessor=postprocessor,
             template=postprocessor.template if postprocessor is not None else VALUE,
             cell=m,
-            input_factories=dict(m._input_factories),
+            input_factories=dict(m.input_factories),
             trace_standalone=convert_module_call,
         )
 

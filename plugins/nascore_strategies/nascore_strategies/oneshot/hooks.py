@@ -89,8 +89,8 @@ def no_default_hook(module: nn.Module, name: str, memo: dict[str, Any], mutate_k
         return None
     strategy = mutate_kwargs.get("strategy") or "this one-shot strategy"
     where = f"module {name!r} ({type(module).__name__}, label{'s' if len(labels) > 1 else ''} {', '.join(map(repr, labels))})"
-    wrapped = getattr(type(module), "_nascore_wraps", None)
-    if isinstance(module, ParametrizedModule) and wrapped is not None:
+    wrapped = type(module).wrapped_layer(inherited=True) if isinstance(module, ParametrizedModule) else None
+    if wrapped is not None:
         supported = ", ".join(sorted(f"nn.{t.__name__}" for t in NATIVE_MIXED_OPERATIONS))
         raise StrategyError(
             f"{strategy} cannot search {where}: its choices are arguments of nn.{wrapped.__name__}, and there is no "

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
-from nascore.nn.cell import _build_op
+from nascore.nn.cell import build_op
 from nascore.space import Categorical, CategoricalMultiple, LabelledMutable, Sample
 from nascore_strategies.oneshot.supermodule._expression import ArgumentChoice
 from nascore_strategies.oneshot.supermodule.base import BaseSuperNetModule
@@ -182,7 +182,7 @@ class SlotOps(nn.Module):
         self.per_input: set[str] = set()
         for name in self.names:
             if name in input_factories:
-                built = [_build_op(cell_label, name, input_factories[name], state, k, j) for j in range(state)]
+                built = [build_op(cell_label, name, input_factories[name], state, k, j) for j in range(state)]
                 self.add_module(str(name), nn.ModuleList(built))
                 self.per_input.add(str(name))
             else:
@@ -219,7 +219,7 @@ class MixedCellBase(MixedPrimitiveBase):
         self.preprocessor = cell.preprocessor
         self.ops = nn.ModuleList()
         self.postprocessor = cell.postprocessor
-        input_factories = dict(getattr(cell, "_input_factories", {}))
+        input_factories = dict(cell.input_factories)
         #: (state, k, input decision, op decision) of every operator slot, in order.
         self.slots: list[tuple[int, int, Categorical, Categorical]] = []
         for node, (node_ops, node_inputs) in enumerate(zip(cell.ops, cell.inputs)):

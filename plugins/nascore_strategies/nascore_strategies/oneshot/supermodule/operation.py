@@ -314,7 +314,9 @@ class MixedOperation(BaseSuperNetModule):
 
 
 def _wrapped(module: nn.Module) -> type[nn.Module] | None:
-    return getattr(type(module), "_nascore_wraps", None)
+    if not isinstance(module, ParametrizedModule):
+        return None
+    return type(module).wrapped_layer(inherited=True)
 
 
 def _where(module: nn.Module, name: str) -> str:
