@@ -4,6 +4,11 @@ The experiment submits :class:`TrialSubmission` objects; the engine runs them (i
 worker processes, on remote machines) and emits :class:`TrialEvent` objects to the experiment's
 :class:`TrialEventSink` as they happen: the trial started, reported a metric, succeeded or failed.
 The sink records every event in the store before anything else acts on it.
+
+An engine sees what a trial may use (:class:`TrialResources`) and its own options (an attrs class
+it declares as :attr:`ExecutionEngine.options_class`, structured from ``engine_options``), never
+the experiment's whole configuration: this module imports nothing from :mod:`nascore.experiment`.
+Engines are made through :func:`nascore.plugin.create_engine`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from nascore.space import Sample
 
 if TYPE_CHECKING:
     from nascore.evaluator import Evaluator
-    from nascore.experiment.config import ExperimentConfig
     from nascore.format import ExecutableModel, ExecutableSpace
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "TrialEvent",
     "TrialEventSink",
     "TrialSubmission",
+    "TrialResources",
     "EngineContext",
     "ExecutionEngine",
 ]
@@ -119,6 +124,22 @@ class TrialSubmission:
     seed: int | None = None
 
 
+@attrs.frozen(kw_only=True)
+class TrialResources:
+    """What trials may use, as the experiment configures it: the part of the configuration an engine sees.
+
+    :ivar trial_concurrency: how many trials may run at once.
+    :ivar trial_gpu_number: GPUs each trial needs (0: none).
+    :ivar trial_timeout: seconds after which a running trial is stopped and FAILED (``None``: no limit).
+    :ivar trial_memory_limit: bytes one trial may allocate (``None``: no limit).
+    """
+
+    trial_concurrency: int = 1
+    trial_gpu_number: int = 0
+    trial_timeout: float | None = None
+    trial_memory_limit: int | None = None
+
+
 @attrs.define
 class EngineContext:
     """What an engine gets when it starts.
@@ -130,7 +151,7 @@ class EngineContext:
 
     experiment_id: str
     experiment_dir: Path
-    config: ExperimentConfig
+    resources: TrialResources
     sink: TrialEventSink
     space: ExecutableSpace | None = None
 
@@ -138,20 +159,37 @@ class EngineContext:
 class ExecutionEngine(ABC):
     """Base class of execution engines, registered by name through ``nascore_register_engines``.
 
-    The experiment calls :meth:`start` once, then :meth:`submit` whenever :meth:`idle_slots` is
-    positive, and :meth:`wait` to let trials progress; every trial submitted must end with a
-    SUCCEEDED or FAILED event. :meth:`shutdown` stops everything still running.
+    The experiment creates the engine with :meth:`create` (through :func:`nascore.plugin.create_engine`),
+    calls :meth:`check`, :meth:`start` once, then :meth:`submit` whenever :meth:`idle_slots` is
+    positive, and :meth:`wait` to let trials progress; every trial submitted must end with exactly one
+    SUCCEEDED or FAILED event (or get an ``abort`` / ``retry`` event). :meth:`shutdown` stops
+    everything still running.
+
+    :cvar options_class: the attrs class of this engine's settings (``engine_options``), or ``None``
+        when it takes none; the core structures the user's settings into it, naming any wrong field.
+    :cvar config_aliases: top-level tables of a config file that are an older spelling of
+        ``engine_options`` for this engine (read into them, e.g. ``("training_service",)``).
     """
 
     name: ClassVar[str] = ""
+    options_class: ClassVar[type | None] = None
+    config_aliases: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig) -> ExecutionEngine:
-        """Create the engine for an experiment configuration."""
-        return cls()
+    def create(cls, options: Any, resources: TrialResources) -> ExecutionEngine:
+        """Make the engine from its options (an ``options_class`` instance, ``None`` without one) and the resources.
 
-    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
-        """Raise a clear error before the first trial if this engine cannot run the experiment."""
+        The default calls ``cls()`` and keeps ``resources`` as :attr:`resources`; an engine with
+        options overrides this.
+        """
+        engine = cls()
+        engine.resources = resources
+        return engine
+
+    resources: TrialResources = TrialResources()
+
+    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
+        """Raise a clear error before the first trial if this engine cannot run ``evaluator`` on ``space``."""
 
     @abstractmethod
     def start(self, context: EngineContext) -> None:

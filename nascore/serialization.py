@@ -159,13 +159,11 @@ def ship_model(model: ExecutableModel) -> dict[str, Any]:
 
 def load_shipped_model(shipment: dict[str, Any]) -> ExecutableModel:
     """The executable model of a :func:`ship_model` shipment (in the worker process)."""
-    from nascore.plugin import get_plugins
+    from nascore.plugin import load_model
 
     if shipment.get("kind") == "cloudpickle":
         return unpickle_shipment(shipment)
-    payload = shipment["payload"]
-    model_format = get_plugins().formats.get(payload["format"])()
-    return model_format.load_model(payload)
+    return load_model(shipment["payload"])
 
 
 def ship_evaluator(evaluator: Evaluator) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from nascore.strategy_behaviours import (
 )
 
 if TYPE_CHECKING:
+    from nascore.evaluator import Evaluator
     from nascore.format import ExecutableModel, ExecutableSpace
     from nascore.record import TrialRecord
 
@@ -56,10 +57,16 @@ OPTIMIZE_MODES = ("maximize", "minimize")
 
 
 class StrategyContext(ABC):
-    """The experiment as a strategy sees it."""
+    """The experiment as a strategy sees it.
+
+    :ivar space: the executable space being searched.
+    :ivar optimize_mode: ``"maximize"`` or ``"minimize"``.
+    :ivar evaluator: the experiment's evaluator (one-shot strategies train their supernet with it).
+    """
 
     space: ExecutableSpace
     optimize_mode: str
+    evaluator: Evaluator
 
     @abstractmethod
     def submit(self, sample: Sample) -> int:
@@ -136,6 +143,13 @@ class Strategy(ABC):
         """Continue a search: load ``state`` and replay the trials submitted so far (in order)."""
         if state:
             self.load_state_dict(state)
+
+    def tell(self, trial: TrialRecord) -> None:
+        """A trial it submitted finished (SUCCEEDED or FAILED). The default learns nothing.
+
+        Called by the strategy's own loop, and by the experiment for trials that finish outside it
+        (interrupted trials rerun when a search is resumed).
+        """
 
     def best(self, trials: list[TrialRecord]) -> TrialRecord | None:
         done = [t for t in trials if t.succeeded]

@@ -8,12 +8,9 @@ from a file; never silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
 import numbers
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,10 @@ import attrs
 import cattrs
 import cattrs.gen
 
+from nascore.engine import ExecutionEngine, TrialResources
 from nascore.errors import ConfigError
+from nascore.options import describe, unstructure_options, validation_problems, without_none
+from nascore.units import parse_duration, parse_size
 
 try:  # Python 3.11+
     import tomllib
@@ -31,216 +31,17 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "ExperimentConfig",
-    "TrainingServiceConfig",
-    "RemoteMachine",
+    "create_engine_for",
+    "trial_resources",
     "default_experiment_dir",
     "parse_duration",
     "parse_size",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from a number or a string such as ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 600, '90s', '10m' or '2h', got {value!r}")
-    if not math.isfinite(seconds):
-        raise ValueError(f"a duration must be a finite number, got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"a duration must be positive, got {value!r}")
-    return seconds
-
-
-def parse_size(value: Any) -> int | None:
-    """Bytes from a number of bytes or a string such as ``"512MB"``, ``"4GiB"``, ``"2g"`` (powers of 1024)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a memory size, got {value!r}")
-    if isinstance(value, (int, float)):
-        size = float(value)
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
-        size = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    else:
-        raise ValueError(f"expected a memory size such as 2147483648, '512MB' or '4GB', got {value!r}")
-    if not math.isfinite(size):
-        raise ValueError(f"a memory size must be a finite number, got {value!r}")
-    if size <= 0:
-        raise ValueError(f"a memory size must be positive, got {value!r}")
-    return int(size)
-
-
 def default_experiment_dir() -> Path:
     """``$NASCORE_EXPERIMENT_DIR``, or ``~/nascore-experiments``."""
     env = os.environ.get("NASCORE_EXPERIMENT_DIR")
     return Path(env).expanduser() if env else Path.home() / "nascore-experiments"
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
-
-
-def _one_of(*choices: str | None) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-    return check
-
-
-def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{attribute.name} must be a non-empty name, got {value!r}")
-
-
-def _gpu_indices(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None:
-        return
-    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in value):
-        raise ValueError(f"{attribute.name} must list GPU indices (integers >= 0), got {value!r}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"{attribute.name} lists a GPU twice: {value!r}")
-
-
-@attrs.define(kw_only=True)
-class RemoteMachine:
-    """One machine of the ``remote`` training service, reached over SSH.
-
-    :param host: host name or address.
-    :param port: SSH port.
-    :param user: login name (default: the local user name).
-    :param key_file: private key file to log in with; ``None``: the keys of the SSH agent only
-        (then ``use_agent`` must be true).
-    :param use_agent: also offer the keys of the SSH agent (``$SSH_AUTH_SOCK``). Off by default, so
-        that the agent's keys are offered only to the hosts where the user asks for it.
-    :param python: the Python on the machine that has nascore and nascore-engines installed.
-    :param virtualenv: a virtual environment on the machine; its ``bin/python`` is used instead of ``python``.
-    :param workdir: where the code copy and trial logs go on the machine (relative: under the login's home).
-    :param gpu_indices: the machine's GPUs that trials may use (default: all it has).
-    :param max_trials_per_gpu: how many trials may share one GPU.
-    :param max_trials: most trials at once on this machine (default: ``trial_concurrency``; with GPUs
-        also limited by the GPU slots).
-    :param name: a short name for messages and logs (default ``user@host:port``).
-    """
-
-    host: str = attrs.field(validator=_name)
-    port: int = attrs.field(default=22, validator=_positive)
-    user: str | None = None
-    key_file: Path | None = attrs.field(default=None, converter=lambda p: None if p is None else Path(p).expanduser())
-    use_agent: bool = False
-    python: str = attrs.field(default="python3", validator=_name)
-    virtualenv: str | None = None
-    workdir: str = attrs.field(default=".nascore/remote", validator=_name)
-    gpu_indices: list[int] | None = attrs.field(default=None, validator=_gpu_indices)
-    max_trials_per_gpu: int = attrs.field(default=1, validator=_positive)
-    max_trials: int | None = attrs.field(default=None, validator=_positive)
-    name: str | None = None
-
-    @property
-    def login(self) -> str:
-        """``user@host:port`` (the user defaults to the local user name)."""
-        return f"{self.user or _local_user()}@{self.host}:{self.port}"
-
-    @property
-    def label(self) -> str:
-        """The name used in messages: ``name``, else ``user@host:port``."""
-        return self.name or self.login
-
-    @property
-    def python_command(self) -> str:
-        """The Python to run on the machine (the virtualenv's when one is given)."""
-        return f"{self.virtualenv.rstrip('/')}/bin/python" if self.virtualenv else self.python
-
-
-@attrs.define(kw_only=True)
-class TrainingServiceConfig:
-    """Where the ``training-service`` engine runs trials: on this machine or on remote machines.
-
-    :param platform: ``"local"`` (worker processes on this machine) or ``"remote"`` (over SSH).
-    :param gpu_indices: local GPUs that trials may use (default: all this machine has).
-    :param max_trials_per_gpu: how many trials may share one local GPU.
-    :param python: the Python of local workers (default: the experiment's own interpreter).
-    :param machines: the remote machines (``platform = "remote"``).
-    :param known_hosts: the known_hosts file that verifies host keys (default ``~/.ssh/known_hosts``).
-    :param trust_unknown_hosts: accept hosts missing from known_hosts (their key is logged); never
-        accepts a host whose key differs from the one recorded.
-    :param code_dir: the folder copied to remote machines (default: the current working directory,
-        refused when that is the home folder or ``/``); only files that changed are copied again. Its
-        ``.gitignore`` and ``.nascoreignore`` files (gitignore syntax) say what not to copy, besides
-        ``.git``, caches, virtual environments and the experiment directory; files that look like
-        secrets (``.env*``, ``.ssh/``, ``*.pem``, ``*.key``, ``id_*``) and symbolic links pointing
-        outside it are never copied.
-    :param code_exclude: more gitignore-style patterns (relative to ``code_dir``) of paths not to copy;
-        they win over the ignore files.
-    :param code_include: gitignore-style patterns of paths to copy although they look like secrets or
-        are ignored (e.g. ``["configs/server.pem"]``); the only way to copy a secret-looking file.
-    :param code_max_size: refuse to start when the files to copy weigh more than this, in bytes or
-        ``"500MB"``, ``"2GB"`` (the error names the largest files); ``None`` (the default): 100 MB.
-    :param code_max_files: refuse to start when more files than this are to be copied; ``None`` (the
-        default): 10,000.
-    :param connect_timeout: seconds to wait for a remote machine to answer.
-    :param heartbeat: a remote machine that sends nothing for this long counts as dropped.
-    :param retry_delay: first delay before reconnecting to a dropped machine; doubled after every
-        failed attempt up to ``retry_max_delay``.
-    :param retry_max_delay: longest delay between reconnection attempts.
-    :param max_requeues: how many times a trial is re-queued after machines dropped under it before
-        it is recorded FAILED.
-    :param all_down_timeout: when no remote machine is reachable for this long, waiting trials fail.
-    """
-
-    platform: str = attrs.field(default="local", validator=_one_of("local", "remote"))
-    gpu_indices: list[int] | None = attrs.field(default=None, validator=_gpu_indices)
-    max_trials_per_gpu: int = attrs.field(default=1, validator=_positive)
-    python: str | None = None
-    machines: list[RemoteMachine] = attrs.field(factory=list)
-    known_hosts: Path | None = attrs.field(default=None, converter=lambda p: None if p is None else Path(p).expanduser())
-    trust_unknown_hosts: bool = False
-    code_dir: Path | None = attrs.field(default=None, converter=lambda p: None if p is None else Path(p).expanduser())
-    code_exclude: list[str] = attrs.field(factory=list)
-    code_include: list[str] = attrs.field(factory=list)
-    code_max_size: int | str | None = attrs.field(default=None, converter=parse_size)
-    code_max_files: int | None = attrs.field(default=None, validator=_positive)
-    connect_timeout: float | str = attrs.field(default=15.0, converter=parse_duration)
-    heartbeat: float | str = attrs.field(default=30.0, converter=parse_duration)
-    retry_delay: float | str = attrs.field(default=1.0, converter=parse_duration)
-    retry_max_delay: float | str = attrs.field(default=60.0, converter=parse_duration)
-    max_requeues: int = attrs.field(default=3, validator=_non_negative)
-    all_down_timeout: float | str = attrs.field(default=600.0, converter=parse_duration)
-
-    def __attrs_post_init__(self) -> None:
-        if self.platform == "remote" and not self.machines:
-            raise ValueError("platform 'remote' needs at least one machine in training_service.machines")
-        labels = [m.label for m in self.machines]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise ValueError(f"training_service.machines lists the same machine twice: {', '.join(duplicates)}; give each a distinct name")
-
-
-def _local_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no passwd entry and no $USER
-        return "root"
 
 
 # --- the checks of ExperimentConfig's fields ----------------------------------------------------
@@ -258,14 +59,6 @@ def _field_error(field: str, problem: str) -> ConfigError:
     return error
 
 
-def _describe(value: Any) -> str:
-    """``'10' (str)``: the value as given and its type, shortened when long."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
-
-
 def _whole(*, minimum: int, optional: bool, hint: str) -> attrs.Converter:
     """Accept an int >= ``minimum`` (numpy's too, stored as a plain int), or ``None`` when ``optional``."""
 
@@ -274,7 +67,7 @@ def _whole(*, minimum: int, optional: bool, hint: str) -> attrs.Converter:
             return None
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             expected = "an int or None" if optional else "an int"
-            raise _field_error(field.name, f"expected {expected}, got {_describe(value)}; {hint}")
+            raise _field_error(field.name, f"expected {expected}, got {describe(value)}; {hint}")
         if value < minimum:
             bound = "be positive" if minimum == 1 else "not be negative" if minimum == 0 else f"be >= {minimum}"
             raise _field_error(field.name, f"must {bound}, got {value!r}; {hint}")
@@ -299,7 +92,7 @@ def _folder(value: Any, field: attrs.Attribute) -> Path:
     """Accept a folder path (``str`` or :class:`~pathlib.Path`), with ``~`` expanded."""
     hint = "give the folder that experiments are stored in, e.g. '~/nascore-experiments'"
     if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str):
-        raise _field_error(field.name, f"expected a folder path (a str or pathlib.Path), got {_describe(value)}; {hint}")
+        raise _field_error(field.name, f"expected a folder path (a str or pathlib.Path), got {describe(value)}; {hint}")
     if not os.fspath(value).strip():
         raise _field_error(field.name, f"the folder path is empty; {hint}")
     return Path(value).expanduser()
@@ -313,7 +106,7 @@ def _text(*, optional: bool, empty: bool, hint: str) -> Any:
             return
         if not isinstance(value, str):
             expected = "a str or None" if optional else "a str"
-            raise _field_error(attribute.name, f"expected {expected}, got {_describe(value)}; {hint}")
+            raise _field_error(attribute.name, f"expected {expected}, got {describe(value)}; {hint}")
         if not empty and not value.strip():
             raise _field_error(attribute.name, f"must not be empty, got {value!r}; {hint}")
 
@@ -327,7 +120,7 @@ def _choice(*choices: str | None, hint: str) -> Any:
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if isinstance(value, bool) or value not in choices:
-            raise _field_error(attribute.name, f"must be {allowed}, got {_describe(value)}; {hint}")
+            raise _field_error(attribute.name, f"must be {allowed}, got {describe(value)}; {hint}")
 
     return check
 
@@ -337,20 +130,22 @@ def _instance(kind: type, hint: str) -> Any:
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if not isinstance(value, kind):
-            raise _field_error(attribute.name, f"expected a {kind.__name__}, got {_describe(value)}; {hint}")
+            raise _field_error(attribute.name, f"expected a {kind.__name__}, got {describe(value)}; {hint}")
 
     return check
 
 
-def _settings(hint: str) -> Any:
-    """A validator: a dict of settings with ``str`` keys (a table in TOML)."""
+def _settings(hint: str, objects: bool = True) -> Any:
+    """A validator: a dict of settings with ``str`` keys (a table in TOML), or (``objects``) an attrs options object."""
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if objects and attrs.has(type(value)):
+            return
         if not isinstance(value, dict):
-            raise _field_error(attribute.name, f"expected a dict (a table in TOML), got {_describe(value)}; {hint}")
+            raise _field_error(attribute.name, f"expected a dict (a table in TOML), got {describe(value)}; {hint}")
         for key in value:
             if not isinstance(key, str):
-                raise _field_error(attribute.name, f"setting names must be str, got {_describe(key)}; {hint}")
+                raise _field_error(attribute.name, f"setting names must be str, got {describe(key)}; {hint}")
 
     return check
 
@@ -377,7 +172,6 @@ class ExperimentConfig:
     :param trial_timeout: a trial running longer is stopped and recorded FAILED (engines that can).
     :param trial_memory_limit: memory one trial may allocate, in bytes or ``"512MB"``, ``"4GB"``; a
         trial allocating more fails with an out-of-memory error (engines that can: training-service).
-    :param training_service: where the ``training-service`` engine runs trials (:class:`TrainingServiceConfig`).
     :param optimize_mode: ``"maximize"`` or ``"minimize"`` the final metric; ``None`` (the default):
         the evaluator's own direction (e.g. ``"minimize"`` for a regression error), else ``"maximize"``.
         A mode that contradicts the evaluator's is an error before the first trial.
@@ -389,8 +183,14 @@ class ExperimentConfig:
         rerun after the fix when it is resumed. ``0`` turns this off.
     :param experiment_dir: where experiments are stored; each gets ``<experiment_dir>/<id>/``.
     :param experiment_name: a free-form name shown by ``nascore list``.
-    :param engine_options: extra settings read by the engine plugin.
-    :param format_options: extra settings read by the format plugin.
+    :param strategy: the strategy's registered name (``"evolution"``), used when ``Experiment`` is given
+        no strategy; ``None``: the strategy is given to ``Experiment``.
+    :param strategy_options: the named strategy's arguments (``{"population_size": 20}``), checked
+        against its constructor when the experiment runs (``config.strategy_options.<name>`` in errors).
+    :param engine_options: the engine's settings: a dict (a table in TOML) or the engine's own options
+        object (e.g. ``nascore_engines.TrainingServiceOptions``); checked against the engine's declared
+        options class when the experiment runs (``config.engine_options.<name>`` in errors).
+    :param format_options: the format's settings, checked the same way against the format's options class.
     """
 
     engine: str = attrs.field(default="sequential", validator=_text(
@@ -419,11 +219,6 @@ class ExperimentConfig:
     trial_memory_limit: int | str | None = attrs.field(default=None, converter=_parsed(
         parse_size, hint="give bytes or a string such as '512MB' or '4GB', or None for no limit",
     ))
-    training_service: TrainingServiceConfig = attrs.field(factory=TrainingServiceConfig, validator=_instance(
-        TrainingServiceConfig,
-        hint="build it with nascore.experiment.config.TrainingServiceConfig(...), or load the settings "
-        "from a file with ExperimentConfig.load",
-    ))
     optimize_mode: str | None = attrs.field(default=None, validator=_choice(
         "maximize", "minimize", None, hint="None follows the evaluator's direction (else maximize)",
     ))
@@ -438,20 +233,30 @@ class ExperimentConfig:
     experiment_name: str | None = attrs.field(default=None, validator=_text(
         optional=True, empty=True, hint="give a free-form name such as 'resnet-search', or None",
     ))
-    engine_options: dict[str, Any] = attrs.field(factory=dict, validator=_settings(
-        hint="give the engine plugin's settings by name, e.g. {'workers': 2}",
+    strategy: str | None = attrs.field(default=None, validator=_text(
+        optional=True, empty=False,
+        hint="give a strategy's name, e.g. 'random' or 'evolution' (`nascore plugins` lists them), or None",
     ))
-    format_options: dict[str, Any] = attrs.field(factory=dict, validator=_settings(
-        hint="give the format plugin's settings by name",
+    strategy_options: dict[str, Any] = attrs.field(factory=dict, validator=_settings(
+        hint="give the strategy's arguments by name, e.g. {'population_size': 20}", objects=False,
+    ))
+    engine_options: Any = attrs.field(factory=dict, validator=_settings(
+        hint="give the engine's settings by name, e.g. {'max_concurrency_cgo': 4}, or the engine's options object",
+    ))
+    format_options: Any = attrs.field(factory=dict, validator=_settings(
+        hint="give the format's settings by name, or the format's options object",
     ))
 
     # --- (de)serialization ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (TOML/JSON-able); ``None`` values are left out, and so are default training-service settings."""
-        data = _without_none(_converter.unstructure(self))
-        if self.training_service == TrainingServiceConfig():
-            data.pop("training_service")
+        """Plain data (TOML/JSON-able); ``None`` values and empty option tables are left out."""
+        data = without_none(_converter.unstructure(self))
+        for name in ("engine_options", "format_options", "strategy_options"):
+            if attrs.has(type(getattr(self, name))):
+                data[name] = unstructure_options(getattr(self, name))
+            if not data.get(name):
+                data.pop(name, None)
         return data
 
     @classmethod
@@ -459,14 +264,18 @@ class ExperimentConfig:
         """Build a config from plain data (a parsed TOML or JSON file).
 
         Every field is checked as in ``ExperimentConfig(...)``, and every problem is reported at once,
-        each with its path rooted at ``source`` (``bad.toml.max_trials: expected an int ...``).
+        each with its path rooted at ``source`` (``bad.toml.max_trials: expected an int ...``). A table
+        an engine declares as an older spelling of its options (``[training_service]`` for
+        ``training-service`` and ``cgo``: ``ExecutionEngine.config_aliases``) is read into
+        ``engine_options``.
         """
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a table of settings, got {type(data).__name__}")
+        data = _merge_engine_tables(data, source)
         try:
             return _converter.structure(data, cls)
         except cattrs.BaseValidationError as exc:
-            problems = _problems(exc, source)
+            problems = validation_problems(exc, source)
             raise ConfigError(
                 f"invalid experiment configuration ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
                 + "\n  ".join(problems)
@@ -503,55 +312,61 @@ class ExperimentConfig:
         return path
 
 
-def _without_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_none(v) for v in value]
-    return value
+def trial_resources(config: ExperimentConfig) -> TrialResources:
+    """What each trial may use under ``config``: the part of the configuration an engine sees."""
+    return TrialResources(
+        trial_concurrency=config.trial_concurrency,
+        trial_gpu_number=config.trial_gpu_number,
+        trial_timeout=config.trial_timeout,  # type: ignore[arg-type]
+        trial_memory_limit=config.trial_memory_limit,  # type: ignore[arg-type]
+    )
 
 
-_KIND_NAMES = {int: "an int", str: "a str", float: "a number", bool: "true or false"}
+def create_engine_for(config: ExperimentConfig) -> ExecutionEngine:
+    """The engine ``config`` names, made with its ``engine_options`` and :func:`trial_resources`."""
+    from nascore.plugin import create_engine
+
+    return create_engine(config.engine, config.engine_options, trial_resources(config))
+
+
+def _merge_engine_tables(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Move tables that the chosen engine reads as an older spelling of its options into ``engine_options``."""
+    known = {field.name for field in attrs.fields(ExperimentConfig)}
+    extra = [key for key in data if key not in known and isinstance(data[key], dict)]
+    if not extra:
+        return data
+    from nascore.plugin.factory import engines_reading_table
+
+    data = dict(data)
+    engine = data.get("engine", "sequential")
+    for key in extra:
+        readers = sorted(engines_reading_table(key), key=lambda name: name.replace("-", "_") != key)  # its namesake first
+        if not readers:
+            continue  # an unknown setting: reported with the others
+        if engine not in readers:
+            raise ConfigError(
+                f"{source}.{key}: the [{key}] table holds settings of engine {' / '.join(map(repr, readers))}, but "
+                f"engine is {engine!r}; remove the table, or set engine = {readers[0]!r}"
+            )
+        table, options = data.pop(key), data.get("engine_options", {})
+        if not isinstance(options, dict):
+            raise ConfigError(f"{source}.engine_options: expected a table of settings, got {describe(options)}")
+        twice = sorted(set(table) & set(options))
+        if twice:
+            raise ConfigError(
+                f"{source}: {', '.join(twice)} set both in [{key}] and in [engine_options]; keep one (engine_options)"
+            )
+        data["engine_options"] = {**table, **options}
+    return data
 
 
 def _make_converter() -> cattrs.Converter:
+    # ExperimentConfig's own fields are checked by the same code as ExperimentConfig(...) (see
+    # _checked), so a file and a Python call get the same message; option tables stay plain data
+    # here and are structured into the plugin's options class when the experiment runs.
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_unstructure_hook(Path, str)
-    converter.register_structure_hook(Path, lambda value, _: _path(value))
-
-    def strict(kind: type) -> Any:
-        def hook(value: Any, _: Any) -> Any:
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-            if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-                raise TypeError(f"expected {_KIND_NAMES[kind]}, got {_describe(value)}")
-            return value
-
-        return hook
-
-    for kind in (int, str, float, bool):
-        converter.register_structure_hook(kind, strict(kind))
-    converter.register_structure_hook_func(lambda t: t == (float | str | None), lambda v, _: parse_duration(v))
-    converter.register_structure_hook_func(lambda t: t == (float | str), lambda v, _: parse_duration(v))
-    converter.register_structure_hook_func(lambda t: t == (int | str | None), lambda v, _: parse_size(v))
-
-    # ExperimentConfig's own fields are checked by the same code as ExperimentConfig(...) (see
-    # _checked), so a file and a Python call get the same message; only the nested training-service
-    # table goes through the type-driven hooks above.
-    def training_service(value: Any, _: Any) -> TrainingServiceConfig:
-        if not isinstance(value, dict):
-            raise _field_error(
-                "training_service",
-                f"expected a table of settings ([training_service] in TOML), got {_describe(value)}",
-            )
-        return converter.structure(value, TrainingServiceConfig)
-
-    overrides = {
-        field.name: cattrs.gen.override(
-            struct_hook=training_service if field.name == "training_service" else _checking(field)
-        )
-        for field in attrs.fields(ExperimentConfig)
-    }
+    overrides = {field.name: cattrs.gen.override(struct_hook=_checking(field)) for field in attrs.fields(ExperimentConfig)}
     converter.register_structure_hook(
         ExperimentConfig, cattrs.gen.make_dict_structure_fn(ExperimentConfig, converter, **overrides)
     )
@@ -560,43 +375,6 @@ def _make_converter() -> cattrs.Converter:
 
 def _checking(field: attrs.Attribute) -> Callable[[Any, Any], Any]:
     return lambda value, _: _checked(field, value)
-
-
-def _problems(exc: BaseException, path: str) -> list[str]:
-    """One ``path: problem`` line per problem in a failed structuring, ``path`` rooted at the source."""
-    if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
-        with_notes, without = exc.group_exceptions()
-        lines = []
-        for inner, note in with_notes:
-            where = f"{path}.{note.name}" if isinstance(note, cattrs.AttributeValidationNote) else f"{path}[{note.index!r}]"
-            lines += _problems(inner, where)
-        for inner in without:
-            lines += _problems(inner, path)
-        return lines
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        known = sorted(a.name for a in attrs.fields(exc.cl)) if attrs.has(exc.cl) else []
-        return [f"{path}: {_unknown_setting(key, known)}" for key in sorted(exc.extra_fields)]
-    problem, field = getattr(exc, "problem", None), getattr(exc, "field", None)
-    if isinstance(exc, ConfigError) and problem is not None:  # from _field_error
-        # Raised while structuring the field (the path already ends in it) or by the class itself.
-        where = path if path.endswith(f".{field}") else f"{path}.{field}"
-        return [f"{where}: {problem}"]
-    if isinstance(exc, (ValueError, TypeError)):
-        return [f"{path}: {exc}"]
-    return [f"{path}: {cattrs.v.format_exception(exc, None)}"]
-
-
-def _unknown_setting(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    if close:
-        return f"unknown setting {key!r}: did you mean {close[0]!r}?"
-    return f"unknown setting {key!r}; remove it or use one of: {', '.join(known)}"
-
-
-def _path(value: Any) -> Path:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"expected a path, got {_describe(value)}")
-    return Path(value)
 
 
 _converter = _make_converter()

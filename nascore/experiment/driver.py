@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
 from nascore.errors import ExperimentError, NascoreError, StoreError
+from nascore.experiment.config import trial_resources
 from nascore.record import TrialRecord
 from nascore.space import Sample
 from nascore.strategy import Strategy, StrategyContext
@@ -83,7 +84,7 @@ class TrialDriver(StrategyContext):
     # --- engine side --------------------------------------------------------------------------
 
     def start_engine(self) -> None:
-        self.engine.start(EngineContext(self.experiment_id, self.store.root, self.config, self, space=self.space))
+        self.engine.start(EngineContext(self.experiment_id, self.store.root, trial_resources(self.config), self, space=self.space))
 
     def emit(self, event: TrialEvent) -> None:
         """Record ``event`` in the store, then queue it for the strategy (called from any thread).

@@ -21,11 +21,11 @@ import torch.nn as nn
 
 from nascore.errors import ExperimentError, NascoreError, ShippingError, StrategyError
 from nascore.evaluator import Evaluator
-from nascore.experiment.config import ExperimentConfig, default_experiment_dir
+from nascore.experiment.config import ExperimentConfig, default_experiment_dir, trial_resources
 from nascore.experiment.driver import TrialDriver
 from nascore.experiment.store import HEARTBEAT_INTERVAL, ExperimentStore
 from nascore.format import ExecutableSpace
-from nascore.plugin import PluginHost, get_plugins
+from nascore.plugin import PluginHost, create_engine, create_format, create_strategy, get_plugins
 from nascore.record import TrialRecord
 from nascore.serialization import build_from_spec, import_path, object_spec
 from nascore.strategy import Strategy
@@ -94,7 +94,7 @@ class Experiment:
                     f"experiment {self.id} has no model space: pass space= to Experiment.resume/view, or make the "
                     "space class importable with JSON init arguments so it can be rebuilt from the store"
                 )
-            model_format = self._plugins().formats.get(self.config.format)()
+            model_format = create_format(self.config.format, self.config.format_options, plugins=self._plugins())
             self._executable_space = model_format.build(self.space)
         return self._executable_space
 
@@ -115,15 +115,20 @@ class Experiment:
             )
         if self.status not in ("CREATED",) and not self._resuming:
             raise ExperimentError(f"experiment {self.id} has already run ({self.status}); use Experiment.resume() to continue it")
+        if self.strategy is None and self.config.strategy is not None:
+            self.strategy, self._strategy_by_name = self.config.strategy, True
         if self.evaluator is None or self.strategy is None:
-            raise ExperimentError(f"experiment {self.id} needs an evaluator and a strategy to run")
+            raise ExperimentError(
+                f"experiment {self.id} needs an evaluator and a strategy to run (give a strategy to Experiment, "
+                "or name one in config.strategy)"
+            )
         self.evaluator.check()
         self._follow_evaluator_direction(self.evaluator)
         plugins = self._plugins()
         space = self.executable_space()
         strategy = self._resolve_strategy(plugins)
-        engine = plugins.engines.get(self.config.engine).from_config(self.config)
-        engine.check(self.evaluator, self.config)
+        engine = create_engine(self.config.engine, self.config.engine_options, trial_resources(self.config), plugins=plugins)
+        engine.check(self.evaluator, space)
         strategy.setup(space, optimize_mode=self.config.optimize_mode, seed=self.config.seed)
 
         store = self._open_store(strategy)
@@ -182,10 +187,19 @@ class Experiment:
         if isinstance(self.strategy, Strategy):
             return self.strategy
         if isinstance(self.strategy, str):
-            factory = plugins.strategies.get(self.strategy)
-            strategy = factory()
+            if self.config.strategy is not None and self.config.strategy != self.strategy and self.config.strategy_options:
+                raise ExperimentError(
+                    f"config.strategy_options are for strategy {self.config.strategy!r}, but the experiment was given "
+                    f"strategy {self.strategy!r}; give one strategy"
+                )
+            strategy = create_strategy(self.strategy, plugins=plugins, **self.config.strategy_options)
             self.strategy = strategy
             return strategy
+        if self.config.strategy_options:
+            raise ExperimentError(
+                "config.strategy_options are set, but the strategy was given as an object; pass its arguments to "
+                "its constructor, or give the strategy by name"
+            )
         raise StrategyError(f"strategy must be a registered name or a Strategy object, got {self.strategy!r}")
 
     def _open_store(self, strategy: Strategy) -> ExperimentStore:
@@ -228,7 +242,7 @@ class Experiment:
         for trial in unfinished:
             while driver.idle_slots() <= 0:
                 for done in driver.wait():
-                    _tell(strategy, done)
+                    strategy.tell(done)
             driver.resubmit(trial)
 
     def _set_status(self, store: ExperimentStore, status: str) -> None:
@@ -399,12 +413,6 @@ def _quietly(action: Callable[[], Any], what: str) -> None:
         action()
     except NascoreError as exc:
         _log.warning("Could not %s: %s", what, exc)
-
-
-def _tell(strategy: Strategy, trial: TrialRecord) -> None:
-    tell = getattr(strategy, "tell", None)
-    if tell is not None:
-        tell(trial)
 
 
 def _new_id() -> str:

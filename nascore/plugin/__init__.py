@@ -22,6 +22,41 @@ and in ``nascore_toy/plugin.py``::
 
 After ``pip install`` of your distribution, ``Experiment(space, evaluator, "toy")`` finds it.
 
+What each kind registers is checked when the plugin loads (:mod:`nascore.plugin.kinds`): a
+:class:`~nascore.strategy.Strategy`, :class:`~nascore.engine.ExecutionEngine`,
+:class:`~nascore.format.ModelFormat` or :class:`~nascore.optimizer.LogicalOptimizer` subclass with
+every abstract method implemented, an :class:`~nascore.evaluator.Evaluator` subclass or a function
+returning one. Anything else is refused, naming your distribution.
+
+An engine or format declares its settings as an attrs class, ``options_class``; the user's
+``engine_options`` / ``format_options`` (a TOML table or a dict) are structured into it by
+:func:`nascore.options.structure_options`, and a wrong or misspelled field is reported as
+``config.engine_options.<field>``. A strategy's settings (``strategy_options``) are checked against
+its constructor's keyword arguments. An engine is made with ``create(options, resources)`` and sees
+only :class:`~nascore.engine.TrialResources` (concurrency, GPUs, timeout, memory), never the
+experiment's configuration; a minimal engine::
+
+    class InlineEngine(ExecutionEngine):
+        options_class = InlineOptions            # an attrs class, or None for no settings
+
+        @classmethod
+        def create(cls, options, resources):
+            engine = cls()
+            engine.options, engine.resources = options, resources
+            return engine
+
+        def start(self, context): self.context = context
+        def submit(self, s): run_trial(s.trial_id, s.model, s.evaluator, self.context.sink.emit, seed=s.seed)
+        def idle_slots(self): return 1
+        def running(self): return 0
+        def wait(self, timeout=None): pass
+        def shutdown(self): pass
+
+Plugins are made only through the typed facade (:mod:`nascore.plugin.factory`):
+:func:`create_strategy`, :func:`create_engine`, :func:`create_format`, :func:`create_optimizer`,
+:func:`create_evaluator` and :func:`load_model`. Prove a plugin with the conformance suites of
+:mod:`nascore.testing` (``strategies``, ``formats``, ``oneshot``).
+
 The hooks (see :mod:`nascore.plugin.spec` for the full contracts):
 
 * ``nascore_register_strategies(register)``, ``nascore_register_engines(register)``,
@@ -61,6 +96,7 @@ version, then the failures; ``nascore plugins --json`` prints JSON. In Python::
     plugins = get_plugins()                 # loaded once per process, on first use
     plugins.strategies.names()              # ['evolution', 'random', ...]
     plugins.strategies.get("toy")           # the registered class
+    create_strategy("toy", seed=0)          # an instance, its arguments checked
     plugins.failures                        # PluginLoadError per problem
 
 In tests and notebooks, register a plugin object without packaging it, or start over after
@@ -75,18 +111,35 @@ For tests, :func:`nascore.testing.distributions.make_distribution` writes a real
 
 from __future__ import annotations
 
+from nascore.plugin.factory import (
+    create_engine,
+    create_evaluator,
+    create_format,
+    create_optimizer,
+    create_strategy,
+    load_model,
+)
+from nascore.plugin.kinds import KINDS, PluginKind
 from nascore.plugin.manager import PluginHost, PluginInfo, get_plugins, reset_plugins
 from nascore.plugin.registry import Registration, Registry
 from nascore.plugin.spec import RegisterFn, hookimpl, hookspec
 
 __all__ = [
+    "KINDS",
     "PluginHost",
     "PluginInfo",
+    "PluginKind",
     "RegisterFn",
     "Registration",
     "Registry",
+    "create_engine",
+    "create_evaluator",
+    "create_format",
+    "create_optimizer",
+    "create_strategy",
     "get_plugins",
     "hookimpl",
     "hookspec",
+    "load_model",
     "reset_plugins",
 ]

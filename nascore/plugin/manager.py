@@ -23,14 +23,22 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from nascore.errors import PluginError, PluginLoadError
 from nascore.plugin import spec
+from nascore.plugin.kinds import KINDS
 from nascore.plugin.registry import Registration, Registry, check_name
+
+if TYPE_CHECKING:
+    from nascore.engine import ExecutionEngine
+    from nascore.evaluator import Evaluator
+    from nascore.format import ModelFormat
+    from nascore.optimizer import LogicalOptimizer
+    from nascore.strategy import Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +141,11 @@ class PluginHost:
     def __init__(self) -> None:
         self._pm = pluggy.PluginManager(spec.PROJECT_NAME)
         self._pm.add_hookspecs(spec)
-        self.strategies: Registry[Any] = Registry("strategy")
-        self.engines: Registry[Any] = Registry("engine")
-        self.formats: Registry[Any] = Registry("format")
-        self.evaluators: Registry[Any] = Registry("evaluator")
-        self.optimizers: Registry[Any] = Registry("optimizer")
+        self.strategies: Registry[type[Strategy]] = Registry("strategy")
+        self.engines: Registry[type[ExecutionEngine]] = Registry("engine")
+        self.formats: Registry[type[ModelFormat]] = Registry("format")
+        self.evaluators: Registry[type[Evaluator] | Callable[..., Evaluator]] = Registry("evaluator")
+        self.optimizers: Registry[type[LogicalOptimizer]] = Registry("optimizer")
         self.failures: list[PluginLoadError] = []
         self.plugins: list[PluginInfo] = []
         self.disabled: list[PluginInfo] = []
@@ -274,8 +282,7 @@ class PluginHost:
         def register(name: str, obj: Any, *, description: str | None = None) -> None:
             try:
                 check_name(kind, name, info.distribution)
-                if obj is None:
-                    raise PluginError(f"{info.distribution} registered None as the {kind} {name!r}")
+                KINDS[kind].check(obj, name, info.distribution)
             except PluginError as exc:
                 self._fail(info, f"a {kind} registration was rejected", exc)
                 return

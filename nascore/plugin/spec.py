@@ -41,9 +41,10 @@ class RegisterFn(Protocol):
 
 @hookspec
 def nascore_register_strategies(register: RegisterFn) -> None:
-    """Register search strategies (classes implementing the strategy contract).
+    """Register search strategies.
 
-    :param register: call ``register("evolution", RegularizedEvolution)`` once per strategy.
+    :param register: call ``register("evolution", RegularizedEvolution)`` once per strategy: a
+        :class:`~nascore.strategy.Strategy` subclass (its constructor's keyword arguments are its options).
     """
 
 
@@ -51,7 +52,8 @@ def nascore_register_strategies(register: RegisterFn) -> None:
 def nascore_register_engines(register: RegisterFn) -> None:
     """Register execution engines (or engine middleware) that run trials.
 
-    :param register: call ``register("sequential", SequentialExecutionEngine)`` once per engine.
+    :param register: call ``register("sequential", SequentialEngine)`` once per engine: an
+        :class:`~nascore.engine.ExecutionEngine` subclass (its ``options_class`` declares its settings).
     """
 
 
@@ -59,7 +61,8 @@ def nascore_register_engines(register: RegisterFn) -> None:
 def nascore_register_formats(register: RegisterFn) -> None:
     """Register model formats that turn a model space into an executable space.
 
-    :param register: call ``register("simplified", SimplifiedModelFormat)`` once per format.
+    :param register: call ``register("simplified", SimplifiedFormat)`` once per format: a
+        :class:`~nascore.format.ModelFormat` subclass.
     """
 
 
@@ -67,7 +70,8 @@ def nascore_register_formats(register: RegisterFn) -> None:
 def nascore_register_evaluators(register: RegisterFn) -> None:
     """Register evaluators that train and score one candidate model.
 
-    :param register: call ``register("functional", FunctionalEvaluator)`` once per evaluator.
+    :param register: call ``register("functional", FunctionalEvaluator)`` once per evaluator: an
+        :class:`~nascore.evaluator.Evaluator` subclass, or a function returning one.
     """
 
 
@@ -75,7 +79,8 @@ def nascore_register_evaluators(register: RegisterFn) -> None:
 def nascore_register_optimizers(register: RegisterFn) -> None:
     """Register cross-graph optimizers used by the cross-graph optimization engine.
 
-    :param register: call ``register("dedup-input", DedupInputOptimizer)`` once per optimizer.
+    :param register: call ``register("dedup-input", DedupInputOptimizer)`` once per optimizer: a
+        :class:`~nascore.optimizer.LogicalOptimizer` subclass.
     """
 
 
@@ -113,7 +118,8 @@ def nascore_experiment_status_changed(experiment_id: str, status: str) -> None:
     """
 
 
-#: plugin kind -> the name of its register hook. Kinds are singular, as in ``nascore plugins``.
+#: plugin kind -> the name of its register hook. Kinds are singular, as in ``nascore plugins``
+#: (see :mod:`nascore.plugin.kinds` for what each kind registers).
 REGISTER_HOOKS: dict[str, str] = {
     "strategy": "nascore_register_strategies",
     "engine": "nascore_register_engines",

@@ -12,6 +12,7 @@ from nascore.errors import ConfigError
 from nascore.evaluator import Evaluator
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
+from nascore.experiment.config import create_engine_for, trial_resources
 from nascore.testing.fakes import RecordingSink
 from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer, MergedModel
 from nascore_engines.sequential import SequentialEngine
@@ -22,7 +23,7 @@ def engine_on(tmp_path, options=None):
     engine = CGOEngine(SequentialEngine(), options or CGOOptions(max_concurrency_cgo=3, batch_waiting_time=0.05),
                        [DedupInputOptimizer()])
     sink = RecordingSink()
-    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    engine.start(EngineContext("exp", tmp_path, trial_resources(ExperimentConfig(format="graph", experiment_dir=tmp_path)), sink))
     return engine, sink
 
 
@@ -109,7 +110,7 @@ class BusyEngine(SequentialEngine):
 def test_fewer_models_than_max_concurrency_are_submitted_after_batch_waiting_time(job, graph_models, tmp_path):
     engine = CGOEngine(BusyEngine(), CGOOptions(max_concurrency_cgo=4, batch_waiting_time=0.2), [DedupInputOptimizer()])
     sink = RecordingSink()
-    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    engine.start(EngineContext("exp", tmp_path, trial_resources(ExperimentConfig(format="graph", experiment_dir=tmp_path)), sink))
     submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
                job.evaluator(max_epochs=1), tmp_path)
     engine.wait(timeout=0.05)  # within the window, no slot free: the models wait for more to join them
@@ -124,13 +125,13 @@ def test_a_strategy_sees_exactly_one_result_per_model(job, tmp_path, monkeypatch
     config = ExperimentConfig(engine="cgo", format="graph", experiment_dir=tmp_path,
                               engine_options={"max_concurrency_cgo": 3, "batch_waiting_time": 0.1})
     # The registered 'cgo' engine, its inner engine swapped for in-process trials to keep the test fast.
-    from_config = CGOEngine.from_config.__func__
+    create = CGOEngine.create.__func__
 
-    def in_process(cls, cfg):
-        engine = from_config(cls, cfg)
+    def in_process(cls, options, resources):
+        engine = create(cls, options, resources)
         return cls(SequentialEngine(), engine.options, engine.optimizers)
 
-    monkeypatch.setattr(CGOEngine, "from_config", classmethod(in_process))
+    monkeypatch.setattr(CGOEngine, "create", classmethod(in_process))
     exp = Experiment(job.Space(), job.evaluator(max_epochs=1), job.Every(), config)
     exp.run()
     records = exp.trials()
@@ -145,31 +146,33 @@ def test_a_strategy_sees_exactly_one_result_per_model(job, tmp_path, monkeypatch
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"max_concurrency_cgo": 0}, "max_concurrency_cgo must be an integer >= 1"),
-        ({"max_concurrency_cgo": "4"}, "max_concurrency_cgo must be an integer >= 1"),
-        ({"batch_waiting_time": -1}, "batch_waiting_time: a duration must be positive"),
-        ({"batch_waiting_time": "soon"}, "batch_waiting_time: expected a duration"),
-        ({"optimizers": "dedup-input"}, "optimizers must be a list of optimizer names"),
-        ({"optimizers": ["no-such"]}, "optimizers"),
-        ({"max_concurency_cgo": 2}, "unknown setting\\(s\\) max_concurency_cgo for engine 'cgo'"),
+        ({"max_concurrency_cgo": 0}, "config.engine_options.max_concurrency_cgo: must be an integer >= 1"),
+        ({"max_concurrency_cgo": "4"}, r"config.engine_options.max_concurrency_cgo: expected an int, got '4' \(str\)"),
+        ({"batch_waiting_time": -1}, "config.engine_options.batch_waiting_time: a duration must be positive"),
+        ({"batch_waiting_time": "soon"}, "config.engine_options.batch_waiting_time: expected a duration"),
+        ({"optimizers": "dedup-input"}, "config.engine_options.optimizers"),
+        ({"optimizers": ["no-such"]}, "config.engine_options.optimizers: unknown optimizer 'no-such'"),
+        ({"placement": "scatter"}, "config.engine_options.placement: must be one of"),
+        ({"max_concurency_cgo": 2}, "config.engine_options: unknown setting 'max_concurency_cgo': did you mean "
+                                    "'max_concurrency_cgo'\\?"),
     ],
 )
 def test_bad_engine_options_are_clear_config_errors(options, message):
     config = ExperimentConfig(engine="cgo", format="graph", engine_options=options)
     with pytest.raises(ConfigError, match=message):
-        CGOEngine.from_config(config)
+        create_engine_for(config)
 
 
 def test_cgo_with_a_non_graph_format_is_a_clear_error(job, tmp_path):
     config = ExperimentConfig(engine="cgo", format="simplified", experiment_dir=tmp_path)
-    with pytest.raises(ConfigError, match="config.format is 'simplified'; set format = \"graph\""):
+    with pytest.raises(ConfigError, match="the space is in another format \\(SimplifiedSpace\\); set format = \"graph\""):
         Experiment(job.Space(), job.evaluator(), job.Every(), config).run()
 
 
 def test_cgo_needs_a_multi_model_evaluator(job, tmp_path):
     config = ExperimentConfig(engine="cgo", format="graph", experiment_dir=tmp_path)
     with pytest.raises(ConfigError, match="nascore_cgo.Classification"):
-        CGOEngine.from_config(config).check(FunctionalEvaluator(print), config)
+        create_engine_for(config).check(FunctionalEvaluator(print))
 
 
 def test_a_model_in_another_format_is_refused_at_submit(job, tmp_path):
@@ -211,7 +214,7 @@ def test_a_model_starts_from_its_trials_seed_merged_alone_or_without_cgo(job, gr
     for name, engine in engines.items():
         sink = RecordingSink()
         folder = tmp_path / name
-        engine.start(EngineContext("exp", folder, ExperimentConfig(format="graph", experiment_dir=folder), sink))
+        engine.start(EngineContext("exp", folder, trial_resources(ExperimentConfig(format="graph", experiment_dir=folder)), sink))
         for (trial_id, seed), model in zip(seeds.items(), graph_models(job.Space(), samples)):
             engine.submit(TrialSubmission(trial_id, model, InitialWeights(), folder / f"t{trial_id}", model.sample, seed))
         drain(engine)
@@ -236,7 +239,7 @@ class AbortingEngine(SequentialEngine):
 def test_an_aborted_merged_trial_aborts_each_of_its_models(job, graph_models, tmp_path):
     engine = CGOEngine(AbortingEngine(), CGOOptions(max_concurrency_cgo=2, batch_waiting_time=0.05), [DedupInputOptimizer()])
     sink = RecordingSink()
-    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    engine.start(EngineContext("exp", tmp_path, trial_resources(ExperimentConfig(format="graph", experiment_dir=tmp_path)), sink))
     submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
                job.evaluator(max_epochs=1), tmp_path)
     drain(engine)  # returns: the aborted models no longer count as running
@@ -278,7 +281,7 @@ class BrokenOnceSink(RecordingSink):
 def test_a_sink_that_raises_does_not_leave_trials_running_forever(job, graph_models, tmp_path):
     engine = CGOEngine(SequentialEngine(), CGOOptions(max_concurrency_cgo=2, batch_waiting_time=0.05), [DedupInputOptimizer()])
     sink = BrokenOnceSink()
-    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(format="graph", experiment_dir=tmp_path), sink))
+    engine.start(EngineContext("exp", tmp_path, trial_resources(ExperimentConfig(format="graph", experiment_dir=tmp_path)), sink))
     submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "relu"}]),
                job.evaluator(max_epochs=1), tmp_path)
     drain(engine)

@@ -12,9 +12,10 @@ import torch.nn as nn
 import nascore_cgo.evaluator as cgo_evaluator
 from nascore.errors import ConfigError, EvaluatorError
 from nascore.experiment import ExperimentConfig
+from nascore.experiment.config import create_engine_for
 from nascore.serialization import ship_model
 from nascore.trial import run_trial
-from nascore_cgo import CGOEngine, CGOOptions, Classification, MergedModel, MultiModelLightning
+from nascore_cgo import CGOOptions, Classification, MergedModel, MultiModelLightning
 from nascore_cgo.evaluator import MultiModelSupervisedLearningModule, _optimizer_state_to_params
 from nascore_cgo.placement import assign_devices, check_placement, distinct_devices, trial_devices
 
@@ -259,33 +260,38 @@ def test_an_evaluator_without_placement_packs(job, graph_models, monkeypatch):
     assert SeePlacement.seen == [("pack", [CPU, CPU], 1)]
 
 
-@pytest.mark.parametrize("value", ["diagonal", "Spread", 2, None, ["pack"]])
-def test_a_bad_engine_placement_is_a_config_error_naming_the_field(value):
+@pytest.mark.parametrize(("value", "problem"), [
+    ("diagonal", r"must be one of 'pack' \(.*\), 'spread' \(.*\); got 'diagonal'"),
+    ("Spread", r"must be one of 'pack' \(.*\), 'spread' \(.*\); got 'Spread'"),
+    (2, r"expected a str, got 2 \(int\)"),
+    (["pack"], r"expected a str, got \['pack'\] \(list\)"),
+])
+def test_a_bad_engine_placement_is_a_config_error_naming_the_field(value, problem):
     config = ExperimentConfig(engine="cgo", format="graph", engine_options={"placement": value})
-    with pytest.raises(ConfigError, match=r"config\.engine_options\.placement must be one of 'pack' \(.*\), 'spread' \(.*\); got"):
-        CGOEngine.from_config(config)
+    with pytest.raises(ConfigError, match=r"config\.engine_options\.placement: " + problem):
+        create_engine_for(config)
 
 
 def test_engine_placement_is_read_and_spread_without_gpus_warns(caplog):
-    assert CGOOptions.from_options({}).placement is None
+    assert CGOOptions().placement is None
     config = ExperimentConfig(engine="cgo", format="graph", engine_options={"placement": "spread"})
     with caplog.at_level(logging.WARNING, logger="nascore_cgo.engine"):
-        assert CGOEngine.from_config(config).options.placement == "spread"
+        assert create_engine_for(config).options.placement == "spread"
     assert any("trial_gpu_number is 0" in r.getMessage() for r in caplog.records)
     caplog.clear()
     config = ExperimentConfig(engine="cgo", format="graph", trial_gpu_number=2, engine_options={"placement": "spread"})
     with caplog.at_level(logging.WARNING, logger="nascore_cgo.engine"):
-        CGOEngine.from_config(config)
+        create_engine_for(config)
     assert not caplog.records
 
 
 def test_engine_and_evaluator_placements_must_agree(job):
     config = ExperimentConfig(engine="cgo", format="graph", engine_options={"placement": "spread"})
-    engine = CGOEngine.from_config(config)
+    engine = create_engine_for(config)
     with pytest.raises(ConfigError, match="engine_options.placement is 'spread' but the evaluator was given placement='pack'"):
-        engine.check(job.evaluator(placement="pack"), config)
-    engine.check(job.evaluator(placement="spread"), config)
-    engine.check(job.evaluator(), config)
+        engine.check(job.evaluator(placement="pack"))
+    engine.check(job.evaluator(placement="spread"))
+    engine.check(job.evaluator())
 
 
 def test_bad_evaluator_placements_are_clear_errors(job):

@@ -7,6 +7,7 @@ import pytest
 
 from nascore.engine import EngineContext, TrialSubmission
 from nascore.experiment import ExperimentConfig
+from nascore.experiment.config import trial_resources
 from nascore.testing.fakes import RecordingSink
 from nascore.trial import trial_seed
 from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer
@@ -18,12 +19,12 @@ def test_a_model_scores_the_same_whichever_trial_ran_before_it_in_the_worker(job
     """Trials 1+2 and 3+4 are the same two models (separate, or merged in pairs), one after the other on one
     worker; the training data shuffles with a torch.Generator of its own."""
     config = ExperimentConfig(format="graph", engine="cgo", trial_concurrency=1, experiment_dir=tmp_path)
-    engine = CGOEngine(TrainingServiceEngine.from_config(config),
+    engine = CGOEngine(TrainingServiceEngine(None, trial_resources(config)),
                        CGOOptions(max_concurrency_cgo=max_concurrency_cgo, batch_waiting_time=0.05), [DedupInputOptimizer()])
     evaluator = job.evaluator(shuffle_seed=0, max_epochs=1, num_sanity_val_steps=0)
-    engine.check(evaluator, config)
+    engine.check(evaluator)
     sink = RecordingSink()
-    engine.start(EngineContext("exp", tmp_path, config, sink))
+    engine.start(EngineContext("exp", tmp_path, trial_resources(config), sink))
     samples = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}] * 2
     try:
         for trial_id, model in enumerate(graph_models(job.Space(broken=False), samples), start=1):

@@ -23,15 +23,20 @@ from nascore.testing.distributions import make_distribution
 REPO_ROOT = Path(nascore.plugin.__file__).resolve().parents[2]
 
 GOOD_PLUGIN = '''
+from nascore.engine import ExecutionEngine
 from nascore.plugin import hookimpl
+from nascore.strategy import Strategy
 
 
-class ToyStrategy:
+class ToyStrategy(Strategy):
     """Tries the same architecture over and over."""
 
+    def run(self, context):
+        pass
 
-class ToyEngine:
-    pass
+
+class ToyEngine(ExecutionEngine):
+    start = submit = idle_slots = running = wait = shutdown = lambda *args: None
 
 
 @hookimpl

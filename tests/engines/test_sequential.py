@@ -9,6 +9,7 @@ from nascore.engine import EngineContext, TrialStatus, TrialSubmission
 from nascore.errors import EngineError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
+from nascore.experiment.config import trial_resources
 from nascore.plugin import get_plugins
 from nascore.space import Categorical
 from nascore.testing.fakes import DictSpace, RecordingSink
@@ -17,8 +18,8 @@ from nascore_engines import SequentialEngine
 
 def make_engine(tmp_path):
     sink = RecordingSink()
-    engine = SequentialEngine.from_config(ExperimentConfig(experiment_dir=tmp_path))
-    engine.start(EngineContext("exp", tmp_path, ExperimentConfig(experiment_dir=tmp_path), sink))
+    engine = SequentialEngine()
+    engine.start(EngineContext("exp", tmp_path, trial_resources(ExperimentConfig(experiment_dir=tmp_path)), sink))
     return engine, sink
 
 

@@ -8,11 +8,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from nascore.engine import TrialStatus
 from nascore.experiment import Experiment, ExperimentConfig
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore_cgo import CGOOptions
+from nascore_engines.training_service import RemoteMachine, TrainingServiceOptions
 
 from ..engines.training_service.conftest import sshd_factory, user_keys  # noqa: F401 - fixtures
 
@@ -91,14 +93,14 @@ def test_merged_trial_runs_on_a_remote_machine(job, tmp_path, sshd_factory, user
     shutil.copy(JOB_DIR / "cgo_job.py", code / "cgo_job.py")
     machine = sshd_factory("a")
     (tmp_path / "known_hosts").write_text(machine.known_hosts_line)
-    settings = TrainingServiceConfig(
+    settings = TrainingServiceOptions(
         platform="remote", known_hosts=tmp_path / "known_hosts", code_dir=code,
         machines=[RemoteMachine(host="127.0.0.1", port=machine.port, key_file=user_keys[0], python=sys.executable,
                                 workdir=str(tmp_path / "remote-a"), name="a", max_trials=1)],
     )
     config = ExperimentConfig(engine="cgo", format="graph", trial_concurrency=1, experiment_dir=tmp_path / "exps",
-                              training_service=settings,
-                              engine_options={"max_concurrency_cgo": 4, **({"placement": placement} if placement else {})})
+                              engine_options=CGOOptions(**attrs.asdict(settings, recurse=False), max_concurrency_cgo=4,
+                                                        **({"placement": placement} if placement else {})))
     exp = Experiment(job.Space(broken=False), job.evaluator(max_epochs=1), job.Every(), config)
     assert exp.run() == "DONE"
     records = exp.trials()

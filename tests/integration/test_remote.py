@@ -8,7 +8,7 @@ import pytest
 
 from nascore.engine import TrialStatus
 from nascore.experiment import Experiment, ExperimentConfig
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore_engines.training_service import RemoteMachine, TrainingServiceOptions
 
 from ..engines.training_service.conftest import sshd_factory, user_keys  # noqa: F401 - fixtures
 
@@ -111,7 +111,7 @@ def test_search_on_two_machines_survives_one_dying(tmp_path, remotejob, sshd_fac
     ]
     config = ExperimentConfig(
         engine="training-service", trial_concurrency=2, max_trials=8, seed=1, experiment_dir=tmp_path / "exps",
-        training_service=TrainingServiceConfig(
+        engine_options=TrainingServiceOptions(
             platform="remote", machines=machines, known_hosts=tmp_path / "known_hosts", code_dir=tmp_path / "code",
             retry_delay=0.5,
         ),

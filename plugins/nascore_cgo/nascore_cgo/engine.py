@@ -45,16 +45,26 @@ from typing import Any
 
 import attrs
 
-from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialStatus, TrialSubmission
+from nascore.engine import (
+    EngineContext,
+    ExecutionEngine,
+    TrialEvent,
+    TrialResources,
+    TrialStatus,
+    TrialSubmission,
+)
 from nascore.errors import ConfigError, EngineError, ShippingError
 from nascore.evaluator import Evaluator
-from nascore.experiment.config import ExperimentConfig, parse_duration
+from nascore.format import ExecutableSpace
 from nascore.optimizer import LogicalOptimizer
+from nascore.options import OptionError
 from nascore.serialization import ship_model
+from nascore.units import parse_duration
 from nascore_cgo.placement import check_placement
 from nascore_cgo.plan import LogicalPlan, MergedModel
 from nascore_engines.folders import cannot_write
-from nascore_engines.training_service import TrainingServiceEngine
+from nascore_engines.training_service import TrainingServiceEngine, TrainingServiceOptions
+from nascore_formats.graph import GraphSpace
 
 __all__ = ["CGOEngine", "CGOOptions"]
 
@@ -64,9 +74,23 @@ _log = logging.getLogger(__name__)
 MERGED_ID_BASE = 1_000_000_000
 
 
-@attrs.frozen(kw_only=True)
-class CGOOptions:
-    """The CGO settings (``ExperimentConfig.engine_options``).
+def _at_least_one(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(attribute.name, f"must be an integer >= 1 (models per merged trial), got {value!r}")
+
+
+def _placement(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        try:
+            check_placement(value, "it")
+        except ValueError as exc:
+            raise OptionError(attribute.name, str(exc)[3:]) from None
+
+
+@attrs.define(kw_only=True)
+class CGOOptions(TrainingServiceOptions):
+    """The CGO settings (``ExperimentConfig.engine_options``): the ``training-service`` settings that run
+    the merged trials, and these.
 
     :param max_concurrency_cgo: most models merged into one trial (>= 1; 1 merges nothing).
     :param batch_waiting_time: seconds to wait for ``max_concurrency_cgo`` models before optimizing
@@ -77,46 +101,14 @@ class CGOOptions:
         ``trial_gpu_number`` to ``n``). ``None`` (unset): the evaluator's ``placement``, else ``"pack"``.
     """
 
-    max_concurrency_cgo: int = 4
-    batch_waiting_time: float = 5.0
-    optimizers: tuple[str, ...] = ("dedup-input",)
-    placement: str | None = None
+    max_concurrency_cgo: int = attrs.field(default=4, validator=_at_least_one)
+    batch_waiting_time: float | str = attrs.field(default=5.0, converter=parse_duration)
+    optimizers: list[str] = attrs.field(factory=lambda: ["dedup-input"], converter=list)
+    placement: str | None = attrs.field(default=None, validator=_placement)
 
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> CGOOptions:
-        """Validate ``engine_options``; errors name the field and the fix."""
-        known = {field.name for field in attrs.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"config.engine_options: unknown setting(s) {', '.join(unknown)} for engine 'cgo'; "
-                f"it reads {', '.join(sorted(known))}"
-            )
-        kwargs: dict[str, Any] = {}
-        if "max_concurrency_cgo" in options:
-            value = options["max_concurrency_cgo"]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    f"config.engine_options.max_concurrency_cgo must be an integer >= 1 (models per merged trial), got {value!r}"
-                )
-            kwargs["max_concurrency_cgo"] = value
-        if "batch_waiting_time" in options:
-            try:
-                kwargs["batch_waiting_time"] = parse_duration(options["batch_waiting_time"])
-            except ValueError as exc:
-                raise ConfigError(f"config.engine_options.batch_waiting_time: {exc}") from None
-            if kwargs["batch_waiting_time"] is None:
-                raise ConfigError("config.engine_options.batch_waiting_time must be a positive duration such as 5 or '10s', got None")
-        if "optimizers" in options:
-            value = options["optimizers"]
-            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(
-                    f"config.engine_options.optimizers must be a list of optimizer names such as ['dedup-input'], got {value!r}"
-                )
-            kwargs["optimizers"] = tuple(value)
-        if "placement" in options:
-            kwargs["placement"] = check_placement(options["placement"], "config.engine_options.placement", ConfigError)
-        return cls(**kwargs)
+    def training_service(self) -> TrainingServiceOptions:
+        """The settings of the ``training-service`` engine that runs the merged trials."""
+        return TrainingServiceOptions(**{f.name: getattr(self, f.name) for f in attrs.fields(TrainingServiceOptions)})
 
 
 @attrs.define
@@ -136,6 +128,8 @@ class CGOEngine(ExecutionEngine):
     """
 
     name = "cgo"
+    options_class = CGOOptions
+    config_aliases = ("training_service",)
 
     def __init__(
         self,
@@ -162,26 +156,28 @@ class CGOEngine(ExecutionEngine):
         self.fallbacks = 0
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig) -> CGOEngine:
-        if config.format != "graph":
-            raise ConfigError(
-                f"engine 'cgo' merges graph-format models, but config.format is {config.format!r}; "
-                "set format = \"graph\" (or use engine \"training-service\" for other formats)"
-            )
-        options = CGOOptions.from_options(dict(config.engine_options))
-        if options.placement == "spread" and config.trial_gpu_number < 2:
+    def create(cls, options: CGOOptions | None, resources: TrialResources) -> CGOEngine:
+        options = options if options is not None else CGOOptions()
+        if options.placement == "spread" and resources.trial_gpu_number < 2:
             _log.warning(
                 "config.engine_options.placement is 'spread' but config.trial_gpu_number is %d: a merged trial sees at "
                 "most one GPU, so its models are packed onto it; set trial_gpu_number to the number of GPUs a merged "
-                "trial should spread its models over", config.trial_gpu_number,
+                "trial should spread its models over", resources.trial_gpu_number,
             )
-        return cls(TrainingServiceEngine.from_config(config), options)
+        engine = cls(TrainingServiceEngine(options.training_service(), resources), options)
+        engine.resources = resources
+        return engine
 
     # --- before the first trial ---------------------------------------------------------------
 
-    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
+    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
         from nascore_cgo.optimizers import merge_key
 
+        if space is not None and not isinstance(space, GraphSpace):
+            raise ConfigError(
+                f"engine 'cgo' merges graph-format models, but the space is in another format "
+                f"({type(space).__name__}); set format = \"graph\" (or use engine \"training-service\" for other formats)"
+            )
         if merge_key(evaluator) is None:
             raise ConfigError(
                 f"engine 'cgo' trains merged models with a multi-model evaluator, got {type(evaluator).__name__}; "
@@ -194,11 +190,11 @@ class CGOEngine(ExecutionEngine):
                 f"config.engine_options.placement is {self.options.placement!r} but the evaluator was given "
                 f"placement={chosen!r}; set the placement in one of them only"
             )
-        self.inner.check(evaluator, config)
+        self.inner.check(evaluator, space)
 
     def start(self, context: EngineContext) -> None:
         self._context = context
-        inner_context = EngineContext(context.experiment_id, context.experiment_dir, context.config, _Sink(self), context.space)
+        inner_context = EngineContext(context.experiment_id, context.experiment_dir, context.resources, _Sink(self), context.space)
         self.inner.start(inner_context)
 
     # --- trials -------------------------------------------------------------------------------
@@ -421,15 +417,13 @@ def _format_of(submission: TrialSubmission) -> str | None:
     return payload.get("format") if isinstance(payload, dict) else None
 
 
-def _optimizers(names: tuple[str, ...]) -> list[LogicalOptimizer]:
-    from nascore.plugin import get_plugins
+def _optimizers(names: list[str]) -> list[LogicalOptimizer]:
+    from nascore.plugin import create_optimizer
 
-    registry = get_plugins().optimizers
     optimizers = []
     for name in names:
         try:
-            factory = registry.get(name)
+            optimizers.append(create_optimizer(name))
         except LookupError as exc:
             raise ConfigError(f"config.engine_options.optimizers: {exc}") from None
-        optimizers.append(factory())
     return optimizers

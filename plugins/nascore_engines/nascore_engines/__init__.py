@@ -5,6 +5,6 @@ isolated worker processes, on this machine or on remote machines over SSH (the `
 """
 
 from nascore_engines.sequential import SequentialEngine
-from nascore_engines.training_service import TrainingServiceEngine
+from nascore_engines.training_service import RemoteMachine, TrainingServiceEngine, TrainingServiceOptions
 
-__all__ = ["SequentialEngine", "TrainingServiceEngine"]
+__all__ = ["RemoteMachine", "SequentialEngine", "TrainingServiceEngine", "TrainingServiceOptions"]

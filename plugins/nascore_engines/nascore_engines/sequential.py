@@ -20,7 +20,7 @@ import logging
 from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
 from nascore.errors import EngineError
 from nascore.evaluator import Evaluator
-from nascore.experiment.config import ExperimentConfig
+from nascore.format import ExecutableSpace
 from nascore.trial import run_trial
 from nascore_engines.folders import cannot_write
 
@@ -38,10 +38,11 @@ class SequentialEngine(ExecutionEngine):
         self._queue: collections.deque[TrialSubmission] = collections.deque()
         self._context: EngineContext | None = None
 
-    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
-        if config.trial_concurrency > 1:
-            _log.warning("The sequential engine runs one trial at a time; trial_concurrency=%d is ignored", config.trial_concurrency)
-        if config.trial_timeout is not None:
+    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
+        if self.resources.trial_concurrency > 1:
+            _log.warning("The sequential engine runs one trial at a time; trial_concurrency=%d is ignored",
+                         self.resources.trial_concurrency)
+        if self.resources.trial_timeout is not None:
             _log.warning("The sequential engine cannot stop a running trial; trial_timeout is ignored (use training-service)")
 
     def start(self, context: EngineContext) -> None:

@@ -45,7 +45,8 @@ def test_round_trip(tmp_path, suffix):
         ({"experiment_dir": 3}, "config.experiment_dir: expected a folder path"),
         ({"fail_fast": -1}, "config.fail_fast: must not be negative, got -1"),
         ({"fail_fast": "3"}, "config.fail_fast: expected an int, got '3' (str)"),
-        ({"training_service": "remote"}, "config.training_service: expected a table of settings"),
+        ({"strategy_options": []}, "config.strategy_options: expected a dict"),
+        ({"strategy": ""}, "config.strategy: must not be empty"),
     ],
 )
 def test_wrong_field_or_type_names_the_field(data, message):
@@ -93,8 +94,8 @@ BAD_VALUES = [
     ("trial_concurrency", "4", "expected an int, got '4' (str)"),
     ("trial_gpu_number", -1, "must not be negative, got -1"),
     ("trial_timeout", -1, "a duration must be positive, got -1"),
-    ("trial_memory_limit", "lots", "expected a memory size"),
-    ("training_service", {"platform": "local"}, "expected a TrainingServiceConfig, got {'platform': 'local'} (dict)"),
+    ("trial_memory_limit", "lots", "expected a size"),
+    ("engine_options", ["a"], "expected a dict (a table in TOML), got ['a'] (list)"),
     ("optimize_mode", "max", "must be 'maximize', 'minimize' or None, got 'max' (str)"),
     ("seed", "7", "expected an int or None, got '7' (str)"),
     ("seed", -1, "must not be negative, got -1"),
@@ -184,93 +185,23 @@ def test_durations():
             parse_duration(bad)
 
 
-# --- training-service settings ----------------------------------------------------------------------
-
-REMOTE_TOML = """
-engine = "training-service"
-trial_concurrency = 4
-trial_gpu_number = 1
-trial_timeout = "2h"
-trial_memory_limit = "8GB"
-
-[training_service]
-platform = "remote"
-known_hosts = "~/.ssh/known_hosts"
-code_exclude = ["data", "*.ckpt"]
-
-[[training_service.machines]]
-host = "gpu1.example.org"
-user = "alice"
-key_file = "~/.ssh/id_ed25519"
-python = "/opt/conda/bin/python"
-gpu_indices = [0, 1]
-max_trials_per_gpu = 2
-
-[[training_service.machines]]
-host = "gpu2.example.org"
-port = 2222
-use_agent = true
-virtualenv = "/srv/venv"
-"""
+def test_default_option_tables_stay_out_of_saved_files(tmp_path):
+    saved = ExperimentConfig(experiment_dir=tmp_path).to_dict()
+    assert not {"engine_options", "format_options", "strategy_options", "trial_memory_limit"} & set(saved)
 
 
-def test_training_service_settings_load_from_toml(tmp_path):
-    from pathlib import Path
-
-    path = tmp_path / "remote.toml"
-    path.write_text(REMOTE_TOML)
+def test_strategy_and_its_arguments_load_from_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('strategy = "evolution"\n[strategy_options]\npopulation_size = 20\n[engine_options]\nx = 1\n')
     config = ExperimentConfig.load(path)
-    service = config.training_service
-    assert config.trial_memory_limit == 8 * 2**30 and config.trial_timeout == 7200.0
-    assert service.platform == "remote" and service.code_exclude == ["data", "*.ckpt"] and not service.trust_unknown_hosts
-    first, second = service.machines
-    assert first.key_file == Path("~/.ssh/id_ed25519").expanduser() and first.gpu_indices == [0, 1]
-    assert first.login == "alice@gpu1.example.org:22" and first.python_command == "/opt/conda/bin/python"
-    assert second.port == 2222 and second.key_file is None and second.python_command == "/srv/venv/bin/python"
-    assert second.label == second.login
+    assert config.strategy == "evolution" and config.strategy_options == {"population_size": 20}
+    assert config.engine_options == {"x": 1}
+    assert ExperimentConfig.load(config.save(tmp_path / "again.toml")) == config
 
 
-@pytest.mark.parametrize("suffix", [".toml", ".json"])
-def test_training_service_settings_round_trip(tmp_path, suffix):
-    from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
-
-    config = ExperimentConfig(
-        engine="training-service", experiment_dir=tmp_path, trial_memory_limit="512MB",
-        training_service=TrainingServiceConfig(
-            platform="remote", trust_unknown_hosts=True, heartbeat="1m", max_requeues=0,
-            machines=[RemoteMachine(host="a", name="first", key_file=tmp_path / "key"), RemoteMachine(host="b", max_trials=2)],
-        ),
-    )
-    assert ExperimentConfig.load(config.save(tmp_path / f"c{suffix}")) == config
-    assert config.training_service.heartbeat == 60.0
-
-
-def test_default_training_service_settings_stay_out_of_saved_files(tmp_path):
-    assert "training_service" not in ExperimentConfig(experiment_dir=tmp_path).to_dict()
-    assert "trial_memory_limit" not in ExperimentConfig(experiment_dir=tmp_path).to_dict()
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"training_service": {"platform": "cloud"}}, "platform must be one of 'local', 'remote'"),
-        ({"training_service": {"platform": "remote"}}, "needs at least one machine in training_service.machines"),
-        ({"training_service": {"machines": [{"host": "a", "port": "22"}]}}, "config.training_service.machines[0].port"),
-        ({"training_service": {"machines": [{"hots": "a"}]}}, "config.training_service.machines[0]"),
-        ({"training_service": {"machines": [{"host": "a"}, {"host": "a"}]}}, "lists the same machine twice"),
-        ({"training_service": {"gpu_indices": [0, 0]}}, "gpu_indices lists a GPU twice"),
-        ({"training_service": {"gpu_indices": [-1]}}, "gpu_indices must list GPU indices"),
-        ({"training_service": {"max_trials_per_gpu": 0}}, "max_trials_per_gpu must be positive"),
-        ({"training_service": {"trust_unknown_hosts": "yes"}}, "config.training_service.trust_unknown_hosts"),
-        ({"training_service": {"heartbeat": "often"}}, "config.training_service.heartbeat"),
-        ({"trial_memory_limit": "lots"}, "config.trial_memory_limit"),
-        ({"trial_memory_limit": 0}, "a memory size must be positive"),
-    ],
-)
-def test_wrong_training_service_settings_name_the_field(data, message):
-    with pytest.raises(ConfigError) as info:
-        ExperimentConfig.from_dict(data)
-    assert message in str(info.value)
+def test_a_table_no_installed_engine_reads_is_an_unknown_setting():
+    with pytest.raises(ConfigError, match=r"config: unknown setting 'trainig_service'"):
+        ExperimentConfig.from_dict({"trainig_service": {"platform": "local"}})
 
 
 def test_memory_sizes():

@@ -102,10 +102,14 @@ def fresh_plugins() -> Iterator[None]:
 
 STRATEGY_PLUGIN = '''
 from nascore.plugin import hookimpl
+from nascore.strategy import Strategy
 
 
-class {cls}:
+class {cls}(Strategy):
     """{doc}"""
+
+    def run(self, context):
+        pass
 
 
 @hookimpl

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from nascore.engine import ExecutionEngine
 from nascore.errors import PluginConflictError, PluginLoadError
 from nascore.plugin import PluginHost, get_plugins, hookimpl, reset_plugins
 from nascore.plugin.manager import BUILTIN_PLUGINS, CORE_DISTRIBUTION, PluginSelection, canonical_name
+from nascore.strategy import Strategy
 
 if TYPE_CHECKING:
     from .conftest import PluginEnvironment
@@ -50,10 +52,15 @@ def test_an_entry_point_plugin_registers_under_its_distribution_and_version(
 
 def test_one_plugin_registers_several_kinds(plugin_env: PluginEnvironment) -> None:
     source = """
+        from nascore.engine import ExecutionEngine
+        from nascore.format import ModelFormat
         from nascore.plugin import hookimpl
 
-        class Sequential: pass
-        class Raw: pass
+        class Sequential(ExecutionEngine):
+            start = submit = idle_slots = running = wait = shutdown = lambda *args: None
+
+        class Raw(ModelFormat):
+            build = lambda self, space: None
 
         @hookimpl
         def nascore_register_engines(register):
@@ -125,10 +132,15 @@ def test_a_register_hook_that_raises_is_a_failure_and_keeps_none_of_its_registra
     plugin_env: PluginEnvironment,
 ) -> None:
     source = """
+        from nascore.format import ModelFormat
         from nascore.plugin import hookimpl
+        from nascore.strategy import Strategy
 
-        class Half: pass
-        class Fine: pass
+        class Half(Strategy):
+            run = lambda self, context: None
+
+        class Fine(ModelFormat):
+            build = lambda self, space: None
 
         @hookimpl
         def nascore_register_strategies(register):
@@ -157,11 +169,15 @@ def test_an_invalid_name_is_a_failure_naming_the_distribution_and_other_names_st
 ) -> None:
     source = """
         from nascore.plugin import hookimpl
+        from nascore.strategy import Strategy
+
+        class Toy(Strategy):
+            run = lambda self, context: None
 
         @hookimpl
         def nascore_register_strategies(register):
-            register("Bad Name", object)
-            register("good-name", object)
+            register("Bad Name", Toy)
+            register("good-name", Toy)
     """
     plugin_env.add(
         "sloppy-plugin", modules={"sloppy_plugin": source}, entry_points={"sloppy": "sloppy_plugin"}
@@ -468,11 +484,15 @@ def test_observers_receive_notifications_and_one_that_raises_breaks_nothing(
 class ToyStrategies:
     """Plugin registering two strategies."""
 
-    class Toy:
+    class Toy(Strategy):
         """Toy strategy."""
 
-    class Other:
-        pass
+        def run(self, context: Any) -> None:
+            pass
+
+    class Other(Strategy):
+        def run(self, context: Any) -> None:
+            pass
 
     @staticmethod
     @hookimpl
@@ -492,12 +512,17 @@ def test_register_plugin_registers_an_in_process_plugin() -> None:
     assert host.strategies.registration("toy").distribution == "my-notebook"
 
 
+class FirstToy(Strategy):
+    def run(self, context: Any) -> None:
+        pass
+
+
 def test_register_plugin_raises_on_a_conflict_and_keeps_the_rest() -> None:
     class OneToy:
         @staticmethod
         @hookimpl
         def nascore_register_strategies(register: Any) -> None:
-            register("toy", object)
+            register("toy", FirstToy)
 
     host = PluginHost()
     host.register_plugin(OneToy, name="one", distribution="first-dist")
@@ -505,7 +530,7 @@ def test_register_plugin_raises_on_a_conflict_and_keeps_the_rest() -> None:
         host.register_plugin(ToyStrategies, name="two", distribution="second-dist")
 
     assert excinfo.value.distribution == "second-dist"
-    assert host.strategies.get("toy") is object
+    assert host.strategies.get("toy") is FirstToy
     assert "other" in host.strategies
     assert host.failures == [excinfo.value]
 
@@ -584,3 +609,59 @@ def test_a_plugin_calling_get_plugins_while_loading_is_a_failure_not_a_recursion
     failures = [failure for failure in get_plugins().failures if failure.distribution == "eager-plugin"]
     assert len(failures) == 1
     assert "while nascore was loading its plugins" in str(failures[0])
+
+
+class NotAStrategy:
+    """Has a run method, but is no Strategy."""
+
+    def run(self, context: Any) -> None:
+        pass
+
+
+class HalfEngine(ExecutionEngine):
+    """Forgets most of the engine contract."""
+
+    def start(self, context: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("hook", "obj", "message"),
+    [
+        ("nascore_register_strategies", NotAStrategy,
+         "distribution wrong-dist registered the strategy 'x' wrongly: "
+         "tests.core.plugin.test_manager.NotAStrategy does not derive from nascore.strategy.Strategy"),
+        ("nascore_register_strategies", object(), "expected a class deriving from nascore.strategy.Strategy, got object"),
+        ("nascore_register_engines", HalfEngine,
+         "HalfEngine leaves abstract methods unimplemented: idle_slots, running, shutdown, submit, wait"),
+        ("nascore_register_formats", NotAStrategy, "does not derive from nascore.format.ModelFormat"),
+        ("nascore_register_evaluators", NotAStrategy, "does not derive from nascore.evaluator.Evaluator"),
+        ("nascore_register_optimizers", None, "expected a class deriving from nascore.optimizer.LogicalOptimizer, got NoneType"),
+    ],
+)
+def test_what_is_not_of_its_kind_is_refused_at_registration_naming_the_distribution(hook: str, obj: Any, message: str) -> None:
+    def register_it(register: Any) -> None:
+        register("x", obj)
+
+    register_it.__name__ = hook
+    plugin = type("Wrong", (), {hook: staticmethod(hookimpl(register_it))})
+    host = PluginHost()
+    with pytest.raises(PluginLoadError) as info:
+        host.register_plugin(plugin, name="wrong", distribution="wrong-dist")
+    assert message in str(info.value) and "wrong-dist" in str(info.value)
+    assert len(host.registrations()) == 0
+
+
+def test_a_function_may_be_registered_as_an_evaluator_factory() -> None:
+    def make_evaluator() -> Any:
+        return None
+
+    class Factories:
+        @staticmethod
+        @hookimpl
+        def nascore_register_evaluators(register: Any) -> None:
+            register("lazy", make_evaluator)
+
+    host = PluginHost()
+    host.register_plugin(Factories, name="factories")
+    assert host.evaluators.get("lazy") is make_evaluator

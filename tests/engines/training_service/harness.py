@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nascore.engine import EngineContext, TrialSubmission
+from nascore.experiment.config import trial_resources
 from nascore.space import Categorical
 from nascore.testing.fakes import DictSpace, RecordingSink
 
@@ -16,7 +17,7 @@ def space(label: str, values: list) -> DictSpace:
 
 
 def start(engine, config, tmp_path: Path, sink: RecordingSink, dict_space: DictSpace | None = None) -> None:
-    engine.start(EngineContext("test-exp", tmp_path, config, sink, space=dict_space))
+    engine.start(EngineContext("test-exp", tmp_path, trial_resources(config), sink, space=dict_space))
 
 
 def run_all(engine, dict_space: DictSpace, evaluator, samples: list[dict], tmp_path: Path, first_id: int = 1,

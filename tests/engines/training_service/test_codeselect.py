@@ -10,8 +10,8 @@ import pytest
 from nascore.errors import EngineError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
-from nascore_engines import TrainingServiceEngine
+from nascore.experiment.config import create_engine_for
+from nascore_engines.training_service import RemoteMachine, TrainingServiceOptions
 from nascore_engines.training_service.codesync import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, CodeDirectory
 from nascore_engines.training_service.selection import FileSelector, check_limits
 
@@ -52,7 +52,7 @@ def test_secret_looking_files_are_not_copied_and_are_named_in_a_warning(tmp_path
     }
     warning = next(r for r in caplog.records if r.levelno == logging.WARNING).getMessage()
     assert "look like secrets" in warning and ".ssh/" in warning and "server.pem" in warning
-    assert "training_service.code_include" in warning
+    assert "engine_options.code_include" in warning
 
 
 def test_code_include_copies_the_secrets_the_user_names_and_nothing_else(tmp_path):
@@ -89,8 +89,8 @@ def test_gitignore_nascoreignore_and_code_exclude(tmp_path):
     assert skipped["data/"] == ("ignored", ".gitignore:4: data/")
     assert skipped["notes.txt"] == ("ignored", ".nascoreignore:2: notes.txt")
     assert skipped["pkg/generated_a.py"] == ("ignored", "pkg/.gitignore:1: generated_*.py")
-    assert skipped["scratch/"] == ("ignored", "training_service.code_exclude:1: scratch/")
-    assert skipped["keep.log"] == ("ignored", "training_service.code_exclude:2: keep.log")  # code_exclude wins
+    assert skipped["scratch/"] == ("ignored", "engine_options.code_exclude:1: scratch/")
+    assert skipped["keep.log"] == ("ignored", "engine_options.code_exclude:2: keep.log")  # code_exclude wins
     assert skipped["pkg/__pycache__/"] == ("ignored", "built-in defaults:1: __pycache__/")
     assert skipped["node_modules/"][0] == "ignored"
     # A .nascoreignore re-includes what the .gitignore beside it ignores.
@@ -153,9 +153,9 @@ def test_the_size_limit_names_the_largest_files(tmp_path):
     with pytest.raises(EngineError) as info:
         CodeDirectory(code, max_size=4000).select()
     message = str(info.value)
-    assert "more than training_service.code_max_size (3.9 KB)" in message
+    assert "more than engine_options.code_max_size (3.9 KB)" in message
     assert "the largest files: data/big.bin (4.9 KB), data/medium.bin (2.9 KB), train.py (10 B)" in message
-    assert ".nascoreignore" in message and "training_service.code_exclude" in message
+    assert ".nascoreignore" in message and "engine_options.code_exclude" in message
     assert len(CodeDirectory(code, max_size=8010).select().files) == 3  # at the limit is fine
 
 
@@ -164,7 +164,7 @@ def test_the_file_count_limit_names_the_fullest_folders(tmp_path):
     with pytest.raises(EngineError) as info:
         check_limits(FileSelector(code).select(), max_size=None, max_files=5)
     message = str(info.value)
-    assert "has 8 files" in message and "training_service.code_max_files (5)" in message
+    assert "has 8 files" in message and "engine_options.code_max_files (5)" in message
     assert "the folders with the most files: images/ (6 files), ./ (2 files)" in message
     assert "the largest files: big.bin (99 B)" in message
     # The sync stops walking once the limit is passed: a huge folder is refused without listing all of it.
@@ -173,16 +173,16 @@ def test_the_file_count_limit_names_the_fullest_folders(tmp_path):
     with pytest.raises(EngineError) as info:
         CodeDirectory(code, max_files=5).select()
     message = str(info.value)
-    assert "has more than 5 files" in message and "training_service.code_max_files (5)" in message
+    assert "has more than 5 files" in message and "engine_options.code_max_files (5)" in message
     assert "the largest files found before it stopped counting: big.bin (99 B)" in message
 
 
 def test_settings_give_the_rules_and_default_limits(tmp_path):
     code = tree(tmp_path / "code", {"train.py": "", "a.pem": ""})
-    directory = CodeDirectory.from_settings(TrainingServiceConfig(code_dir=code, code_include=["a.pem"]))
+    directory = CodeDirectory.from_settings(TrainingServiceOptions(code_dir=code, code_include=["a.pem"]))
     assert (directory.max_size, directory.max_files) == (DEFAULT_MAX_SIZE, DEFAULT_MAX_FILES) == (100 * 2**20, 10_000)
     assert sorted(directory.select().files) == ["a.pem", "train.py"]
-    limited = CodeDirectory.from_settings(TrainingServiceConfig(code_dir=code, code_max_size="1KB", code_max_files=7))
+    limited = CodeDirectory.from_settings(TrainingServiceOptions(code_dir=code, code_max_size="1KB", code_max_files=7))
     assert (limited.max_size, limited.max_files) == (1024, 7)
 
 
@@ -205,47 +205,47 @@ def test_an_unset_code_dir_is_refused_in_the_home_folder_and_at_the_root(tmp_pat
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(home)
     with pytest.raises(EngineError) as info:
-        CodeDirectory.from_settings(TrainingServiceConfig())
+        CodeDirectory.from_settings(TrainingServiceOptions())
     message = str(info.value)
     assert f"the current folder {home.resolve()} (your home folder)" in message
-    assert "set training_service.code_dir" in message
+    assert "set engine_options.code_dir" in message
     monkeypatch.chdir("/")
-    with pytest.raises(EngineError, match=r"the current folder / \(the root folder\).*set training_service.code_dir"):
-        CodeDirectory.from_settings(TrainingServiceConfig())
+    with pytest.raises(EngineError, match=r"the current folder / \(the root folder\).*set engine_options.code_dir"):
+        CodeDirectory.from_settings(TrainingServiceOptions())
     monkeypatch.chdir(home / ".ssh")  # anywhere else, the current folder is the default
-    assert CodeDirectory.from_settings(TrainingServiceConfig()).root == (home / ".ssh").resolve()
+    assert CodeDirectory.from_settings(TrainingServiceOptions()).root == (home / ".ssh").resolve()
     # Set on purpose, even the home folder is allowed: the secret rules still keep ~/.ssh home.
-    assert sorted(CodeDirectory.from_settings(TrainingServiceConfig(code_dir=home)).select().files) == ["train.py"]
+    assert sorted(CodeDirectory.from_settings(TrainingServiceOptions(code_dir=home)).select().files) == ["train.py"]
 
 
 def remote_settings(tmp_path, **settings) -> ExperimentConfig:
     key = tmp_path / "id_key"
     key.write_text("a key file")
-    service = TrainingServiceConfig(platform="remote", machines=[RemoteMachine(host="h", key_file=key)], **settings)
-    return ExperimentConfig(engine="training-service", experiment_dir=tmp_path / "exp", training_service=service)
+    service = TrainingServiceOptions(platform="remote", machines=[RemoteMachine(host="h", key_file=key)], **settings)
+    return ExperimentConfig(engine="training-service", experiment_dir=tmp_path / "exp", engine_options=service)
 
 
 def test_the_engine_check_refuses_a_code_directory_over_its_limits_before_connecting(tmp_path):
     code = tree(tmp_path / "code", {"train.py": "", "data.bin": "x" * 2048})
     config = remote_settings(tmp_path, code_dir=code, code_max_size="1KB")
     with pytest.raises(EngineError, match=r"the largest files: data.bin \(2.0 KB\)"):
-        TrainingServiceEngine.from_config(config).check(FunctionalEvaluator(lambda m: 1.0), config)
+        create_engine_for(config).check(FunctionalEvaluator(lambda m: 1.0))
 
 
 def test_the_engine_check_refuses_an_unset_code_dir_in_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     config = remote_settings(tmp_path)
-    with pytest.raises(EngineError, match="set training_service.code_dir"):
-        TrainingServiceEngine.from_config(config).check(FunctionalEvaluator(lambda m: 1.0), config)
+    with pytest.raises(EngineError, match="set engine_options.code_dir"):
+        create_engine_for(config).check(FunctionalEvaluator(lambda m: 1.0))
 
 
 def test_the_ssh_agent_is_not_used_unless_asked(tmp_path):
     (tmp_path / "code").mkdir()
     machine = RemoteMachine(host="h")
     assert machine.use_agent is False
-    service = TrainingServiceConfig(platform="remote", machines=[machine], code_dir=tmp_path / "code")
-    config = ExperimentConfig(engine="training-service", experiment_dir=tmp_path / "exp", training_service=service)
-    with pytest.raises(EngineError, match=r"training_service.machines\[0\] \(.*@h:22\): set key_file, or use_agent = true"):
-        TrainingServiceEngine.from_config(config).check(FunctionalEvaluator(lambda m: 1.0), config)
+    service = TrainingServiceOptions(platform="remote", machines=[machine], code_dir=tmp_path / "code")
+    config = ExperimentConfig(engine="training-service", experiment_dir=tmp_path / "exp", engine_options=service)
+    with pytest.raises(EngineError, match=r"engine_options.machines\[0\] \(.*@h:22\): set key_file, or use_agent = true"):
+        create_engine_for(config).check(FunctionalEvaluator(lambda m: 1.0))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore_engines.training_service import RemoteMachine, TrainingServiceOptions
 from nascore_engines.training_service.codesync import MANIFEST, CodeDirectory
 from nascore_engines.training_service.ssh import HostKeys, connect
 
@@ -10,7 +10,7 @@ from nascore_engines.training_service.ssh import HostKeys, connect
 def test_sync_copies_only_what_changed(tmp_path, sshd_factory, user_keys):
     server = sshd_factory("a")
     (tmp_path / "known_hosts").write_text(server.known_hosts_line)
-    settings = TrainingServiceConfig(known_hosts=tmp_path / "known_hosts")
+    settings = TrainingServiceOptions(known_hosts=tmp_path / "known_hosts")
     spec = RemoteMachine(host="127.0.0.1", port=server.port, key_file=user_keys[0])
 
     code = tmp_path / "project"

@@ -48,7 +48,7 @@ def test_asking_for_gpus_a_machine_lacks_is_an_error():
     with pytest.raises(EngineError, match=r"trial_gpu_number = 3, but machine gpu1 has 2 GPUs \(0, 1\)"):
         plan(available=[0, 1], trial_gpu_number=3, where="machine gpu1")
     with pytest.raises(EngineError, match=r"machines\[1\]\.gpu_indices lists GPU 5, which machine x does not have"):
-        plan(available=[0, 1], gpu_indices=[0, 5], where="machine x", field="training_service.machines[1]")
+        plan(available=[0, 1], gpu_indices=[0, 5], where="machine x", field="engine_options.machines[1]")
 
 
 def test_detect_gpus_respects_cuda_visible_devices():

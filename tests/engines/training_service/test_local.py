@@ -12,10 +12,11 @@ from nascore.engine import TrialStatus
 from nascore.errors import EngineError, ShippingError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
-from nascore.experiment.config import TrainingServiceConfig
+from nascore.experiment.config import create_engine_for, trial_resources
 from nascore.plugin import get_plugins
 from nascore.testing.fakes import RecordingSink
 from nascore_engines import TrainingServiceEngine
+from nascore_engines.training_service import TrainingServiceOptions
 
 from .harness import run_all, space, start
 
@@ -25,9 +26,9 @@ FAULTS = ["ok", "raise", "exit", "kill", "segfault", "sysexit", "loop", "memory"
 def make(tmp_path, sink, dict_space=None, concurrency=2, gpus=None, settings=None, **config):
     config = ExperimentConfig(
         experiment_dir=tmp_path, engine="training-service", trial_concurrency=concurrency, **config,
-        training_service=settings or TrainingServiceConfig(),
+        engine_options=settings or TrainingServiceOptions(),
     )
-    engine = TrainingServiceEngine.from_config(config) if gpus is None else TrainingServiceEngine(config.training_service, gpus=gpus)
+    engine = create_engine_for(config) if gpus is None else TrainingServiceEngine(config.engine_options, trial_resources(config), gpus=gpus)
     return engine, config
 
 
@@ -41,7 +42,7 @@ def test_every_fault_ends_its_trial_with_its_cause(tmp_path, tsjob):
     dict_space = space("what", FAULTS[:-1])
     engine, config = make(tmp_path, sink, trial_timeout=2, trial_memory_limit="256MB")
     evaluator = FunctionalEvaluator(tsjob.behave)
-    engine.check(evaluator, config)
+    engine.check(evaluator)
     start(engine, config, tmp_path, sink, dict_space)
     try:
         ids = run_all(engine, dict_space, evaluator, [{"what": w} for w in FAULTS], tmp_path)
@@ -122,7 +123,7 @@ def test_fake_gpus_are_placed_one_set_per_worker(tmp_path, tsjob):
     sink = RecordingSink()
     dict_space = space("what", ["gate"])
     gate = tmp_path / "gate"
-    settings = TrainingServiceConfig(max_trials_per_gpu=2, gpu_indices=[1, 3])
+    settings = TrainingServiceOptions(max_trials_per_gpu=2, gpu_indices=[1, 3])
     engine, config = make(tmp_path, sink, concurrency=2, gpus=[0, 1, 2, 3], settings=settings, trial_gpu_number=1)
     start(engine, config, tmp_path, sink, dict_space)
 
@@ -155,21 +156,21 @@ def test_cpu_trials_see_no_gpu(tmp_path, tsjob):
 @pytest.mark.parametrize(
     ("gpus", "settings", "message"),
     [
-        ([], TrainingServiceConfig(), "trial_gpu_number = 1, but this machine has no GPU"),
-        ([0, 1], TrainingServiceConfig(gpu_indices=[2]), "gpu_indices lists GPU 2, which this machine does not have"),
+        ([], TrainingServiceOptions(), "trial_gpu_number = 1, but this machine has no GPU"),
+        ([0, 1], TrainingServiceOptions(gpu_indices=[2]), "gpu_indices lists GPU 2, which this machine does not have"),
     ],
 )
 def test_gpus_that_do_not_exist_are_an_error_before_the_first_trial(tmp_path, gpus, settings, message):
     engine, config = make(tmp_path, RecordingSink(), gpus=gpus, settings=settings, trial_gpu_number=1)
     with pytest.raises(EngineError, match=message):
-        engine.check(FunctionalEvaluator(lambda m: 1.0), config)
+        engine.check(FunctionalEvaluator(lambda m: 1.0))
 
 
 def test_an_evaluator_that_cannot_be_shipped_is_an_error_before_the_first_trial(tmp_path):
     lock = threading.Lock()
     engine, config = make(tmp_path, RecordingSink())
     with pytest.raises(ShippingError, match=r"cannot ship the evaluator .*cloudpickle failed too .*lock"):
-        engine.check(FunctionalEvaluator(lambda m: 1.0, lock=lock), config)
+        engine.check(FunctionalEvaluator(lambda m: 1.0, lock=lock))
 
 
 def test_a_space_whose_models_cannot_be_shipped_fails_at_start(tmp_path):
@@ -212,8 +213,8 @@ def test_submit_before_start_is_an_error(tmp_path):
 
 
 def test_a_python_that_cannot_run_workers_is_an_error_at_start(tmp_path):
-    engine, config = make(tmp_path, RecordingSink(), settings=TrainingServiceConfig(python=str(tmp_path / "no-such-python")))
-    with pytest.raises(EngineError, match="cannot start a worker process with .*no-such-python.*training_service.python"):
+    engine, config = make(tmp_path, RecordingSink(), settings=TrainingServiceOptions(python=str(tmp_path / "no-such-python")))
+    with pytest.raises(EngineError, match="cannot start a worker process with .*no-such-python.*engine_options.python"):
         start(engine, config, tmp_path, RecordingSink())
 
 
@@ -221,6 +222,6 @@ def test_workers_that_die_at_start_are_an_error_at_start_not_an_endless_respawn(
     python = tmp_path / "python-without-nascore"
     python.write_text("#!/bin/sh\necho \"No module named nascore_engines\" >&2\nexit 1\n")
     python.chmod(0o755)
-    engine, config = make(tmp_path, RecordingSink(), settings=TrainingServiceConfig(python=str(python)))
+    engine, config = make(tmp_path, RecordingSink(), settings=TrainingServiceOptions(python=str(python)))
     with pytest.raises(EngineError, match=r"(?s)exit before they are ready.*No module named nascore_engines"):
         start(engine, config, tmp_path, RecordingSink())

@@ -11,9 +11,9 @@ from nascore.engine import TrialStatus
 from nascore.errors import EngineError, MissingDependencyError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore.experiment.config import create_engine_for
 from nascore.testing.fakes import RecordingSink
-from nascore_engines import TrainingServiceEngine
+from nascore_engines.training_service import RemoteMachine, TrainingServiceOptions
 from nascore_engines.training_service.ssh import AuthenticationError, HostKeyError
 
 from .harness import run_all, space, start
@@ -27,12 +27,12 @@ def machine(server, key, tmp_path, name, **options):
 
 
 def remote_config(tmp_path, machines, known_hosts, concurrency=2, **settings):
-    settings = TrainingServiceConfig(
+    settings = TrainingServiceOptions(
         platform="remote", machines=machines, known_hosts=known_hosts, code_dir=tmp_path / "code",
         retry_delay=0.2, retry_max_delay=1.0, **settings,
     )
     return ExperimentConfig(
-        experiment_dir=tmp_path / "exp", engine="training-service", trial_concurrency=concurrency, training_service=settings
+        experiment_dir=tmp_path / "exp", engine="training-service", trial_concurrency=concurrency, engine_options=settings
     )
 
 
@@ -52,8 +52,8 @@ def test_a_machine_killed_mid_trial_its_trial_finishes_elsewhere_and_it_comes_ba
     evaluator = FunctionalEvaluator(tsjob.on_machine)
     dict_space = space("x", [1, 2, 3])
     sink = RecordingSink()
-    engine = TrainingServiceEngine.from_config(config)
-    engine.check(evaluator, config)
+    engine = create_engine_for(config)
+    engine.check(evaluator)
     start(engine, config, tmp_path / "exp", sink, dict_space)
 
     def kill_a_under_trial_1_then_restart_it():
@@ -87,7 +87,7 @@ def test_a_machine_killed_mid_trial_its_trial_finishes_elsewhere_and_it_comes_ba
 def test_an_unknown_host_is_refused(tmp_path, tsjob, sshd_factory, user_keys):
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a")], tmp_path / "empty_known_hosts")
-    engine = TrainingServiceEngine.from_config(config)
+    engine = create_engine_for(config)
     with pytest.raises(HostKeyError) as info:
         start(engine, config, tmp_path / "exp", RecordingSink(), space("x", [1]))
     message = str(info.value)
@@ -107,7 +107,7 @@ def test_a_changed_host_key_is_refused_even_when_unknown_hosts_are_trusted(tmp_p
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a")], tmp_path / "known_hosts",
                            trust_unknown_hosts=True)
     with pytest.raises(HostKeyError, match="differs from the one in"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
+        start(create_engine_for(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_trusting_unknown_hosts_connects(tmp_path, sshd_factory, user_keys):
@@ -115,7 +115,7 @@ def test_trusting_unknown_hosts_connects(tmp_path, sshd_factory, user_keys):
 
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a")], tmp_path / "none", trust_unknown_hosts=True)
-    settings = config.training_service
+    settings = config.engine_options
     client = connect(settings.machines[0], settings, HostKeys(settings))
     try:
         assert run_command(client, "echo hello", 30, "a") == (0, "hello\n", "")
@@ -127,10 +127,10 @@ def test_a_wrong_key_is_an_authentication_failure_naming_the_host(tmp_path, tsjo
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[1], tmp_path, "a", use_agent=False)], known_hosts(tmp_path, a))
     with pytest.raises(AuthenticationError) as info:
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
+        start(create_engine_for(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
     message = str(info.value)
     assert f"authentication failed on machine a: 127.0.0.1:{a.port} refused user" in message
-    assert "training_service.machines[0].key_file" in message and "authorized_keys" in message
+    assert "engine_options.machines[0].key_file" in message and "authorized_keys" in message
 
 
 def test_a_different_nascore_on_the_machine_is_refused_with_the_fix(tmp_path, tsjob, sshd_factory, user_keys):
@@ -145,7 +145,7 @@ def test_a_different_nascore_on_the_machine_is_refused_with_the_fix(tmp_path, ts
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a", virtualenv=str(venv))], known_hosts(tmp_path, a))
     with pytest.raises(EngineError) as info:
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
+        start(create_engine_for(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
     message = str(info.value)
     assert "machine a has nascore 0.0.1" in message and "this experiment runs nascore 0.1.0" in message
     assert f"{venv}/bin/python -m pip install nascore==0.1.0" in message and "machines[0].virtualenv" in message
@@ -157,7 +157,7 @@ def test_a_missing_python_on_the_machine_is_reported(tmp_path, tsjob, sshd_facto
     spec.python = "/no/such/python3"
     config = remote_config(tmp_path, [spec], known_hosts(tmp_path, a))
     with pytest.raises(EngineError, match=r"machine a: cannot run '/no/such/python3' there .*machines\[0\]\.python"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
+        start(create_engine_for(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_no_reachable_machine_is_an_error_at_start(tmp_path, tsjob, user_keys):
@@ -166,7 +166,7 @@ def test_no_reachable_machine_is_an_error_at_start(tmp_path, tsjob, user_keys):
     spec = RemoteMachine(host="127.0.0.1", port=free_port(), key_file=user_keys[0], name="gone")
     config = remote_config(tmp_path, [spec], tmp_path / "known_hosts", connect_timeout=5)
     with pytest.raises(EngineError, match=r"cannot connect to machine gone \(127\.0\.0\.1:\d+\)"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
+        start(create_engine_for(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_missing_paramiko_names_the_pip_line(tmp_path, monkeypatch, user_keys):
@@ -174,17 +174,17 @@ def test_missing_paramiko_names_the_pip_line(tmp_path, monkeypatch, user_keys):
     config = remote_config(tmp_path, [RemoteMachine(host="h", key_file=user_keys[0])], tmp_path / "kh")
     (tmp_path / "code").mkdir()
     with pytest.raises(MissingDependencyError, match=r"pip install 'nascore-engines\[remote\]'"):
-        TrainingServiceEngine.from_config(config).check(FunctionalEvaluator(lambda m: 1.0), config)
+        create_engine_for(config).check(FunctionalEvaluator(lambda m: 1.0))
 
 
 def test_settings_are_checked_before_connecting(tmp_path, user_keys):
     (tmp_path / "code").mkdir()
     config = remote_config(tmp_path, [RemoteMachine(host="h", key_file=tmp_path / "nope")], tmp_path / "kh")
-    with pytest.raises(EngineError, match=r"training_service.machines\[0\].key_file: .*nope.* does not exist"):
-        TrainingServiceEngine.from_config(config).check(FunctionalEvaluator(lambda m: 1.0), config)
+    with pytest.raises(EngineError, match=r"engine_options.machines\[0\].key_file: .*nope.* does not exist"):
+        create_engine_for(config).check(FunctionalEvaluator(lambda m: 1.0))
     config = remote_config(tmp_path, [RemoteMachine(host="h", use_agent=False)], tmp_path / "kh")
     with pytest.raises(EngineError, match="set key_file, or use_agent = true"):
-        TrainingServiceEngine.from_config(config).check(FunctionalEvaluator(lambda m: 1.0), config)
+        create_engine_for(config).check(FunctionalEvaluator(lambda m: 1.0))
 
 
 def test_a_trial_dropped_too_often_fails_and_no_machine_left_is_an_error(tmp_path, tsjob, sshd_factory, user_keys):
@@ -196,7 +196,7 @@ def test_a_trial_dropped_too_often_fails_and_no_machine_left_is_an_error(tmp_pat
     evaluator = FunctionalEvaluator(tsjob.on_machine)
     dict_space = space("x", [1, 2])
     sink = RecordingSink()
-    engine = TrainingServiceEngine.from_config(config)
+    engine = create_engine_for(config)
     start(engine, config, tmp_path / "exp", sink, dict_space)
     killer = threading.Thread(target=lambda: (sink.wait_for(lambda ev: any(e.kind == "intermediate" for e in ev)), a.kill()))
     killer.start()
@@ -205,10 +205,10 @@ def test_a_trial_dropped_too_often_fails_and_no_machine_left_is_an_error(tmp_pat
         killer.join()
         failed = sink.end(1)
         assert failed.status is TrialStatus.FAILED
-        assert "machines dropped under it 1 times (training_service.max_requeues = 0)" in failed.error
+        assert "machines dropped under it 1 times (engine_options.max_requeues = 0)" in failed.error
         model = dict_space.freeze({"x": 2})
         engine.submit(TrialSubmission(2, model, evaluator, tmp_path / "exp" / "trials" / "2", model.sample))
-        with pytest.raises(EngineError, match=r"no remote machine has been reachable for 1 s \(training_service.all_down_timeout\)"):
+        with pytest.raises(EngineError, match=r"no remote machine has been reachable for 1 s \(engine_options.all_down_timeout\)"):
             while True:
                 engine.wait()
     finally:
@@ -220,8 +220,8 @@ def test_gpus_a_machine_lacks_are_an_error_at_start(tmp_path, tsjob, sshd_factor
     a = sshd_factory("a")
     config = remote_config(tmp_path, [machine(a, user_keys[0], tmp_path, "a", gpu_indices=[99])], known_hosts(tmp_path, a))
     config.trial_gpu_number = 1
-    with pytest.raises(EngineError, match=r"machine a: training_service.machines\[0\].gpu_indices lists GPU 99, which machine a does not have"):
-        start(TrainingServiceEngine.from_config(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
+    with pytest.raises(EngineError, match=r"machine a: engine_options.machines\[0\].gpu_indices lists GPU 99, which machine a does not have"):
+        start(create_engine_for(config), config, tmp_path / "exp", RecordingSink(), space("x", [1]))
 
 
 def test_remote_paths_keep_the_home_shortcut_and_are_quoted():

@@ -8,8 +8,8 @@ import stat
 
 from nascore.engine import TrialStatus
 from nascore.evaluators import FunctionalEvaluator
+from nascore.experiment.config import create_engine_for
 from nascore.testing.fakes import RecordingSink
-from nascore_engines import TrainingServiceEngine
 from nascore_engines.training_service.codesync import MANIFEST, CodeDirectory
 
 from .harness import run_all, space, start
@@ -48,9 +48,9 @@ def test_secrets_ignored_files_and_outside_links_never_reach_the_machine_and_its
     evaluator = FunctionalEvaluator(tsjob.on_machine)
     dict_space = space("x", [2])
     sink = RecordingSink()
-    engine = TrainingServiceEngine.from_config(config)
+    engine = create_engine_for(config)
     with caplog.at_level(logging.INFO, logger="nascore_engines.training_service"):
-        engine.check(evaluator, config)
+        engine.check(evaluator)
         start(engine, config, tmp_path / "exp", sink, dict_space)
         try:
             assert run_all(engine, dict_space, evaluator, [{"x": 2}], tmp_path / "exp") == [1]

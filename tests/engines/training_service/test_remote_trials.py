@@ -8,25 +8,25 @@ import sys
 from nascore.engine import TrialStatus
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore.experiment.config import create_engine_for
 from nascore.testing.fakes import RecordingSink
 from nascore.trial import seed_everything
-from nascore_engines import TrainingServiceEngine
+from nascore_engines.training_service import RemoteMachine, TrainingServiceOptions
 
 from .harness import run_all, space, start
 
 
 def one_machine_engine(tmp_path, server, key, evaluator, sink, dict_space):
     (tmp_path / "known_hosts").write_text(server.known_hosts_line)
-    settings = TrainingServiceConfig(
+    settings = TrainingServiceOptions(
         platform="remote", known_hosts=tmp_path / "known_hosts", code_dir=tmp_path / "code",
         machines=[RemoteMachine(host="127.0.0.1", port=server.port, key_file=key, python=sys.executable,
                                 workdir=str(tmp_path / "remote-a"), name="a", max_trials=1)],
     )
     config = ExperimentConfig(experiment_dir=tmp_path / "exp", engine="training-service", trial_concurrency=1,
-                              training_service=settings)
-    engine = TrainingServiceEngine.from_config(config)
-    engine.check(evaluator, config)
+                              engine_options=settings)
+    engine = create_engine_for(config)
+    engine.check(evaluator)
     start(engine, config, tmp_path / "exp", sink, dict_space)
     return engine
 

@@ -10,17 +10,17 @@ import pytest
 from nascore.engine import TrialStatus
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import ExperimentConfig
+from nascore.experiment.config import create_engine_for
 from nascore.testing.fakes import RecordingSink
 from nascore.trial import seed_everything
-from nascore_engines import TrainingServiceEngine
 
 from .harness import run_all, space, start
 
 
 def started(tmp_path, sink, dict_space, concurrency, evaluator):
     config = ExperimentConfig(experiment_dir=tmp_path, engine="training-service", trial_concurrency=concurrency)
-    engine = TrainingServiceEngine.from_config(config)
-    engine.check(evaluator, config)
+    engine = create_engine_for(config)
+    engine.check(evaluator)
     start(engine, config, tmp_path, sink, dict_space)
     return engine
 

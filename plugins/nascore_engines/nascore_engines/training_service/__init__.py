@@ -13,10 +13,17 @@ Modules, one job each:
 - :mod:`.selection` — which files of the code directory travel (size and count limits, secrets left
   home); :mod:`.ignore` — the ``.gitignore`` / ``.nascoreignore`` patterns it honours.
 
-Configured by :class:`nascore.experiment.config.TrainingServiceConfig` (``ExperimentConfig.training_service``)
-together with ``trial_concurrency``, ``trial_gpu_number``, ``trial_timeout`` and ``trial_memory_limit``.
+Configured by :class:`~.options.TrainingServiceOptions` (``ExperimentConfig.engine_options``; the
+older ``[training_service]`` table is read too) and by what each trial may use
+(:class:`nascore.engine.TrialResources`: ``trial_concurrency``, ``trial_gpu_number``, ``trial_timeout``
+and ``trial_memory_limit``).
 """
 
 from nascore_engines.training_service.engine import TrainingServiceEngine
+from nascore_engines.training_service.options import (
+    RemoteMachine,
+    TrainingServiceConfig,
+    TrainingServiceOptions,
+)
 
-__all__ = ["TrainingServiceEngine"]
+__all__ = ["RemoteMachine", "TrainingServiceConfig", "TrainingServiceEngine", "TrainingServiceOptions"]

@@ -97,7 +97,7 @@ class Agent:
             except OSError as exc:
                 raise EngineError(
                     f"cannot make the private experiment folder {folder} on machine {self.machine}: "
-                    f"{exc.strerror or exc}; set {settings.get('field', 'training_service.machines[?]')}.workdir "
+                    f"{exc.strerror or exc}; set {settings.get('field', 'engine_options.machines[?]')}.workdir "
                     "to a folder of your own"
                 ) from None
         self.experiment_id = settings["experiment_id"]
@@ -110,7 +110,7 @@ class Agent:
             gpu_indices=settings.get("gpu_indices"),
             max_trials_per_gpu=settings["max_trials_per_gpu"],
             where=f"machine {self.machine}",
-            field=settings.get("field", "training_service.machines[?]"),
+            field=settings.get("field", "engine_options.machines[?]"),
         )
         self.pool = WorkerPool(
             seats,

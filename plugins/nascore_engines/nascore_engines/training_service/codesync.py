@@ -1,7 +1,7 @@
 """Copying the user's code directory to a remote machine over SFTP, only what changed.
 
 What is copied is decided by :mod:`.selection` (``.gitignore`` and ``.nascoreignore`` files,
-``training_service.code_exclude``/``code_include``, secret-looking names, symbolic links, size
+``engine_options.code_exclude``/``code_include``, secret-looking names, symbolic links, size
 limits). The remote copy keeps a manifest (``.nascore-manifest.json``: relative path -> SHA-256). A
 sync hashes the selected files (hashes are cached by size and modification time), uploads the files
 whose hash differs from the manifest's, deletes the files that disappeared, and writes the manifest
@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 #: Permission bits of the folders of the remote copy (the login only).
 PRIVATE_DIR = 0o700
 
-#: ``training_service.code_max_size`` and ``code_max_files`` when they are not set: code, not data.
+#: ``engine_options.code_max_size`` and ``code_max_files`` when they are not set: code, not data.
 DEFAULT_MAX_SIZE = 100 * 2**20
 DEFAULT_MAX_FILES = 10_000
 
@@ -68,9 +68,9 @@ class CodeDirectory:
     """A local folder to mirror on remote machines.
 
     :param root: the folder.
-    :param exclude: ``training_service.code_exclude``: gitignore-style patterns of paths not to copy.
+    :param exclude: ``engine_options.code_exclude``: gitignore-style patterns of paths not to copy.
     :param skip: folders never copied (e.g. the experiment directory when it lies inside ``root``).
-    :param include: ``training_service.code_include``: gitignore-style patterns of paths copied even
+    :param include: ``engine_options.code_include``: gitignore-style patterns of paths copied even
         though they look like secrets or are ignored.
     :param max_size: refuse to copy more bytes than this (``None``: no limit).
     :param max_files: refuse to copy more files than this (``None``: no limit).
@@ -94,7 +94,7 @@ class CodeDirectory:
 
     @classmethod
     def from_settings(cls, settings: Any, experiment_dir: Path | None = None) -> CodeDirectory:
-        """The code directory of a :class:`~nascore.experiment.config.TrainingServiceConfig`.
+        """The code directory of a :class:`~nascore_engines.training_service.options.TrainingServiceOptions`.
 
         :raises EngineError: ``code_dir`` is not a folder, or is unset while the current folder is the
             home folder or ``/``.

@@ -21,11 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
+from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialResources, TrialSubmission
 from nascore.errors import EngineError, ShippingError
 from nascore.evaluator import Evaluator
-from nascore.experiment.config import ExperimentConfig, TrainingServiceConfig
+from nascore.format import ExecutableSpace
 from nascore.serialization import load_shipped_model, ship_evaluator, ship_model
+from nascore_engines.training_service.options import TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial
 
 __all__ = ["TrainingServiceEngine", "TrialService"]
@@ -46,17 +47,27 @@ class TrialService(Protocol):
 
 
 class TrainingServiceEngine(ExecutionEngine):
-    """Registered as ``training-service``; configured by ``ExperimentConfig.training_service``.
+    """Registered as ``training-service``; its settings are :class:`TrainingServiceOptions` (``engine_options``).
 
     :param settings: the training-service settings (default: local workers).
+    :param resources: what each trial may use (concurrency, GPUs, timeout, memory).
     :param gpus: the local GPU indices to place trials on, instead of detecting them (tests use a
         fake device list; trials then see those indices in ``CUDA_VISIBLE_DEVICES``).
     """
 
     name = "training-service"
+    options_class = TrainingServiceOptions
+    config_aliases = ("training_service",)
 
-    def __init__(self, settings: TrainingServiceConfig | None = None, *, gpus: Sequence[int] | None = None) -> None:
-        self.settings = settings if settings is not None else TrainingServiceConfig()
+    def __init__(
+        self,
+        settings: TrainingServiceOptions | None = None,
+        resources: TrialResources | None = None,
+        *,
+        gpus: Sequence[int] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else TrainingServiceOptions()
+        self.resources = resources if resources is not None else TrialResources()
         self.gpus = None if gpus is None else list(gpus)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -70,8 +81,8 @@ class TrainingServiceEngine(ExecutionEngine):
         self._closed = False
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig) -> TrainingServiceEngine:
-        return cls(config.training_service)
+    def create(cls, options: TrainingServiceOptions | None, resources: TrialResources) -> TrainingServiceEngine:
+        return cls(options, resources)
 
     @property
     def service(self) -> TrialService | None:
@@ -80,35 +91,37 @@ class TrainingServiceEngine(ExecutionEngine):
 
     # --- before the first trial ---------------------------------------------------------------
 
-    def check(self, evaluator: Evaluator, config: ExperimentConfig) -> None:
+    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
         self._evaluator_shipment(evaluator)
-        if config.trial_memory_limit is not None and not sys.platform.startswith("linux"):
+        if self.resources.trial_memory_limit is not None and not sys.platform.startswith("linux"):
             _log.warning("trial_memory_limit is enforced on Linux only; on %s it is ignored", sys.platform)
         if self.settings.platform == "local":
             from nascore_engines.training_service.local import local_seats
 
-            local_seats(config, self.settings, self.gpus)
+            local_seats(self.resources, self.settings, self.gpus)
         else:
             from nascore_engines.training_service.remote import check_settings
 
-            check_settings(config, self.settings)
+            check_settings(self.settings)
 
     def start(self, context: EngineContext) -> None:
         if context.space is not None:
             _check_model_shipping(context)
         self._context = context
-        config = context.config
+        resources = self.resources = context.resources
         if self.settings.platform == "local":
             from nascore_engines.training_service.local import LocalService
 
-            service: TrialService = LocalService(config, self.settings, context.experiment_dir, self._emit, self.gpus)
+            service: TrialService = LocalService(resources, self.settings, context.experiment_dir, self._emit, self.gpus)
         else:
-            from nascore_engines.training_service.remote import RemoteService
+            from nascore_engines.training_service.remote import RemoteService, check_settings
 
-            service = RemoteService(config, self.settings, context.experiment_id, self._emit, self._requeue, self._kick)
+            check_settings(self.settings, context.experiment_dir.parent)  # the code to copy, less the experiments
+            service = RemoteService(resources, self.settings, context.experiment_id, self._emit, self._requeue,
+                                    self._kick, experiments_root=context.experiment_dir.parent)
         service.start()
         self._service = service
-        self._capacity = min(config.trial_concurrency, service.capacity())
+        self._capacity = min(resources.trial_concurrency, service.capacity())
 
     # --- trials -------------------------------------------------------------------------------
 
@@ -187,7 +200,7 @@ class TrainingServiceEngine(ExecutionEngine):
                 self._emit(TrialEvent.failed(
                     trial.trial_id,
                     f"trial {trial.trial_id} failed: machines dropped under it {attempts[trial.trial_id]} times "
-                    f"(training_service.max_requeues = {self.settings.max_requeues}); last: {reason}",
+                    f"(engine_options.max_requeues = {self.settings.max_requeues}); last: {reason}",
                 ))
             else:
                 self._emit(TrialEvent.retry(trial.trial_id, reason))

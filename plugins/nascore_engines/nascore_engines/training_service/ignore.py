@@ -34,7 +34,7 @@ class Rule:
     """One pattern line.
 
     :param pattern: the line as written (for messages).
-    :param source: where it comes from, e.g. ``"pkg/.gitignore:3"`` or ``"training_service.code_exclude"``.
+    :param source: where it comes from, e.g. ``"pkg/.gitignore:3"`` or ``"engine_options.code_exclude"``.
     :param negate: a ``!`` line: it re-includes what it matches.
     :param dir_only: a line ending in ``/``: it matches folders only.
     :param anchored: relative to its file's folder (else it matches a name at any depth).

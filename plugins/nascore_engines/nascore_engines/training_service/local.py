@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nascore.engine import TrialEvent
-from nascore.experiment.config import ExperimentConfig, TrainingServiceConfig
+from nascore.engine import TrialEvent, TrialResources
 from nascore_engines.training_service.gpu import Seat, detect_gpus, plan_seats
+from nascore_engines.training_service.options import TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial, WorkerPool
 
 __all__ = ["LocalService", "local_seats"]
@@ -19,47 +19,47 @@ _log = logging.getLogger(__name__)
 READY_TIMEOUT = 300.0
 
 
-def local_seats(config: ExperimentConfig, settings: TrainingServiceConfig, gpus: Sequence[int] | None = None) -> list[Seat]:
-    """The seats of this machine for ``config`` (``gpus``: the GPU indices, detected when ``None``)."""
+def local_seats(resources: TrialResources, settings: TrainingServiceOptions, gpus: Sequence[int] | None = None) -> list[Seat]:
+    """The seats of this machine for ``resources`` (``gpus``: the GPU indices, detected when ``None``)."""
     available = detect_gpus() if gpus is None else list(gpus)
     seats = plan_seats(
         available=available,
-        trial_gpu_number=config.trial_gpu_number,
-        concurrency=config.trial_concurrency,
+        trial_gpu_number=resources.trial_gpu_number,
+        concurrency=resources.trial_concurrency,
         gpu_indices=settings.gpu_indices,
         max_trials_per_gpu=settings.max_trials_per_gpu,
         where="this machine",
     )
-    if len(seats) < config.trial_concurrency:
+    if len(seats) < resources.trial_concurrency:
         _log.warning(
             "trial_concurrency = %d, but the GPUs allow only %d trial(s) of %d GPU(s) at once "
-            "(raise training_service.max_trials_per_gpu to share GPUs)",
-            config.trial_concurrency, len(seats), config.trial_gpu_number,
+            "(raise engine_options.max_trials_per_gpu to share GPUs)",
+            resources.trial_concurrency, len(seats), resources.trial_gpu_number,
         )
     return seats
 
 
 class LocalService:
-    """Runs trials in worker processes on this machine (``training_service.platform = "local"``)."""
+    """Runs trials in worker processes on this machine (``engine_options.platform = "local"``)."""
 
     name = "local"
 
     def __init__(
         self,
-        config: ExperimentConfig,
-        settings: TrainingServiceConfig,
+        resources: TrialResources,
+        settings: TrainingServiceOptions,
         experiment_dir: Path,
         on_event: Callable[[TrialEvent], None],
         gpus: Sequence[int] | None = None,
     ) -> None:
-        self.seats = local_seats(config, settings, gpus)
+        self.seats = local_seats(resources, settings, gpus)
         self.pool = WorkerPool(
             self.seats,
             on_event=on_event,
             log_dir=Path(experiment_dir) / "workers",
             python=settings.python,
-            trial_timeout=config.trial_timeout,  # type: ignore[arg-type]
-            memory_limit=config.trial_memory_limit,  # type: ignore[arg-type]
+            trial_timeout=resources.trial_timeout,  # type: ignore[arg-type]
+            memory_limit=resources.trial_memory_limit,  # type: ignore[arg-type]
             name="local",
         )
 

@@ -279,7 +279,7 @@ class WorkerPool:
             except OSError as exc:
                 raise EngineError(
                     f"{self.name}: cannot start a worker process with {self.python!r}: {exc.strerror or exc}; "
-                    "set training_service.python to a Python that has nascore and nascore-engines installed"
+                    "set engine_options.python to a Python that has nascore and nascore-engines installed"
                 ) from None
         assert proc.stdin is not None
         worker = _Worker(seat, generation, proc, protocol.Outbox(proc.stdin, f"{self.name}-{seat.index}"))

@@ -1,6 +1,6 @@
 """The ``remote`` training service: trials on remote machines over SSH.
 
-For each machine in ``training_service.machines`` the service connects with paramiko (host keys
+For each machine in ``engine_options.machines`` the service connects with paramiko (host keys
 verified, see :mod:`.ssh`), checks that the machine's Python has the same nascore as this one,
 copies the code directory there (only what changed and only what is code: no ignored files, no
 secrets, see :mod:`.selection` and :mod:`.codesync`), and starts an agent (:mod:`.agent`) that runs
@@ -21,14 +21,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import nascore
-from nascore.engine import TrialEvent
+from nascore.engine import TrialEvent, TrialResources
 from nascore.errors import EngineError
-from nascore.experiment.config import ExperimentConfig, RemoteMachine, TrainingServiceConfig
 from nascore_engines.training_service import protocol
 from nascore_engines.training_service.codesync import CodeDirectory, make_private_dir
+from nascore_engines.training_service.options import RemoteMachine, TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial
 from nascore_engines.training_service.ssh import (
     ConnectError,
@@ -78,20 +79,21 @@ def _engines_version() -> str | None:
         return None
 
 
-def check_settings(config: ExperimentConfig, settings: TrainingServiceConfig) -> None:
+def check_settings(settings: TrainingServiceOptions, experiments_root: Path | None = None) -> None:
     """Errors that need no connection.
 
     Paramiko missing, no way to log in, a key file that does not exist, and a code directory that is
-    missing, unset while the current folder is the home folder, or over ``code_max_size``/``code_max_files``.
+    missing, unset while the current folder is the home folder, or over ``code_max_size``/``code_max_files``
+    (``experiments_root``, the folder experiments are stored in, is never copied).
     """
     import_paramiko()
     for index, machine in enumerate(settings.machines):
-        field = f"training_service.machines[{index}]"
+        field = f"engine_options.machines[{index}]"
         if machine.key_file is None and not machine.use_agent:
             raise EngineError(f"{field} ({machine.label}): set key_file, or use_agent = true to log in with the SSH agent")
         if machine.key_file is not None and not machine.key_file.is_file():
             raise EngineError(f"{field}.key_file: {str(machine.key_file)!r} does not exist ({machine.label})")
-    CodeDirectory.from_settings(settings, config.experiment_dir).select()
+    CodeDirectory.from_settings(settings, experiments_root).select()
 
 
 class _Machine:
@@ -101,7 +103,7 @@ class _Machine:
         self.index = index
         self.spec = spec
         self.label = spec.label
-        self.field = f"training_service.machines[{index}]"
+        self.field = f"engine_options.machines[{index}]"
         self.up = False
         self.client: Any = None
         self.channel: Any = None
@@ -119,7 +121,7 @@ class _Machine:
 
 
 class RemoteService:
-    """Runs trials on the machines of ``training_service.machines``.
+    """Runs trials on the machines of ``engine_options.machines``.
 
     :param on_event: receives trial events (from the service's threads).
     :param on_requeue: receives trials whose machine dropped, the reason, and how many times each dropped.
@@ -130,14 +132,15 @@ class RemoteService:
 
     def __init__(
         self,
-        config: ExperimentConfig,
-        settings: TrainingServiceConfig,
+        resources: TrialResources,
+        settings: TrainingServiceOptions,
         experiment_id: str,
         on_event: Callable[[TrialEvent], None],
         on_requeue: RequeueFn,
         on_change: Callable[[], None] | None = None,
+        experiments_root: Path | None = None,
     ) -> None:
-        self.config = config
+        self.resources = resources
         self.settings = settings
         self.experiment_id = experiment_id
         self.on_event = on_event
@@ -145,7 +148,7 @@ class RemoteService:
         self.on_change = on_change
         self.machines = [_Machine(i, m) for i, m in enumerate(settings.machines)]
         self.host_keys = HostKeys(settings)
-        self.code = CodeDirectory.from_settings(settings, config.experiment_dir)
+        self.code = CodeDirectory.from_settings(settings, experiments_root)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._drops: dict[int, int] = {}
@@ -208,7 +211,7 @@ class RemoteService:
             if machine.seats:
                 total += machine.seats
             else:  # not connected yet: its configured size
-                total += machine.spec.max_trials or self.config.trial_concurrency
+                total += machine.spec.max_trials or self.resources.trial_concurrency
         return total
 
     def free_seats(self) -> int:
@@ -245,7 +248,7 @@ class RemoteService:
         timeout = float(self.settings.all_down_timeout)  # type: ignore[arg-type]
         if down_since is not None and time.monotonic() - down_since > timeout:
             last = "; ".join(f"{m.label}: {m.stderr[-1] if m.stderr else 'unreachable'}" for m in self.machines)
-            return (f"no remote machine has been reachable for {timeout:g} s (training_service.all_down_timeout); "
+            return (f"no remote machine has been reachable for {timeout:g} s (engine_options.all_down_timeout); "
                     f"last: {last}")
         return None
 
@@ -355,12 +358,12 @@ class RemoteService:
             "experiment_id": self.experiment_id,
             "workdir": workdir,
             "code_dir": code_dir,
-            "trial_gpu_number": self.config.trial_gpu_number,
+            "trial_gpu_number": self.resources.trial_gpu_number,
             "gpu_indices": spec.gpu_indices,
             "max_trials_per_gpu": spec.max_trials_per_gpu,
-            "max_trials": spec.max_trials or self.config.trial_concurrency,
-            "trial_timeout": self.config.trial_timeout,
-            "memory_limit": self.config.trial_memory_limit,
+            "max_trials": spec.max_trials or self.resources.trial_concurrency,
+            "trial_timeout": self.resources.trial_timeout,
+            "memory_limit": self.resources.trial_memory_limit,
             "heartbeat": self.settings.heartbeat,
             "ready_timeout": READY_TIMEOUT,
         })
@@ -415,7 +418,7 @@ class RemoteService:
                 elif op == "error":
                     _log.error("Machine %s: %s", machine.label, message.get("message"))
         except TimeoutError:
-            reason = f"it sent nothing for {float(self.settings.heartbeat):g} s (training_service.heartbeat)"  # type: ignore[arg-type]
+            reason = f"it sent nothing for {float(self.settings.heartbeat):g} s (engine_options.heartbeat)"  # type: ignore[arg-type]
         except (OSError, EOFError, EngineError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # paramiko.SSHException and friends

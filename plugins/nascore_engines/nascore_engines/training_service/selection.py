@@ -1,6 +1,6 @@
 """Which files of the code directory are copied to remote machines, and why the others are not.
 
-The code directory (``training_service.code_dir``) is walked once per sync and every path gets a
+The code directory (``engine_options.code_dir``) is walked once per sync and every path gets a
 verdict, in this order:
 
 1. never copied, whatever the settings: version-control folders (``.git``, ``.hg``, ``.svn``),
@@ -10,14 +10,14 @@ verdict, in this order:
    (its target is never read); a link to a folder is not followed; a link to a file inside the
    code directory is copied as a plain file with its target's content, provided the target itself
    is copied (a link cannot smuggle out an ignored or secret file);
-3. ``training_service.code_include`` (gitignore syntax, relative to the code directory): a path it
+3. ``engine_options.code_include`` (gitignore syntax, relative to the code directory): a path it
    matches, or that lies in a folder it matches, is copied even when a rule below would skip it;
 4. ignore rules (last match wins, in this order): built-in defaults (caches, ``__pycache__``,
    ``node_modules``...), the ``.gitignore`` files of the enclosing git work tree above the code
    directory and ``.git/info/exclude``, then in every folder its ``.gitignore`` and
    ``.nascoreignore`` (a folder's rules apply to its subtree and win over its parents'; a
    ``.nascoreignore`` wins over the ``.gitignore`` beside it, so ``!name`` there copies a file git
-   ignores), and last ``training_service.code_exclude``;
+   ignores), and last ``engine_options.code_exclude``;
 5. files that look like secrets (:data:`SECRET_PATTERNS`: ``.env*``, ``.ssh/``, ``*.pem``, ``*.key``,
    ``id_*``...) are skipped with a warning naming them.
 
@@ -38,6 +38,7 @@ from pathlib import Path
 import attrs
 
 from nascore.errors import EngineError
+from nascore.units import format_size
 from nascore_engines.training_service.ignore import Rule, RuleList, parse_rules, read_rules
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "FileSelector",
     "check_limits",
     "code_dir_of",
-    "format_size",
 ]
 
 _log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ SECRET_PATTERNS = (
     ".netrc", ".pgpass", ".pypirc", ".git-credentials", "*.p12", "*.pfx", ".aws/", ".gnupg/",
 )
 
-_CODE_INCLUDE = "training_service.code_include"
-_CODE_EXCLUDE = "training_service.code_exclude"
+_CODE_INCLUDE = "engine_options.code_include"
+_CODE_EXCLUDE = "engine_options.code_exclude"
 
 
 @attrs.frozen
@@ -158,21 +158,12 @@ def _listing(skipped: list[Skipped], limit: int = 20) -> str:
     return shown + (f" and {len(skipped) - limit} more" if len(skipped) > limit else "")
 
 
-def format_size(size: float) -> str:
-    """``"12.3 MB"`` (powers of 1024, like ``parse_size``)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 class FileSelector:
     """Chooses the files of ``root`` to copy (see the module docstring for the rules).
 
     :param root: the code directory.
-    :param exclude: ``training_service.code_exclude`` (gitignore syntax, relative to ``root``).
-    :param include: ``training_service.code_include`` (gitignore syntax, relative to ``root``).
+    :param exclude: ``engine_options.code_exclude`` (gitignore syntax, relative to ``root``).
+    :param include: ``engine_options.code_include`` (gitignore syntax, relative to ``root``).
     :param skip: folders never copied (the experiment directory when it lies inside ``root``).
     """
 
@@ -212,7 +203,7 @@ class FileSelector:
         """
         if not self.root.is_dir():
             raise EngineError(
-                f"training_service.code_dir {str(self.root)!r} is not a folder; set it to the folder holding your code"
+                f"engine_options.code_dir {str(self.root)!r} is not a folder; set it to the folder holding your code"
             )
         selection = Selection(self.root)
         links: dict[str, Path] = {}
@@ -347,7 +338,7 @@ def _work_tree(root: Path) -> tuple[Path, str]:
 
 
 def check_limits(selection: Selection, max_size: int | None, max_files: int | None) -> None:
-    """Refuse a selection above ``training_service.code_max_size`` or ``code_max_files``.
+    """Refuse a selection above ``engine_options.code_max_size`` or ``code_max_files``.
 
     :raises EngineError: naming the largest files (and for too many files, the fullest folders).
     """
@@ -355,7 +346,7 @@ def check_limits(selection: Selection, max_size: int | None, max_files: int | No
     counted = f"more than {count - 1}" if selection.truncated else str(count)
     fix = (
         "Keep data, checkpoints and outputs out of the copy with a .nascoreignore file in the code directory "
-        "(gitignore syntax, e.g. a line `data/`) or training_service.code_exclude, set training_service.code_dir "
+        "(gitignore syntax, e.g. a line `data/`) or engine_options.code_exclude, set engine_options.code_dir "
         "to the folder holding only your code, or raise the limit"
     )
     largest = ", ".join(f"{rel} ({format_size(size)})" for rel, size in selection.largest())
@@ -365,19 +356,19 @@ def check_limits(selection: Selection, max_size: int | None, max_files: int | No
         fullest = ", ".join(f"{name if name != '/' else './'} ({n} files)" for name, n in folders.most_common(5))
         raise EngineError(
             f"the code directory {selection.root} has {counted} files ({format_size(total)}) to copy to every remote "
-            f"machine, more than training_service.code_max_files ({max_files}); the folders with the most files{found}: "
-            f"{fullest}; the largest files{found}: {largest}. {fix} (training_service.code_max_files)"
+            f"machine, more than engine_options.code_max_files ({max_files}); the folders with the most files{found}: "
+            f"{fullest}; the largest files{found}: {largest}. {fix} (engine_options.code_max_files)"
         )
     if max_size is not None and total > max_size:
         raise EngineError(
             f"the code directory {selection.root} has {format_size(total)} in {count} files to copy to every remote "
-            f"machine, more than training_service.code_max_size ({format_size(max_size)}); the largest files: "
-            f"{largest}. {fix} (training_service.code_max_size)"
+            f"machine, more than engine_options.code_max_size ({format_size(max_size)}); the largest files: "
+            f"{largest}. {fix} (engine_options.code_max_size)"
         )
 
 
 def code_dir_of(code_dir: Path | None) -> Path:
-    """The folder to copy: ``training_service.code_dir``, else the current folder.
+    """The folder to copy: ``engine_options.code_dir``, else the current folder.
 
     :raises EngineError: the folder does not exist, or ``code_dir`` is not set and the current folder
         is the home folder or ``/`` (copying it would send ``~/.ssh`` and everything else everywhere).
@@ -392,12 +383,12 @@ def code_dir_of(code_dir: Path | None) -> Path:
         if resolved == home or resolved == Path(resolved.anchor):
             which = "your home folder" if resolved == home else "the root folder"
             raise EngineError(
-                f"training_service.code_dir is not set, so the current folder {resolved} ({which}) would be copied to "
-                "every remote machine; set training_service.code_dir to the folder holding your code (or start the "
+                f"engine_options.code_dir is not set, so the current folder {resolved} ({which}) would be copied to "
+                "every remote machine; set engine_options.code_dir to the folder holding your code (or start the "
                 "experiment from that folder)"
             )
     else:
         path = Path(code_dir).expanduser()
     if not path.is_dir():
-        raise EngineError(f"training_service.code_dir: {str(path)!r} is not a folder; set it to the folder holding your code")
+        raise EngineError(f"engine_options.code_dir: {str(path)!r} is not a folder; set it to the folder holding your code")
     return path

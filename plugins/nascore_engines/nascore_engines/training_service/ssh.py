@@ -1,7 +1,7 @@
 """SSH connections to remote machines (paramiko): host-key verification, login, commands, clear errors.
 
 Host keys are checked against a known_hosts file (default ``~/.ssh/known_hosts``). A host missing
-from it is refused unless ``training_service.trust_unknown_hosts`` is set, and a host whose key
+from it is refused unless ``engine_options.trust_unknown_hosts`` is set, and a host whose key
 differs from the recorded one is always refused. Every error names the machine and says what to do.
 
 The login uses the machine's ``key_file``; the keys of the SSH agent are offered only to machines
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nascore.errors import EngineError, MissingDependencyError
-from nascore.experiment.config import RemoteMachine, TrainingServiceConfig
+from nascore_engines.training_service.options import RemoteMachine, TrainingServiceOptions
 
 __all__ = [
     "import_paramiko",
@@ -84,7 +84,7 @@ def fingerprint(key: Any) -> str:
 class HostKeys:
     """Host keys accepted in this session: known_hosts, plus unknown hosts when they are trusted."""
 
-    def __init__(self, settings: TrainingServiceConfig) -> None:
+    def __init__(self, settings: TrainingServiceOptions) -> None:
         self.path = settings.known_hosts or Path("~/.ssh/known_hosts").expanduser()
         self.trust_unknown = settings.trust_unknown_hosts
         self._trusted: dict[str, tuple[str, Any]] = {}
@@ -106,11 +106,11 @@ class HostKeys:
                         f"machine {machine.label}: host {hostname} is not in {keys.path} (its {key.get_name()} key "
                         f"is {fingerprint(key)}); refusing to connect. Check the fingerprint with the machine's "
                         f"administrator, then add it with `ssh-keyscan -p {machine.port} {machine.host} >> {keys.path}`, "
-                        "or set training_service.trust_unknown_hosts = true to accept unknown hosts",
+                        "or set engine_options.trust_unknown_hosts = true to accept unknown hosts",
                         machine.label,
                     )
                 _log.warning(
-                    "Trusting the unknown host %s (machine %s): its %s key is %s (training_service.trust_unknown_hosts)",
+                    "Trusting the unknown host %s (machine %s): its %s key is %s (engine_options.trust_unknown_hosts)",
                     hostname, machine.label, key.get_name(), fingerprint(key),
                 )
                 with keys._lock:
@@ -120,7 +120,7 @@ class HostKeys:
         client.set_missing_host_key_policy(Policy())
 
 
-def connect(machine: RemoteMachine, settings: TrainingServiceConfig, host_keys: HostKeys, index: int = 0) -> Any:
+def connect(machine: RemoteMachine, settings: TrainingServiceOptions, host_keys: HostKeys, index: int = 0) -> Any:
     """A connected, authenticated ``paramiko.SSHClient`` for ``machine``.
 
     :raises HostKeyError: unknown or changed host key.
@@ -128,7 +128,7 @@ def connect(machine: RemoteMachine, settings: TrainingServiceConfig, host_keys: 
     :raises ConnectError: the machine cannot be reached.
     """
     paramiko = import_paramiko()
-    field = f"training_service.machines[{index}]"
+    field = f"engine_options.machines[{index}]"
     client = paramiko.SSHClient()
     host_keys.install(client, machine)
     timeout = float(settings.connect_timeout)  # type: ignore[arg-type]

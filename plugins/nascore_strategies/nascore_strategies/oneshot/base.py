@@ -180,13 +180,7 @@ class OneShotStrategy(Strategy):
         if self.supernet is None:
             raise StrategyError(f"{type(self).__name__}.setup(space) must be called before run()")
         if self.exported is None:
-            evaluator = getattr(context, "evaluator", None)
-            if evaluator is None:
-                raise StrategyError(
-                    f"{type(self).__name__} trains with the experiment's evaluator, but the strategy context "
-                    f"{type(context).__name__} does not expose one (context.evaluator)"
-                )
-            self.search(evaluator, should_stop=context.should_stop)
+            self.search(context.evaluator, should_stop=context.should_stop)
         assert self.exported is not None
         for rank, sample in enumerate(self.exported):
             if sample_key(sample) in self._submitted:
