@@ -28,8 +28,9 @@ PLUGINS = {
 }
 # What each plugin is installed with: its extras, so that every feature it has is tested.
 EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]", "cgo": ""}
-# Plugins a plugin depends on: installed from this checkout with it (not from PyPI), and listed with it.
-REQUIRES = {"cgo": ["formats", "engines"]}
+# Plugins a plugin depends on, or its tests need to run experiments: installed from this checkout with it
+# (not from PyPI), and listed with it.
+REQUIRES = {"cgo": ["formats", "engines"], "strategies": ["formats", "engines"]}
 # Tests outside tests/<plugin> that a plugin session also runs.
 EXTRA_TESTS = {"cgo": ["tests/integration/test_cgo.py"]}
 TEST_DEPS = ["pytest>=7.4", "hypothesis>=6", "numpy"]
