@@ -271,32 +271,6 @@ def test_each_evaluator_knows_which_way_its_metric_is_better(digits):
     assert said.optimize_mode == "minimize" and said.metric_mode == "minimize"
 
 
-def test_a_regression_experiment_minimizes_without_being_told(tmp_path):
-    """Before, the experiment maximized val_mse: the worst model was reported as the best."""
-    from nascore.evaluators import Regression
-    from nascore.experiment import Experiment, ExperimentConfig
-    from nascore.nn import LayerChoice, ModelSpace
-
-    class Zero(nn.Module):
-        def forward(self, x):
-            return x[:, :1] * 0
-
-    class Space(ModelSpace):
-        def __init__(self):
-            super().__init__()
-            self.head = LayerChoice({"linear": nn.Linear(4, 1), "zero": Zero()}, label="head")
-
-        def forward(self, x):
-            return self.head(x)
-
-    data = _regression_data()
-    evaluator = Regression(train_dataloaders=data, val_dataloaders=data, learning_rate=0.1, max_epochs=3)
-    exp = Experiment(Space(), evaluator, "grid", ExperimentConfig(experiment_dir=tmp_path, seed=0))
-    assert exp.run() == "DONE"
-    assert exp.config.optimize_mode == "minimize"
-    assert exp.export_top_models() == [{"head": "linear"}]
-
-
 def test_a_valid_evaluator_passes_the_check(digits):
     import pytorch_lightning as pl
 
