@@ -88,8 +88,8 @@ class Preprocessed(Dataset):
 
 
 def search(max_concurrency: int, args: argparse.Namespace, root: Path, loads: Path) -> tuple[float, list]:
+    from nascore.evaluators import Classification
     from nascore.experiment import Experiment, ExperimentConfig
-    from nascore_cgo import Classification
 
     train = DataLoader(Preprocessed("train", args.samples, 0, args.rounds), batch_size=args.batch_size, shuffle=True)
     val = DataLoader(Preprocessed("val", args.samples // 4, 1, args.rounds), batch_size=args.batch_size)

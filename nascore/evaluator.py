@@ -9,12 +9,16 @@ process boundary describe themselves as data with :meth:`Evaluator.to_spec`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from nascore.errors import EvaluatorError
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
     from nascore.format import ExecutableModel
+    from nascore.group import ModelGroup
 
 __all__ = ["Evaluator"]
 
@@ -41,8 +45,44 @@ class Evaluator(ABC):
         """
 
     def evaluate(self, model: ExecutableModel) -> Any:
-        """Build ``model`` and evaluate it; returns what :meth:`evaluate_module` returns."""
+        """Build ``model`` and evaluate it; returns what :meth:`evaluate_module` returns.
+
+        A :class:`~nascore.group.ModelGroup` goes to :meth:`evaluate_group` instead.
+        """
+        from nascore.group import ModelGroup
+
+        if isinstance(model, ModelGroup):
+            return self.evaluate_group(model)
         return self.evaluate_module(model.build())
+
+    # --- several models in one trial (engines that group models, such as cgo) ------------------
+
+    def merge_key(self) -> Hashable | None:
+        """Models whose evaluators have equal keys may train together in one trial; ``None``: never.
+
+        An evaluator that implements :meth:`evaluate_group` returns what two evaluations must share to
+        be done as one (the same data read the same way, the same recipe). The default is ``None``.
+        """
+        return None
+
+    def check_group(self, settings: Mapping[str, Any]) -> None:
+        """Raise :class:`~nascore.errors.EvaluatorError` if this evaluator cannot train groups with ``settings``.
+
+        ``settings`` are what the grouping engine will put in every :attr:`ModelGroup.settings
+        <nascore.group.ModelGroup.settings>` (e.g. ``{"placement": "spread"}``); called before the
+        first trial. The default accepts anything.
+        """
+
+    def evaluate_group(self, group: ModelGroup) -> Any:
+        """Train and score the members of ``group`` in one pass; report each with ``report_*_result(metric, member=i)``.
+
+        Iterate ``group.members`` to build the members (each is then built from its own trial's seed).
+        Evaluators whose :meth:`merge_key` is ``None`` are never given a group.
+        """
+        raise EvaluatorError(
+            f"{type(self).__name__} cannot train several models in one trial (its merge_key() is None); "
+            "use an evaluator that can, such as nascore.evaluators.Classification / Regression"
+        )
 
     @abstractmethod
     def evaluate_module(self, module: nn.Module) -> Any:

@@ -141,9 +141,16 @@ def ship_model(model: ExecutableModel) -> dict[str, Any]:
 
     The payload is used when :meth:`~nascore.format.ExecutableModel.to_payload` works and names a
     registered format; otherwise the model is pickled (e.g. a space class defined in ``__main__``).
+    A :class:`~nascore.group.ModelGroup` ships as its members' shipments, trial ids, seeds and settings.
     """
+    from nascore.group import ModelGroup
     from nascore.plugin import get_plugins
 
+    if isinstance(model, ModelGroup):  # no format of its own: each member travels as its own shipment
+        if not is_json_data(model.settings):
+            raise ShippingError(f"the settings of {model!r} are not plain JSON data: {model.settings!r}")
+        return {"kind": "group", "members": [ship_model(member) for member in model.members[:]],
+                "trial_ids": list(model.trial_ids), "seeds": list(model.seeds), "settings": dict(model.settings)}
     what = f"the model {model.sample!r}"
     try:
         payload = model.to_payload()
@@ -163,6 +170,14 @@ def load_shipped_model(shipment: dict[str, Any]) -> ExecutableModel:
 
     if shipment.get("kind") == "cloudpickle":
         return unpickle_shipment(shipment)
+    if shipment.get("kind") == "group":
+        from nascore.group import ModelGroup
+
+        try:
+            members = [load_shipped_model(member) for member in shipment["members"]]
+            return ModelGroup(members, shipment["trial_ids"], shipment.get("seeds"), shipment.get("settings"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ShippingError(f"a shipped model group is malformed ({type(exc).__name__}: {exc})") from None
     return load_model(shipment["payload"])
 
 

@@ -81,14 +81,39 @@ def _plain(value: Any) -> Any:
 
 @attrs.define
 class TrialContext:
-    """The trial being run in this thread: its id, sample and where reports go."""
+    """The trial being run in this thread: its id, sample and where reports go.
+
+    A trial of a :class:`~nascore.group.ModelGroup` lists its members' trial ids in ``members``;
+    reports then name the member (``report_final_result(metric, member=i)``) and become events of
+    the member's own trial.
+    """
 
     trial_id: int
     sample: Sample
-    on_intermediate: Callable[[float, dict[str, Any]], None]
+    on_intermediate: Callable[[int, float, dict[str, Any]], None]
     experiment_id: str | None = None
     final: tuple[float, dict[str, Any]] | None = None
     intermediate_count: int = 0
+    members: list[int] = attrs.field(factory=list)
+    member_finals: dict[int, tuple[float, dict[str, Any]]] = attrs.field(factory=dict)
+
+    def reported_trial(self, member: int | None) -> int | None:
+        """The trial a report with ``member`` belongs to; ``None``: this trial itself (one model)."""
+        if not self.members:
+            if member in (None, 0):
+                return None
+            raise TrialError(f"trial {self.trial_id} trains one model, so there is no member {member!r} to report for")
+        if member is None:
+            raise TrialError(
+                f"trial {self.trial_id} trains {len(self.members)} models (trials {self.members}): report each "
+                "model's result with report_*_result(metric, member=i)"
+            )
+        if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < len(self.members):
+            raise TrialError(
+                f"trial {self.trial_id} trains models 0..{len(self.members) - 1} (trials {self.members}), "
+                f"got member={member!r}"
+            )
+        return self.members[member]
 
 
 _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar("nascore_trial", default=None)
@@ -107,27 +132,42 @@ def get_current_sample() -> Sample:
     return dict(trial.sample)
 
 
-def report_intermediate_result(metric: Any) -> None:
-    """Report a metric during training (e.g. per epoch): a number, or a dict with a ``"default"`` key."""
+def report_intermediate_result(metric: Any, *, member: int | None = None) -> None:
+    """Report a metric during training (e.g. per epoch): a number, or a dict with a ``"default"`` key.
+
+    In a trial that trains several models (a :class:`~nascore.group.ModelGroup`), ``member`` says
+    which one: the report is recorded for that model's own trial.
+    """
     default, record = normalize_metric(metric)
     trial = _current.get()
     if trial is None:
         _log.info("Intermediate result outside a trial (not recorded): %s", record)
         return
+    target = trial.reported_trial(member)
     trial.intermediate_count += 1
-    trial.on_intermediate(default, record)
+    trial.on_intermediate(trial.trial_id if target is None else target, default, record)
 
 
-def report_final_result(metric: Any) -> None:
+def report_final_result(metric: Any, *, member: int | None = None) -> None:
     """Report the trial's result, once: a number, or a dict with a ``"default"`` key plus other metrics.
 
     The result is recorded when the evaluator returns. A second call is an error of the evaluator (the
-    trial fails), and so is a final result that is NaN or infinite.
+    trial fails), and so is a final result that is NaN or infinite. In a trial that trains several
+    models, ``member`` says which one (each reports once).
     """
     default, record = normalize_metric(metric)
     trial = _current.get()
     if trial is None:
         _log.info("Final result outside a trial (not recorded): %s", record)
+        return
+    target = trial.reported_trial(member)
+    if target is not None:
+        if target in trial.member_finals:
+            raise TrialError(
+                f"trial {target} (model {member} of trial {trial.trial_id}) reported a final result twice "
+                f"({trial.member_finals[target][1]}, then {record}); report each model's final result once"
+            )
+        trial.member_finals[target] = (default, record)
         return
     if trial.final is not None:
         raise TrialError(
@@ -189,29 +229,21 @@ def run_trial(
     ``KeyboardInterrupt`` propagates.
     """
     from nascore.engine import TrialEvent, TrialStatus
+    from nascore.group import ModelGroup
 
-    def on_intermediate(value: float, record: dict[str, Any]) -> None:
-        emit(TrialEvent.intermediate(trial_id, value, record))
+    def on_intermediate(target: int, value: float, record: dict[str, Any]) -> None:
+        emit(TrialEvent.intermediate(target, value, record))
 
     context = TrialContext(trial_id, dict(model.sample), on_intermediate, experiment_id)
+    if isinstance(model, ModelGroup):
+        context.members = list(model.trial_ids)
     emit(TrialEvent(trial_id, "status", status=TrialStatus.RUNNING, time=time.time()))
     token = _current.set(context)
     try:
         if seed is not None:
             seed_everything(seed)
         returned = evaluator.evaluate(model)
-        if context.final is None and returned is not None:
-            report_final_result(returned)
-        if context.final is None:
-            raise TrialError(
-                f"trial {trial_id}: the evaluator finished without a final result; call "
-                "nascore.report_final_result(metric) in it, or return the metric"
-            )
-        if not math.isfinite(context.final[0]):
-            raise TrialError(
-                f"trial {trial_id} reported a non-finite final result ({context.final[0]}): the model diverged "
-                "or the metric divided by zero; the trial counts as failed"
-            )
+        finals = _member_finals(context) if context.members else [(trial_id, _own_final(context, returned))]
     except (Exception, SystemExit) as exc:  # a failing trial never fails the experiment
         text = traceback.format_exc()
         if log is not None:
@@ -224,9 +256,42 @@ def run_trial(
         return False
     finally:
         _current.reset(token)
-    emit(TrialEvent.final(trial_id, *context.final))
+    for target, final in finals:
+        emit(TrialEvent.final(target, *final))
     emit(TrialEvent(trial_id, "status", status=TrialStatus.SUCCEEDED, time=time.time()))
     return True
+
+
+def _own_final(context: TrialContext, returned: Any) -> tuple[float, dict[str, Any]]:
+    if context.final is None and returned is not None:
+        report_final_result(returned)
+    if context.final is None:
+        raise TrialError(
+            f"trial {context.trial_id}: the evaluator finished without a final result; call "
+            "nascore.report_final_result(metric) in it, or return the metric"
+        )
+    _check_finite(context.trial_id, context.final[0])
+    return context.final
+
+
+def _member_finals(context: TrialContext) -> list[tuple[int, tuple[float, dict[str, Any]]]]:
+    missing = [t for t in context.members if t not in context.member_finals]
+    if missing:
+        raise TrialError(
+            f"trial {context.trial_id} trained trials {context.members} together, but the evaluator reported no "
+            f"final result for trial(s) {missing}; report each with report_final_result(metric, member=i)"
+        )
+    for target in context.members:
+        _check_finite(target, context.member_finals[target][0])
+    return [(target, context.member_finals[target]) for target in context.members]
+
+
+def _check_finite(trial_id: int, value: float) -> None:
+    if not math.isfinite(value):
+        raise TrialError(
+            f"trial {trial_id} reported a non-finite final result ({value}): the model diverged "
+            "or the metric divided by zero; the trial counts as failed"
+        )
 
 
 def _error_text(exc: BaseException, formatted: str) -> str:

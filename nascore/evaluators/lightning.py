@@ -40,9 +40,9 @@ import math
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -52,6 +52,11 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from nascore.errors import EvaluatorError, MissingDependencyError
 from nascore.evaluator import Evaluator
 from nascore.trial import report_final_result, report_intermediate_result
+
+if TYPE_CHECKING:
+    from nascore.evaluators.multimodel import MultiModelLightningModule
+    from nascore.format import ExecutableModel
+    from nascore.group import ModelGroup
 
 LIGHTNING_MISSING = (
     "the Lightning evaluators and the one-shot strategies need PyTorch Lightning, which is not installed. "
@@ -229,6 +234,13 @@ class Lightning(Evaluator):
     :param train_dataloaders: the training data (any iterable Lightning accepts).
     :param val_dataloaders: the validation data that scores a model (required: the trial's metric
         comes from it).
+    :param seed: when given, every model is initialised after ``torch.manual_seed(seed)`` and its
+        training (data order, dropout) is seeded with it too, so a model scores the same whether it
+        trains alone or with others in one trial (engine ``cgo``). Without it, models start from their
+        trials' seeds (``ExperimentConfig.seed``) and the training of a group follows its first model's.
+    :param placement: where the models of a group trial train: ``"pack"`` (all on the trial's device)
+        or ``"spread"`` (model ``i`` on device ``i % n`` of the trial's ``n`` GPUs); default: the
+        engine's ``engine_options.placement``, else ``"pack"``. See :mod:`nascore.evaluators.placement`.
     :param trainer_kwargs: keyword arguments of ``pytorch_lightning.Trainer`` (``max_epochs``,
         ``accelerator``, ``callbacks``, ...). Unless given, Lightning's logger, checkpointing,
         progress bar and model summary are off.
@@ -236,16 +248,28 @@ class Lightning(Evaluator):
     The metric's direction is the recipe's ``metric_mode`` (:attr:`optimize_mode`); :meth:`check`
     (called by the experiment before the first trial) finds the mistakes that would otherwise fail
     every trial.
+
+    Several models in one trial (:meth:`evaluate_group`, used by the ``cgo`` engine): a
+    :class:`SupervisedLearningModule` recipe (that of :class:`Classification` and :class:`Regression`)
+    trains a group with one optimizer per model and each batch loaded once; so does a
+    :class:`~nascore.evaluators.multimodel.MultiModelLightningModule` recipe, which also trains
+    single models. Other recipes train one model per trial (:meth:`merge_key` is ``None``).
     """
 
     def __init__(
         self,
-        lightning_module: LightningModule,
+        lightning_module: LightningModule | MultiModelLightningModule,
         train_dataloaders: Any = None,
         val_dataloaders: Any = None,
+        *,
+        seed: int | None = None,
+        placement: str | None = None,
         **trainer_kwargs: Any,
     ) -> None:
-        if not isinstance(lightning_module, LightningModule):
+        from nascore.evaluators.multimodel import MultiModelLightningModule
+        from nascore.evaluators.placement import check_placement
+
+        if not isinstance(lightning_module, (LightningModule, MultiModelLightningModule)):
             raise EvaluatorError(
                 f"Lightning evaluator needs a nascore.evaluators.LightningModule (it has set_model), "
                 f"got {type(lightning_module).__name__}; derive your recipe from nascore.evaluators.LightningModule"
@@ -260,9 +284,14 @@ class Lightning(Evaluator):
                 f"{type(self).__name__} takes the Trainer's keyword arguments (max_epochs=..., accelerator=...), "
                 "not a Trainer object: every evaluation builds its own Trainer"
             )
+        if placement is not None:
+            placement = check_placement(placement, "placement", EvaluatorError)
         self.module = lightning_module
         self.train_dataloaders = train_dataloaders
         self.val_dataloaders = val_dataloaders
+        self.seed = seed
+        #: where a group's models train (this argument, else a multi-model recipe's own); None: the engine's
+        self.placement: str | None = placement if placement is not None else getattr(lightning_module, "placement", None)
         self.trainer_kwargs = trainer_kwargs
 
     @property
@@ -293,9 +322,11 @@ class Lightning(Evaluator):
         check_trainer_arguments(owner, self.trainer_kwargs)
         check_dataloaders(owner, self.train_dataloaders, self.val_dataloaders)
         check_metric_mode(owner, self.module.metric_mode)
-        if isinstance(self.module, SupervisedLearningModule):
+        if isinstance(self.module, SupervisedLearningModule) or hasattr(self.module, "optimizer_class"):
             check_optimization(owner, self.module.learning_rate, self.module.weight_decay, self.module.optimizer_class)
             check_num_classes(owner, self.module.num_outputs)
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+            raise EvaluatorError(f"{owner}: seed must be an integer (or None: no seeding), got {self.seed!r}")
 
     def create_module(self) -> LightningModule:
         """A fresh copy of the recipe, without a model."""
@@ -314,20 +345,105 @@ class Lightning(Evaluator):
         with quiet_lightning():
             return pl.Trainer(callbacks=all_callbacks, **kwargs)
 
+    def evaluate(self, model: ExecutableModel) -> Any:
+        """Build ``model`` (after ``torch.manual_seed(seed)`` with a ``seed``) and train it; a group goes to :meth:`evaluate_group`."""
+        from nascore.evaluators.multimodel import MultiModelLightningModule
+        from nascore.group import ModelGroup
+
+        if isinstance(model, ModelGroup):
+            return self.evaluate_group(model)
+        if isinstance(self.module, MultiModelLightningModule):  # a group recipe trains one model as a group of one
+            return self._train_group([self._build(model)], placement=None, members=False)
+        return self.evaluate_module(self._build(model))
+
+    def _build(self, model: ExecutableModel) -> nn.Module:
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        return model.build()
+
     def evaluate_module(self, module: nn.Module) -> Any:
         """Train ``module``; report the validation metrics of each epoch, then the last ones as final."""
         recipe = self.create_module()
         recipe.set_model(module)
         reporter = _TrialReporter(self.metric_name)
         trainer = self.create_trainer(callbacks=[reporter])
+        if self.seed is not None:
+            pl.seed_everything(self.seed, verbose=False)
         fit(trainer, recipe, train_dataloaders=self.train_dataloaders, val_dataloaders=self.val_dataloaders)
         if reporter.last is None:
-            raise EvaluatorError(
-                "training finished without a validation epoch, so there is no metric to report; check "
-                "limit_val_batches / check_val_every_n_epoch in the Trainer arguments and that val_dataloaders is not empty"
-            )
+            raise EvaluatorError(_NO_VALIDATION)
         report_final_result(reporter.last)
         return None
+
+    # --- several models in one trial ------------------------------------------------------------
+
+    def group_recipe(self) -> MultiModelLightningModule | None:
+        """A fresh multi-model recipe equivalent to this evaluator's, or ``None`` when it cannot train groups."""
+        from nascore.evaluators.multimodel import (
+            MultiModelLightningModule,
+            MultiModelSupervisedLearningModule,
+        )
+
+        if isinstance(self.module, MultiModelLightningModule):
+            return copy.deepcopy(self.module)
+        if type(self.module) is SupervisedLearningModule:  # a subclass may train differently: not merged
+            recipe = copy.deepcopy(self.module)
+            return MultiModelSupervisedLearningModule(
+                recipe.criterion, recipe.metrics, learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay,
+                optimizer=recipe.optimizer_class, metric_name=recipe.metric_name, metric_mode=recipe.metric_mode,
+                num_outputs=recipe.num_outputs,
+            )
+        return None
+
+    def merge_key(self) -> Hashable | None:
+        """Evaluations with equal keys read the same data the same way and may share a trial (``None``: never)."""
+        recipe = self.group_recipe()
+        if recipe is None:
+            return None
+        signature = getattr(recipe, "signature", None)
+        return (id(self.train_dataloaders), id(self.val_dataloaders), signature() if callable(signature) else id(self.module),
+                self.seed, self.placement, repr(sorted(self.trainer_kwargs.items())))
+
+    def check_group(self, settings: Mapping[str, Any]) -> None:
+        """The engine's ``placement`` and this evaluator's must not contradict each other."""
+        wanted = settings.get("placement")
+        if wanted is not None and self.placement is not None and wanted != self.placement:
+            raise EvaluatorError(
+                f"config.engine_options.placement is {wanted!r} but the evaluator was given placement="
+                f"{self.placement!r}; set the placement in one of them only"
+            )
+
+    def evaluate_group(self, group: ModelGroup) -> Any:
+        """Train the members of ``group`` together, each with its own optimizer; report each for its own trial."""
+        modules = [self._build(member) for member in group.members]
+        return self._train_group(modules, placement=group.settings.get("placement"), members=True)
+
+    def _train_group(self, modules: list[nn.Module], placement: str | None, members: bool) -> None:
+        from nascore.evaluators.multimodel import GroupReporter
+
+        recipe = self.group_recipe()
+        if recipe is None:
+            raise EvaluatorError(
+                f"{type(self).__name__} with the recipe {type(self.module).__name__} trains one model per trial; "
+                "to train several in one trial, use a SupervisedLearningModule recipe (Classification, Regression) "
+                "or a nascore.evaluators.multimodel.MultiModelLightningModule"
+            )
+        recipe.set_models(modules)
+        recipe.placement = self.placement or placement or "pack"
+        reporter = GroupReporter(recipe.metric_name, len(modules), members=members)
+        overrides: dict[str, Any] = {}
+        if len(modules) > 1 and "devices" not in self.trainer_kwargs and "strategy" not in self.trainer_kwargs:
+            # One process drives the trial's device(s): pack uses the first, spread all of them. With
+            # several visible GPUs Lightning's default would start data-parallel training instead.
+            overrides["devices"] = 1
+        trainer = self.create_trainer(callbacks=[reporter], **overrides)
+        if self.seed is not None:
+            pl.seed_everything(self.seed, verbose=False)
+        fit(trainer, recipe, train_dataloaders=self.train_dataloaders, val_dataloaders=self.val_dataloaders)
+        if reporter.last is None:
+            raise EvaluatorError(_NO_VALIDATION)
+        for index, record in enumerate(reporter.last):
+            report_final_result(record, member=index if members else None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.module).__name__}, {self.trainer_kwargs!r})"
@@ -338,7 +454,8 @@ class Classification(Lightning):
 
     NNI-compatible arguments: ``criterion`` (a loss class), ``learning_rate``, ``weight_decay``,
     ``optimizer`` (an optimizer class), ``train_dataloaders``, ``val_dataloaders``, ``num_classes``
-    (checked against the model's output), and any ``Trainer`` keyword argument.
+    (checked against the model's output), ``seed`` and ``placement`` (see :class:`Lightning`), and any
+    ``Trainer`` keyword argument. Works alone and under the ``cgo`` engine (several models per trial).
     """
 
     def __init__(
@@ -350,6 +467,8 @@ class Classification(Lightning):
         train_dataloaders: Any = None,
         val_dataloaders: Any = None,
         num_classes: int | None = None,
+        seed: int | None = None,
+        placement: str | None = None,
         **trainer_kwargs: Any,
     ) -> None:
         module = SupervisedLearningModule(
@@ -362,7 +481,7 @@ class Classification(Lightning):
             metric_mode="maximize",
             num_outputs=num_classes,
         )
-        super().__init__(module, train_dataloaders, val_dataloaders, **trainer_kwargs)
+        super().__init__(module, train_dataloaders, val_dataloaders, seed=seed, placement=placement, **trainer_kwargs)
 
 
 class Regression(Lightning):
@@ -380,6 +499,8 @@ class Regression(Lightning):
         optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
         train_dataloaders: Any = None,
         val_dataloaders: Any = None,
+        seed: int | None = None,
+        placement: str | None = None,
         **trainer_kwargs: Any,
     ) -> None:
         module = SupervisedLearningModule(
@@ -391,8 +512,13 @@ class Regression(Lightning):
             metric_name="val_mse",
             metric_mode="minimize",
         )
-        super().__init__(module, train_dataloaders, val_dataloaders, **trainer_kwargs)
+        super().__init__(module, train_dataloaders, val_dataloaders, seed=seed, placement=placement, **trainer_kwargs)
 
+
+_NO_VALIDATION = (
+    "training finished without a validation epoch, so there is no metric to report; check "
+    "limit_val_batches / check_val_every_n_epoch in the Trainer arguments and that val_dataloaders is not empty"
+)
 
 # --- checks before the first trial ----------------------------------------------------------------
 

@@ -73,8 +73,8 @@ def loaders(batch_size: int = 16, shuffle_seed: int | None = None) -> tuple[Data
 
 
 def evaluator(shuffle_seed: int | None = None, **kwargs):
-    """The CGO Classification evaluator on :func:`loaders`, seeded."""
-    from nascore_cgo import Classification
+    """The core's Classification evaluator (which trains merged trials too) on :func:`loaders`, seeded."""
+    from nascore.evaluators import Classification
 
     train, val = loaders(shuffle_seed=shuffle_seed)
     options = {"max_epochs": 2, "num_classes": 3, "seed": 0, "learning_rate": 0.05, **kwargs}

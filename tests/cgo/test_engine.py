@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import nascore
 from nascore.engine import EngineContext, TrialEvent, TrialStatus, TrialSubmission
 from nascore.errors import ConfigError
 from nascore.evaluator import Evaluator
@@ -14,7 +15,7 @@ from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
 from nascore.experiment.config import create_engine_for, trial_resources
 from nascore.testing.fakes import RecordingSink
-from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer, MergedModel
+from nascore_cgo import CGOEngine, CGOOptions, DedupInputOptimizer
 from nascore_engines.sequential import SequentialEngine
 
 
@@ -171,7 +172,7 @@ def test_cgo_with_a_non_graph_format_is_a_clear_error(job, tmp_path):
 
 def test_cgo_needs_a_multi_model_evaluator(job, tmp_path):
     config = ExperimentConfig(engine="cgo", format="graph", experiment_dir=tmp_path)
-    with pytest.raises(ConfigError, match="nascore_cgo.Classification"):
+    with pytest.raises(ConfigError, match=r"which FunctionalEvaluator cannot \(its merge_key\(\) is None\); use nascore.evaluators.Classification"):
         create_engine_for(config).check(FunctionalEvaluator(print))
 
 
@@ -191,15 +192,14 @@ class InitialWeights(Evaluator):
     def merge_key(self):
         return "all"
 
-    def evaluate(self, model):
-        members = model.members() if isinstance(model, MergedModel) else [model]
-        sums = [sum(p.sum().item() for p in member.build().parameters()) for member in members]
+    def evaluate_group(self, group):
+        sums = [sum(p.sum().item() for p in member.build().parameters()) for member in group.members]
         after = torch.rand(1).item()
-        records = [{"default": s, "after": after} for s in sums]
-        return {"default": sums[0], "cgo": records} if isinstance(model, MergedModel) else records[0]
+        for index, total in enumerate(sums):
+            nascore.report_final_result({"default": total, "after": after}, member=index)
 
     def evaluate_module(self, module):
-        raise NotImplementedError
+        return {"default": sum(p.sum().item() for p in module.parameters()), "after": torch.rand(1).item()}
 
 
 def test_a_model_starts_from_its_trials_seed_merged_alone_or_without_cgo(job, graph_models, tmp_path):

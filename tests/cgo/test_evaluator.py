@@ -1,16 +1,14 @@
-"""Multi-model training: merged trials give each model what it would get alone, reported per model."""
+"""Multi-model training: a group trial gives each model what it would get alone, reported for its own trial."""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
 
 from nascore.errors import EvaluatorError
-from nascore.serialization import ship_model
+from nascore.evaluators import Classification, Regression
+from nascore.group import ModelGroup
 from nascore.trial import run_trial
-from nascore_cgo import Classification, MergedModel, Regression
 
 SAMPLES = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}, {"width": 8, "act": "relu"}]
 
@@ -29,24 +27,37 @@ def test_merged_training_equals_separate_training(job, graph_models):
     evaluator = job.evaluator()
     models = graph_models(job.Space(), SAMPLES)
     alone = [finals(run(model, evaluator))[0].metric for model in models]
-    merged_events = run(MergedModel([ship_model(m) for m in models], [1, 2, 3]), evaluator)
-    [final] = finals(merged_events)
-    records = final.metric["cgo"]
-    assert len(records) == 3
-    for separate, together in zip(alone, records):
-        assert together["default"] == pytest.approx(separate["default"], abs=1e-6)
-        assert together["val_loss"] == pytest.approx(separate["val_loss"], rel=1e-4)
-    assert final.value == pytest.approx(sum(r["default"] for r in records) / 3)
+    merged_events = run(ModelGroup(models, [1, 2, 3]), evaluator)
+    together = {e.trial_id: e.metric for e in finals(merged_events)}
+    assert sorted(together) == [1, 2, 3]  # each model's result is an event of its own trial
+    for separate, trial_id in zip(alone, [1, 2, 3]):
+        assert together[trial_id]["default"] == pytest.approx(separate["default"], abs=1e-6)
+        assert together[trial_id]["val_loss"] == pytest.approx(separate["val_loss"], rel=1e-4)
     intermediates = [e for e in merged_events if e.kind == "intermediate"]
-    assert len(intermediates) == 2 and all(len(e.metric["cgo"]) == 3 for e in intermediates)
-    assert merged_events[-1].status.value == "SUCCEEDED"
+    assert sorted(e.trial_id for e in intermediates) == [1, 1, 2, 2, 3, 3]  # 2 epochs each
+    assert [(e.trial_id, e.kind) for e in merged_events if e.kind == "status"] == [(7, "status")] * 2
+    assert merged_events[-1].trial_id == 7 and merged_events[-1].status.value == "SUCCEEDED"
+
+
+def test_a_group_must_report_every_member(job, graph_models):
+    class OnlyFirst(type(job.evaluator())):
+        def evaluate_group(self, group):
+            list(group.members)
+            import nascore
+
+            nascore.report_final_result(1.0, member=0)
+
+    models = graph_models(job.Space(), SAMPLES[:2])
+    train, val = job.loaders()
+    events = run(ModelGroup(models, [1, 2]), OnlyFirst(train_dataloaders=train, val_dataloaders=val, max_epochs=1))
+    assert finals(events) == [] and events[-1].status.value == "FAILED"
+    assert "reported no final result for trial(s) [2]" in events[-1].error
 
 
 def test_each_model_has_its_own_optimizer(job, graph_models):
     evaluator = job.evaluator(max_epochs=1)
-    recipe = evaluator.module
     models = [m.build() for m in graph_models(job.Space(), SAMPLES[:2])]
-    fresh = copy.deepcopy(recipe)
+    fresh = evaluator.group_recipe()  # the multi-model recipe of the evaluator's (single-model) recipe
     fresh.set_models(models)
     optimizers = fresh.configure_optimizers()
     assert len(optimizers) == 2
@@ -57,8 +68,9 @@ def test_each_model_has_its_own_optimizer(job, graph_models):
 
 def test_a_shape_error_in_one_model_fails_the_merged_trial(job, graph_models):
     models = graph_models(job.Space(), [SAMPLES[0], {"width": 4, "act": "broken"}])
-    events = run(MergedModel([ship_model(m) for m in models], [1, 2]), job.evaluator(max_epochs=1))
+    events = run(ModelGroup(models, [1, 2]), job.evaluator(max_epochs=1))
     assert events[-1].status.value == "FAILED" and "mat1 and mat2" in events[-1].error
+    assert finals(events) == []
 
 
 def test_regression_reports_mse_per_model(job, graph_models):
@@ -69,9 +81,9 @@ def test_regression_reports_mse_per_model(job, graph_models):
     data = DataLoader(TensorDataset(x, x[:, :3] * 2), batch_size=8)
     evaluator = Regression(train_dataloaders=data, val_dataloaders=data, max_epochs=1, seed=0)
     models = graph_models(job.Space(), SAMPLES[:2])
-    [final] = finals(run(MergedModel([ship_model(m) for m in models], [1, 2]), evaluator))
-    assert [sorted(r) for r in final.metric["cgo"]] == [["default", "val_loss", "val_mse"]] * 2
-    assert all(r["default"] == r["val_mse"] > 0 for r in final.metric["cgo"])
+    records = [e.metric for e in finals(run(ModelGroup(models, [1, 2]), evaluator))]
+    assert [sorted(r) for r in records] == [["default", "val_loss", "val_mse"]] * 2
+    assert all(r["default"] == r["val_mse"] > 0 for r in records)
 
 
 def test_an_ordinary_model_reports_an_ordinary_metric(job, graph_models):
@@ -84,10 +96,10 @@ def test_evaluator_arguments_are_checked(job):
     train, val = job.loaders()
     with pytest.raises(EvaluatorError, match="val_dataloaders"):
         Classification(train_dataloaders=train)
-    with pytest.raises(EvaluatorError, match="MultiModelLightningModule"):
-        from nascore_cgo import MultiModelLightning
+    with pytest.raises(EvaluatorError, match="LightningModule"):
+        from nascore.evaluators import Lightning
 
-        MultiModelLightning(torch.nn.Linear(1, 1), train, val)
+        Lightning(torch.nn.Linear(1, 1), train, val)
 
 
 def test_merge_key_is_shared_by_evaluators_reading_the_same_data(job):
@@ -99,14 +111,14 @@ def test_merge_key_is_shared_by_evaluators_reading_the_same_data(job):
 
 
 def test_the_evaluators_know_which_way_their_metric_is_better(job):
-    from nascore_cgo import MultiModelSupervisedLearningModule
-    from nascore_cgo.evaluator import MultiModelLightning
+    from nascore.evaluators import Lightning
+    from nascore.evaluators.multimodel import MultiModelSupervisedLearningModule
 
     train, val = job.loaders()
     assert Regression(train_dataloaders=train, val_dataloaders=val).optimize_mode == "minimize"
     assert Classification(train_dataloaders=train, val_dataloaders=val).optimize_mode == "maximize"
     unsaid = MultiModelSupervisedLearningModule(torch.nn.MSELoss(), {}, metric_name="val_loss")
-    assert MultiModelLightning(unsaid, train, val).optimize_mode is None
+    assert Lightning(unsaid, train, val).optimize_mode is None
 
 
 def test_a_valid_evaluator_passes_the_check(job):

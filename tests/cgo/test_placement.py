@@ -9,15 +9,18 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 
-import nascore_cgo.evaluator as cgo_evaluator
+import nascore.evaluators.lightning as core_lightning
+import nascore.evaluators.multimodel as multimodel
 from nascore.errors import ConfigError, EvaluatorError
+from nascore.evaluators import Classification
+from nascore.evaluators import Lightning as MultiModelLightning
+from nascore.evaluators.multimodel import MultiModelSupervisedLearningModule, _optimizer_state_to_params
+from nascore.evaluators.placement import assign_devices, check_placement, distinct_devices, trial_devices
 from nascore.experiment import ExperimentConfig
 from nascore.experiment.config import create_engine_for
-from nascore.serialization import ship_model
+from nascore.group import ModelGroup
 from nascore.trial import run_trial
-from nascore_cgo import CGOOptions, Classification, MergedModel, MultiModelLightning
-from nascore_cgo.evaluator import MultiModelSupervisedLearningModule, _optimizer_state_to_params
-from nascore_cgo.placement import assign_devices, check_placement, distinct_devices, trial_devices
+from nascore_cgo import CGOOptions
 
 from .test_engine import drain, engine_on, submit_all
 
@@ -83,7 +86,7 @@ def test_distinct_devices_keep_first_seen_order():
 
 def recipe(**kwargs):
     return MultiModelSupervisedLearningModule(
-        nn.CrossEntropyLoss(), {"acc": cgo_evaluator.accuracy}, learning_rate=0.05, metric_name="val_acc",
+        nn.CrossEntropyLoss(), {"acc": core_lightning.accuracy}, learning_rate=0.05, metric_name="val_acc",
         num_outputs=3, **kwargs,
     )
 
@@ -101,7 +104,7 @@ def fit(module, job):
     train, val = job.loaders()
     trainer = pl.Trainer(max_epochs=2, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
-    with cgo_evaluator.quiet_lightning():
+    with core_lightning.quiet_lightning():
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
@@ -131,7 +134,7 @@ def test_the_test_loop_scores_every_model_on_its_device(job, graph_models):
     spread.set_models(built(job, graph_models, SAMPLES[:3]))
     _, val = job.loaders()
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    with cgo_evaluator.quiet_lightning():
+    with core_lightning.quiet_lightning():
         [results] = trainer.test(spread, dataloaders=val, verbose=False)
     assert sorted(results) == sorted(f"test_{m}/{i}" for m in ("loss", "acc") for i in range(3))
     assert spread.model_devices == [CPU, CPU0, CPU] and spread.batch_copies == 2
@@ -139,7 +142,7 @@ def test_the_test_loop_scores_every_model_on_its_device(job, graph_models):
 
 def test_a_batch_is_copied_once_per_distinct_device_not_per_model(monkeypatch):
     copies = []
-    monkeypatch.setattr(cgo_evaluator, "_copy_to", lambda batch, device: copies.append(device) or (device, batch))
+    monkeypatch.setattr(multimodel, "_copy_to", lambda batch, device: copies.append(device) or (device, batch))
     module = recipe(placement="spread", devices=["cpu", "cuda:0", "cuda:1"])
     module.set_models([nn.Linear(1, 1) for _ in range(5)])
     module._model_devices = assign_devices(5, module.devices, "spread")  # what place_models computes on GPUs
@@ -207,34 +210,36 @@ class SeePlacement(pl.Callback):
 
 
 def finals(model, evaluator):
+    """The final metric of a one-model trial, or the list of each member's for a group."""
     events = []
     run_trial(7, model, evaluator, events.append)
-    [final] = [e for e in events if e.kind == "final"]
-    return final.metric
+    metrics = [e.metric for e in events if e.kind == "final"]
+    assert metrics, events[-1].error
+    return metrics if isinstance(model, ModelGroup) else metrics[0]
 
 
 def test_a_spread_evaluator_gives_the_results_of_pack(job, graph_models, monkeypatch):
     monkeypatch.setattr(SeePlacement, "seen", [])
     models = graph_models(job.Space(), SAMPLES[:3])
-    merged = MergedModel([ship_model(m) for m in models], [1, 2, 3])
+    merged = ModelGroup(models, [1, 2, 3])
     packed = finals(merged, job.evaluator())
     train, val = job.loaders()
     module = recipe(placement="spread", devices=["cpu", "cpu:0"])
     evaluator = MultiModelLightning(module, train, val, seed=0, max_epochs=2, callbacks=[SeePlacement()])
     spread = finals(merged, evaluator)
     assert SeePlacement.seen == [("spread", [CPU, CPU0, CPU], 1)]
-    for a, b in zip(packed["cgo"], spread["cgo"]):
+    for a, b in zip(packed, spread):
         assert b["val_acc"] == pytest.approx(a["val_acc"], abs=1e-6)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
 
 
 def test_spread_on_a_cpu_trial_packs_and_says_so_once(job, graph_models, monkeypatch, caplog):
     monkeypatch.setattr(SeePlacement, "seen", [])
-    monkeypatch.setattr(cgo_evaluator, "_LOGGED_ONCE", set())
+    monkeypatch.setattr(multimodel, "_LOGGED_ONCE", set())
     models = graph_models(job.Space(), SAMPLES[:2])
-    merged = MergedModel([ship_model(m) for m in models], [1, 2])
+    merged = ModelGroup(models, [1, 2])
     evaluator = job.evaluator(max_epochs=1, placement="spread", callbacks=[SeePlacement()], accelerator="cpu")
-    with caplog.at_level(logging.INFO, logger="nascore_cgo.evaluator"):
+    with caplog.at_level(logging.INFO, logger="nascore.evaluators.multimodel"):
         finals(merged, evaluator)
         finals(merged, evaluator)
     assert SeePlacement.seen == [("spread", [CPU, CPU], 1)] * 2
@@ -256,7 +261,7 @@ def test_the_engine_placement_reaches_merged_trials(job, graph_models, tmp_path,
 def test_an_evaluator_without_placement_packs(job, graph_models, monkeypatch):
     monkeypatch.setattr(SeePlacement, "seen", [])
     models = graph_models(job.Space(), SAMPLES[:2])
-    finals(MergedModel([ship_model(m) for m in models], [1, 2]), job.evaluator(max_epochs=1, callbacks=[SeePlacement()]))
+    finals(ModelGroup(models, [1, 2]), job.evaluator(max_epochs=1, callbacks=[SeePlacement()]))
     assert SeePlacement.seen == [("pack", [CPU, CPU], 1)]
 
 
@@ -329,12 +334,12 @@ def test_spread_over_two_gpus_trains_each_model_on_its_gpu_like_pack(job, graph_
 
     monkeypatch.setattr(WhereParams, "seen", [])
     models = graph_models(job.Space(), SAMPLES)
-    merged = MergedModel([ship_model(m) for m in models], [1, 2, 3, 4])
+    merged = ModelGroup(models, [1, 2, 3, 4])
     packed = finals(merged, job.evaluator(accelerator="cuda", devices=1))
     spread = finals(merged, job.evaluator(accelerator="cuda", placement="spread", callbacks=[WhereParams()]))
     expected = [cuda(i % torch.cuda.device_count()) for i in range(4)]
     assert WhereParams.seen and all(seen == expected for seen in WhereParams.seen)
-    for a, b in zip(packed["cgo"], spread["cgo"]):
+    for a, b in zip(packed, spread):
         assert b["val_acc"] == pytest.approx(a["val_acc"], abs=0.05)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
 
@@ -349,8 +354,8 @@ def test_a_merged_trial_trains_in_one_process_not_data_parallel(job, graph_model
         asked.append(kwargs.get("devices"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cgo_evaluator.pl, "Trainer", trainer)
+    monkeypatch.setattr(core_lightning.pl, "Trainer", trainer)
     models = graph_models(job.Space(), SAMPLES[:2])
-    finals(MergedModel([ship_model(m) for m in models], [1, 2]), job.evaluator(max_epochs=1, placement=placement))
+    finals(ModelGroup(models, [1, 2]), job.evaluator(max_epochs=1, placement=placement))
     finals(models[0], job.evaluator(max_epochs=1, placement=placement))  # one model alone: the user's settings
     assert asked == [1, None]

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from nascore.engine import TrialSubmission
+from nascore.evaluator import Evaluator
 from nascore.plugin import get_plugins
 from nascore_cgo import DedupInputOptimizer, LogicalPlan
 
 
-class Keyed:
-    """An evaluator stand-in whose merge key is given."""
+class Keyed(Evaluator):
+    """An evaluator whose merge key is given."""
 
     def __init__(self, key):
         self.key = key
@@ -20,9 +21,15 @@ class Keyed:
     def merge_key(self):
         return self.key
 
+    def evaluate_module(self, module):
+        return 1.0
 
-class Plain:
-    """An evaluator that cannot train merged models (no merge_key)."""
+
+class Plain(Evaluator):
+    """An evaluator that cannot train merged models (the contract's merge_key: None)."""
+
+    def evaluate_module(self, module):
+        return 1.0
 
 
 def plan(evaluators, size=4):
@@ -64,54 +71,51 @@ def test_the_plugin_registers_engine_and_optimizer():
     assert plugins.optimizers.get("dedup-input") is DedupInputOptimizer
 
 
-def test_a_merged_model_ships_as_data_in_format_cgo_merged(job, graph_models):
-    """What crosses to the worker is JSON (the members' graph payloads), not a pickle."""
+def test_a_model_group_ships_as_data_with_no_format_of_its_own(job, graph_models):
+    """What crosses to the worker is JSON (each member's graph payload, trial ids, seeds), not a pickle."""
     import json
 
     import torch
 
+    from nascore.group import ModelGroup
     from nascore.serialization import load_shipped_model, ship_model
-    from nascore_cgo import MergedFormat, MergedModel
 
     models = graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}])
-    merged = MergedModel([ship_model(m) for m in models], [5, 6], placement="spread")
-    shipment = ship_model(merged)
-    assert shipment["kind"] == "payload" and shipment["payload"]["format"] == "cgo-merged"
-    assert all(member["kind"] == "payload" and member["payload"]["format"] == "graph"
-               for member in shipment["payload"]["members"])
+    group = ModelGroup(models, [5, 6], [None, 3], settings={"placement": "spread"})
+    shipment = ship_model(group)
+    assert shipment["kind"] == "group" and shipment["trial_ids"] == [5, 6] and shipment["seeds"] == [None, 3]
+    assert all(member["kind"] == "payload" and member["payload"]["format"] == "graph" for member in shipment["members"])
     loaded = load_shipped_model(json.loads(json.dumps(shipment)))
-    assert isinstance(loaded, MergedModel) and loaded.trial_ids == [5, 6] and loaded.placement == "spread"
+    assert isinstance(loaded, ModelGroup) and loaded.trial_ids == [5, 6] and loaded.settings == {"placement": "spread"}
     x = torch.randn(3, 6)  # the job's inputs have 6 features
-    for original, member in zip(models, loaded.members()):
+    for original, member in zip(models, loaded.members[:]):
         assert member.sample == original.sample
         torch.manual_seed(0)
         a = original.build()
         torch.manual_seed(0)
         b = member.build()
         torch.testing.assert_close(a(x), b(x))  # the same architecture, the same initialization
-    assert get_plugins().formats.get("cgo-merged") is MergedFormat
+    assert "cgo-merged" not in get_plugins().formats  # no pseudo-format
 
 
-def test_format_cgo_merged_is_not_a_format_for_spaces_and_refuses_bad_payloads(job):
-    from nascore.errors import ConfigError, ShippingError
-    from nascore_cgo import MergedFormat
+def test_a_malformed_group_shipment_is_a_clear_error():
+    from nascore.errors import ShippingError
+    from nascore.serialization import load_shipped_model
 
-    with pytest.raises(ConfigError, match=r"not a format for model spaces: set format = \"graph\""):
-        MergedFormat().build(job.Space())
-    with pytest.raises(ShippingError, match="'members'.*'trial_ids' of the same length"):
-        MergedFormat().load_model({"format": "cgo-merged", "members": [{}], "trial_ids": [1, 2]})
+    with pytest.raises(ShippingError, match="a shipped model group is malformed"):
+        load_shipped_model({"kind": "group", "members": [], "trial_ids": [1]})
 
 
-def test_iterating_a_merged_models_members_builds_each_from_its_own_trials_seed(job, graph_models):
+def test_iterating_a_groups_members_builds_each_from_its_own_trials_seed(job, graph_models):
     """Each member starts as its own trial would; afterwards the random state is the first member's own trial's."""
     import random
 
     import numpy
     import torch
 
+    from nascore.group import ModelGroup
     from nascore.serialization import load_shipped_model, ship_model
     from nascore.trial import seed_everything
-    from nascore_cgo import MergedModel
 
     samples = [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}, {"width": 4, "act": "tanh"}]
     models = graph_models(job.Space(), samples)
@@ -125,9 +129,9 @@ def test_iterating_a_merged_models_members_builds_each_from_its_own_trials_seed(
         seed_everything(seed)
         alone.append(model.build().state_dict())
         first_draws = first_draws or draws()
-    merged = load_shipped_model(ship_model(MergedModel([ship_model(m) for m in models], [1, 2, 3], seeds=seeds)))
-    assert merged.seeds == seeds
-    for build in (lambda: [member.build() for member in merged.members()], lambda: list(merged.build())):
+    group = load_shipped_model(ship_model(ModelGroup(models, [1, 2, 3], seeds)))
+    assert group.seeds == seeds
+    for build in (lambda: [member.build() for member in group.members], lambda: list(group.build())):
         seed_everything(999)
         modules = build()
         assert draws() == first_draws  # the merged training runs from where the first member's trial would
@@ -136,30 +140,30 @@ def test_iterating_a_merged_models_members_builds_each_from_its_own_trials_seed(
                 torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
 
 
-def test_a_merged_model_without_seeds_touches_no_random_state(job, graph_models):
+def test_a_group_without_seeds_touches_no_random_state(job, graph_models):
     import torch
 
-    from nascore.serialization import ship_model
-    from nascore_cgo import MergedModel
+    from nascore.group import ModelGroup
 
     models = graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}])
-    merged = MergedModel([ship_model(m) for m in models], [1, 2])
-    assert merged.to_payload()["seeds"] == [None, None]
+    group = ModelGroup(models, [1, 2])
+    assert group.seeds == [None, None]
     torch.manual_seed(3)
     torch.rand(1)
     expected = torch.get_rng_state()
-    members = merged.members()
+    members = group.members
     assert len(members) == 2 and members[1].sample == models[1].sample
     list(iter(members))
     assert torch.equal(torch.get_rng_state(), expected)
 
 
-def test_format_cgo_merged_refuses_seeds_that_do_not_fit(job):
-    from nascore.errors import ShippingError
-    from nascore_cgo import MergedFormat
+def test_a_group_needs_one_trial_and_seed_per_member(job, graph_models):
+    from nascore.group import ModelGroup
 
-    payload = {"format": "cgo-merged", "members": [{}, {}], "trial_ids": [1, 2]}
-    assert MergedFormat().load_model(payload).seeds == [None, None]  # a payload of an older nascore-cgo
-    for seeds in ([1], [1, "2"], [1, True], "12"):
-        with pytest.raises(ShippingError, match="'seeds' must be one whole number"):
-            MergedFormat().load_model({**payload, "seeds": seeds})
+    models = graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}])
+    with pytest.raises(ValueError, match="one trial id and one seed per member"):
+        ModelGroup(models, [1])
+    with pytest.raises(ValueError, match="one trial id and one seed per member"):
+        ModelGroup(models, [1, 2], [1])
+
+

@@ -1,19 +1,22 @@
 """nascore-cgo: cross-graph optimization, several models trained in one trial with each batch loaded once.
 
-Use it with the graph format, the training-service engine settings and a multi-model evaluator::
+Use it with the graph format, the training-service engine settings and an evaluator that trains
+several models in one trial (the core's Lightning evaluators do)::
 
-    from nascore_cgo import Classification
+    from nascore.evaluators import Classification
 
     evaluator = Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, max_epochs=5)
     config = ExperimentConfig(engine="cgo", format="graph", trial_concurrency=2,
                               engine_options={"max_concurrency_cgo": 4, "batch_waiting_time": 5})
 
-A merged trial gets the devices of one trial. ``engine_options.placement`` (or the evaluators'
-``placement=`` argument) packs its models onto the trial's device (``"pack"``, the default) or
-spreads them over its ``trial_gpu_number`` GPUs (``"spread"``; see :mod:`nascore_cgo.placement`).
+A merged trial is one trial whose model is a :class:`nascore.group.ModelGroup`; it gets the devices
+of one trial. ``engine_options.placement`` (or the evaluators' ``placement=`` argument) packs its
+models onto the trial's device (``"pack"``, the default) or spreads them over its
+``trial_gpu_number`` GPUs (``"spread"``; see :mod:`nascore.evaluators.placement`). Each model's
+results are events of its own trial.
 
 The ``cgo`` engine (:class:`~nascore_cgo.engine.CGOEngine`) wraps ``training-service`` (local
-workers or remote machines, configured by ``config.training_service``); optimizers are registered
+workers or remote machines, configured by ``engine_options``); optimizers are registered
 through ``nascore_register_optimizers`` (built in: ``dedup-input``,
 :class:`~nascore_cgo.optimizers.DedupInputOptimizer`) and receive a
 :class:`~nascore_cgo.plan.LogicalPlan`.
@@ -27,7 +30,7 @@ from typing import Any
 
 from nascore_cgo.engine import CGOEngine, CGOOptions
 from nascore_cgo.optimizers import DedupInputOptimizer
-from nascore_cgo.plan import LogicalPlan, MemberModels, MergedFormat, MergedModel
+from nascore_cgo.plan import LogicalPlan
 
 __all__ = [
     "CGOEngine",
@@ -35,9 +38,6 @@ __all__ = [
     "Classification",
     "DedupInputOptimizer",
     "LogicalPlan",
-    "MemberModels",
-    "MergedFormat",
-    "MergedModel",
     "MultiModelLightning",
     "MultiModelLightningModule",
     "MultiModelSupervisedLearningModule",

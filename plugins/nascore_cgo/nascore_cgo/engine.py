@@ -5,15 +5,17 @@ It collects the trials a strategy submits, waits up to ``batch_waiting_time`` se
 start: it has nothing more to add then), runs the configured optimizers (``dedup-input`` by default) on
 them as one :class:`~nascore_cgo.plan.LogicalPlan`, and submits each group of the plan to the
 wrapped ``training-service`` engine: a group of one as an ordinary trial, a larger group as one
-merged trial (:class:`~nascore_cgo.plan.MergedModel`). The events of a merged trial are split back
-per original trial, so strategies and the store see ordinary trials. When a merged trial fails,
+merged trial whose model is a :class:`nascore.group.ModelGroup`. The evaluator trains the group in
+one pass (``Evaluator.evaluate_group``) and reports each model's results for its own trial
+(``report_*_result(metric, member=i)``): they arrive as that trial's own events, so strategies and
+the store see ordinary trials; the merged trial's end becomes each member's. When a merged trial fails,
 every model in it gets a ``retry`` event and is run again alone, without merging. When it cannot
 run where it was sent (its folder cannot be written), every model in it gets the ``abort`` event.
 
 Seeds: a model alone runs from its own trial's seed. In a merged trial every model is built from
 its own trial's seed too (so a sample's model starts identical, merged or alone, on any engine),
 and the training then runs from the random state the first model's own trial would train from
-(:class:`~nascore_cgo.plan.MemberModels`). Every trial, merged or not, gets the evaluator as
+(:class:`nascore.group.MemberModels`). Every trial, merged or not, gets the evaluator as
 submitted, deserialized afresh in its worker: nothing carries over from the trial before.
 
 ``trial_concurrency`` counts trials of the wrapped engine, so up to ``trial_concurrency *
@@ -21,8 +23,9 @@ max_concurrency_cgo`` models train at once. A merged trial gets the resources of
 (``trial_gpu_number`` GPUs, on the local machine or a remote one). ``placement`` says where its
 models train: ``"pack"`` (the default) puts them all on the trial's device; ``"spread"`` puts model
 ``i`` on GPU ``i % n`` of the trial's ``n = trial_gpu_number`` GPUs (on a trial without GPUs it
-packs). A merged trial travels to its worker as data (format ``cgo-merged``: the members' graph
-payloads), so remote machines need ``nascore-cgo`` installed next to nascore.
+packs). A merged trial travels to its worker as data (each member's graph payload, its trial id and
+seed: :func:`nascore.serialization.ship_model`), so remote machines need only nascore and
+nascore-formats next to the evaluator's code.
 
 Settings come from ``ExperimentConfig.engine_options``::
 
@@ -53,15 +56,16 @@ from nascore.engine import (
     TrialStatus,
     TrialSubmission,
 )
-from nascore.errors import ConfigError, EngineError, ShippingError
+from nascore.errors import ConfigError, EngineError, EvaluatorError, ShippingError
 from nascore.evaluator import Evaluator
+from nascore.evaluators.placement import check_placement
 from nascore.format import ExecutableSpace
+from nascore.group import ModelGroup
 from nascore.optimizer import LogicalOptimizer
 from nascore.options import OptionError
 from nascore.serialization import ship_model
 from nascore.units import parse_duration
-from nascore_cgo.placement import check_placement
-from nascore_cgo.plan import LogicalPlan, MergedModel
+from nascore_cgo.plan import LogicalPlan
 from nascore_engines.folders import cannot_write
 from nascore_engines.training_service import TrainingServiceEngine, TrainingServiceOptions
 from nascore_formats.graph import GraphSpace
@@ -144,6 +148,7 @@ class CGOEngine(ExecutionEngine):
         self._pending: list[TrialSubmission] = []
         self._pending_since: float | None = None
         self._merged: dict[int, _Merged] = {}
+        self._member_of: dict[int, int] = {}  # member trial id -> the merged trial it runs in
         self._fallbacks: list[TrialSubmission] = []
         self._open: set[int] = set()
         self._ids = itertools.count(MERGED_ID_BASE)
@@ -171,25 +176,22 @@ class CGOEngine(ExecutionEngine):
     # --- before the first trial ---------------------------------------------------------------
 
     def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
-        from nascore_cgo.optimizers import merge_key
-
         if space is not None and not isinstance(space, GraphSpace):
             raise ConfigError(
                 f"engine 'cgo' merges graph-format models, but the space is in another format "
                 f"({type(space).__name__}); set format = \"graph\" (or use engine \"training-service\" for other formats)"
             )
-        if merge_key(evaluator) is None:
+        if evaluator.merge_key() is None:
             raise ConfigError(
-                f"engine 'cgo' trains merged models with a multi-model evaluator, got {type(evaluator).__name__}; "
-                "use nascore_cgo.Classification / nascore_cgo.Regression (or a nascore_cgo.MultiModelLightning "
-                "evaluator), or engine \"training-service\" to run each model alone"
+                f"engine 'cgo' trains several models per trial, which {type(evaluator).__name__} cannot (its merge_key() "
+                "is None); use nascore.evaluators.Classification / Regression (or a Lightning evaluator with a "
+                "SupervisedLearningModule or MultiModelLightningModule recipe), or engine \"training-service\" to run "
+                "each model alone"
             )
-        chosen = getattr(evaluator, "placement", None)
-        if self.options.placement is not None and chosen is not None and chosen != self.options.placement:
-            raise ConfigError(
-                f"config.engine_options.placement is {self.options.placement!r} but the evaluator was given "
-                f"placement={chosen!r}; set the placement in one of them only"
-            )
+        try:
+            evaluator.check_group({"placement": self.options.placement} if self.options.placement else {})
+        except EvaluatorError as exc:
+            raise ConfigError(str(exc)) from None
         self.inner.check(evaluator, space)
 
     def start(self, context: EngineContext) -> None:
@@ -295,16 +297,17 @@ class CGOEngine(ExecutionEngine):
 
     def _submit_merged(self, members: list[TrialSubmission]) -> None:
         assert self._context is not None
+        ids = [member.trial_id for member in members]
+        model = ModelGroup([member.model for member in members], ids, [member.seed for member in members],
+                           settings={"placement": self.options.placement} if self.options.placement else {})
         try:
-            shipments = [ship_model(member.model) for member in members]
+            ship_model(model)
         except ShippingError as exc:
-            _log.warning("Models %s cannot be merged (%s); running them alone", [m.trial_id for m in members], exc)
+            _log.warning("Models %s cannot be merged (%s); running them alone", ids, exc)
             for member in members:
                 self.inner.submit(member)
             return
         merged_id = next(self._ids)
-        ids = [member.trial_id for member in members]
-        model = MergedModel(shipments, ids, placement=self.options.placement, seeds=[member.seed for member in members])
         log_dir = self._context.experiment_dir / "cgo" / f"merged-{merged_id - MERGED_ID_BASE}"
         folder = log_dir
         try:
@@ -320,10 +323,12 @@ class CGOEngine(ExecutionEngine):
             return
         with self._lock:
             self._merged[merged_id] = _Merged(members)
+            for trial_id in ids:
+                self._member_of[trial_id] = merged_id
             self.merged_trials += 1
         _log.info("CGO: trials %s run merged as one trial (log: %s)", ids, log_dir / "trial.log")
         # The merged trial starts from its first member's seed; each member is then built from its own
-        # seed, and the training runs from the first member's (see nascore_cgo.plan.MemberModels).
+        # seed, and the training runs from the first member's (see nascore.group.MemberModels).
         self.inner.submit(
             TrialSubmission(merged_id, model, members[0].evaluator, log_dir, dict(model.sample), seed=members[0].seed)
         )
@@ -351,30 +356,26 @@ class CGOEngine(ExecutionEngine):
     def _on_event(self, event: TrialEvent) -> None:
         with self._lock:
             merged = self._merged.get(event.trial_id)
+            group = self._merged.get(self._member_of.get(event.trial_id, -1))
         if merged is None:
+            if group is not None and event.kind == "final":  # a member's own result, reported in its merged trial
+                group.finals.add(event.trial_id)
             self._forward(event)
             return
         members = merged.members
         if event.kind in ("intermediate", "final"):
-            records = (event.metric or {}).get("cgo")
-            if not isinstance(records, list) or len(records) != len(members):
-                _log.warning("Merged trial %s reported a metric without one record per model: %s", [m.trial_id for m in members], event.metric)
-                return
-            for member, record in zip(members, records):
-                if event.kind == "final":
-                    merged.finals.add(member.trial_id)
-                self._forward(TrialEvent(member.trial_id, event.kind, value=float(record["default"]), metric=dict(record), time=event.time))
+            _log.warning("Merged trial of %s reported a result of its own (%s); each model reports for its own trial",
+                         [m.trial_id for m in members], event.metric)
         elif event.kind == "abort":  # where it ran is broken, not the models: each member reruns on resume
-            with self._lock:
-                self._merged.pop(event.trial_id, None)
+            self._end_group(event.trial_id)
             for member in members:
                 self._forward(TrialEvent.abort(member.trial_id, event.error or "the merged trial it ran in could not run"))
         elif event.kind == "retry":
             for member in members:
                 self._forward(TrialEvent.retry(member.trial_id, event.error or "the merged trial's machine dropped"))
         elif event.kind == "status" and event.status is TrialStatus.FAILED:
+            self._end_group(event.trial_id)
             with self._lock:
-                self._merged.pop(event.trial_id, None)
                 self.fallbacks += 1
             first = (event.error or "").strip().splitlines()[0] if event.error else "no error text"
             _log.warning("Merged trial of %s failed (%s); running each model alone", [m.trial_id for m in members], first)
@@ -384,8 +385,7 @@ class CGOEngine(ExecutionEngine):
                 self._fallbacks.extend(members)
             self._wakeup.set()
         elif event.kind == "status" and event.status is TrialStatus.SUCCEEDED:
-            with self._lock:
-                self._merged.pop(event.trial_id, None)
+            self._end_group(event.trial_id)
             for member in members:
                 if member.trial_id in merged.finals:
                     self._forward(TrialEvent(member.trial_id, "status", status=TrialStatus.SUCCEEDED, time=event.time))
@@ -394,6 +394,12 @@ class CGOEngine(ExecutionEngine):
         else:
             for member in members:
                 self._forward(TrialEvent(member.trial_id, event.kind, status=event.status, error=event.error, time=event.time))
+
+    def _end_group(self, merged_id: int) -> None:
+        with self._lock:
+            merged = self._merged.pop(merged_id, None)
+            for member in merged.members if merged is not None else []:
+                self._member_of.pop(member.trial_id, None)
 
 
 class _Sink:

@@ -13,18 +13,9 @@ from typing import Any
 from nascore.optimizer import LogicalOptimizer
 from nascore_cgo.plan import LogicalPlan
 
-__all__ = ["DedupInputOptimizer", "merge_key"]
+__all__ = ["DedupInputOptimizer"]
 
 _log = logging.getLogger(__name__)
-
-
-def merge_key(evaluator: Any) -> Any:
-    """What models must share to be trained together: the evaluator's ``merge_key()``, else the evaluator itself.
-
-    Evaluators without a ``merge_key`` method are never merged with anything (``None``).
-    """
-    method = getattr(evaluator, "merge_key", None)
-    return method() if callable(method) else None
 
 
 class DedupInputOptimizer(LogicalOptimizer):
@@ -37,7 +28,7 @@ class DedupInputOptimizer(LogicalOptimizer):
         alone: list[list[int]] = []
         for group in plan.groups:
             for index in group:
-                key = merge_key(plan.submissions[index].evaluator)
+                key = plan.submissions[index].evaluator.merge_key()  # Evaluator contract; None: never merged
                 if key is None:
                     alone.append([index])
                 else:

@@ -1,4 +1,4 @@
-"""Entry point of the ``nascore-cgo`` distribution: engine ``cgo``, optimizer ``dedup-input``, format ``cgo-merged``."""
+"""Entry point of the ``nascore-cgo`` distribution: engine ``cgo`` and optimizer ``dedup-input``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,3 @@ def nascore_register_optimizers(register: RegisterFn) -> None:
     from nascore_cgo.optimizers import DedupInputOptimizer
 
     register("dedup-input", DedupInputOptimizer, description="trains models sharing one data pipeline together, loading each batch once")
-
-
-@hookimpl
-def nascore_register_formats(register: RegisterFn) -> None:
-    from nascore_cgo.plan import MergedFormat
-
-    register("cgo-merged", MergedFormat, description="merged CGO trials on their way to a worker (engine cgo; not for spaces)")

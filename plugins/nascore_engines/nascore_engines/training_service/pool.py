@@ -56,6 +56,12 @@ class PoolTrial:
     env: dict[str, str] = attrs.field(factory=dict)
     seed: int | None = None
 
+    @property
+    def reporting_ids(self) -> set[int]:
+        """The trials this one reports for: itself, and the members of a model group (their own results)."""
+        members = self.model.get("trial_ids", []) if self.model.get("kind") == "group" else []
+        return {self.trial_id, *members}
+
     def message(self, with_evaluator: bool, timeout: float | None, memory_limit: int | None) -> dict[str, Any]:
         return {
             "op": "run",
@@ -320,7 +326,7 @@ class WorkerPool:
     def _on_event(self, worker: _Worker, event: TrialEvent) -> None:
         with self._lock:
             trial = worker.trial
-            if trial is None or trial.trial_id != event.trial_id or worker.timed_out is not None:
+            if trial is None or event.trial_id not in trial.reporting_ids or worker.timed_out is not None:
                 _log.debug("%s: dropped a late event of trial %s from %s", self.name, event.trial_id, worker.name)
                 return
             if event.kind == "status" and event.status is TrialStatus.RUNNING and self.trial_timeout:

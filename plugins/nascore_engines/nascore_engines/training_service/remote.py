@@ -431,7 +431,8 @@ class RemoteService:
 
     def _on_event(self, machine: _Machine, generation: int, event: TrialEvent) -> None:
         with self._lock:
-            if machine.generation != generation or event.trial_id not in machine.trials:
+            reporting = {i for trial in machine.trials.values() for i in trial.reporting_ids}  # members of groups too
+            if machine.generation != generation or event.trial_id not in reporting:
                 return
             if event.ends_trial or event.kind == "abort":  # an aborted trial no longer holds its seat
                 del machine.trials[event.trial_id]

@@ -1,6 +1,6 @@
-"""Where the models of a merged trial run: all on the trial's device (``pack``) or over its devices (``spread``).
+"""Where the models of a group trial (several models in one trial) run: all on the trial's device (``pack``) or over its devices (``spread``).
 
-A merged trial is one trial of the training service, so it gets that trial's devices: with
+A group trial (the cgo engine's merged trials) is one trial of the training service, so it gets that trial's devices: with
 ``trial_gpu_number = n`` its worker sees ``n`` GPUs (``CUDA_VISIBLE_DEVICES``), ``cuda:0`` to
 ``cuda:n-1`` inside the trial; without GPUs it runs on the CPU.
 
