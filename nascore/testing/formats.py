@@ -12,8 +12,9 @@ The format is made from its registration; override the ``make_format`` fixture (
 arguments that returns a new :class:`~nascore.format.ModelFormat`) to pass it arguments. pytest
 then checks, on every space of :meth:`FormatConformance.spaces` (by default a small MLP and a
 space with every primitive: ``LayerChoice``, ``MutableConv2d``/``MutableLinear`` with a width
-choice, ``Repeat``, ``Cell`` and ``InputChoice``) and on deterministic samples (the whole grid of
-a small space, else the default sample and seeded random samples), that:
+choice, ``Repeat``, ``Cell`` and ``InputChoice``, and a space whose choices have tuple candidates)
+and on deterministic samples (the whole grid of a small space, else the default sample and seeded
+random samples), that:
 
 * the format is registered under its name and is a :class:`~nascore.format.ModelFormat`;
 * ``build(space)`` gives an :class:`~nascore.format.ExecutableSpace` whose ``simplify()`` holds
@@ -24,9 +25,10 @@ a small space, else the default sample and seeded random samples), that:
 * ``model.build()`` returns a new ``nn.Module`` each call, which runs on the space's example input
   and gives an output of the expected shape;
 * ``to_payload()`` is plain JSON naming the format and ``load_model(payload)`` rebuilds the same
-  model: same sample, same parameter names and shapes and, with the weights copied, the same
-  output; the same through :func:`~nascore.serialization.ship_model` and
-  :func:`~nascore.serialization.load_shipped_model`, which must ship the payload, not a pickle.
+  model: same sample (a tuple candidate comes back as a tuple, not as the list JSON makes of it),
+  same parameter names and shapes and, with the weights copied, the same output; the same through
+  :func:`~nascore.serialization.ship_model` and :func:`~nascore.serialization.load_shipped_model`,
+  which must ship the payload, not a pickle.
   A format that cannot ship payloads sets :attr:`~FormatConformance.supports_payload` to
   ``False``: then ``to_payload()`` must raise a clear error naming the format, and shipping falls
   back to cloudpickle, which must still give the same model;
@@ -64,12 +66,21 @@ import torch.nn.functional as F
 import nascore
 from nascore.errors import NascoreError, ShippingError
 from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
-from nascore.nn import Cell, InputChoice, LayerChoice, ModelSpace, MutableConv2d, MutableLinear, Repeat
+from nascore.nn import (
+    Cell,
+    InputChoice,
+    LayerChoice,
+    ModelSpace,
+    MutableConv2d,
+    MutableLinear,
+    MutableMaxPool2d,
+    Repeat,
+)
 from nascore.plugin import get_plugins
 from nascore.serialization import is_json_data, load_shipped_model, ship_model
 from nascore.space import LabelledMutable, Mutable, Sample, sample_key
 
-__all__ = ["FormatConformance", "SpaceCase", "SPACES", "MLPSpace", "PrimitivesSpace"]
+__all__ = ["FormatConformance", "SpaceCase", "SPACES", "MLPSpace", "PrimitivesSpace", "TupleSpace"]
 
 #: Batch size of the example inputs.
 BATCH = 2
@@ -130,6 +141,21 @@ class PrimitivesSpace(ModelSpace):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
 
 
+class TupleSpace(ModelSpace):
+    """Choices whose candidates are tuples, which JSON turns into lists: the kernel size of a
+    ``MutableConv2d`` and the window of a ``MutableMaxPool2d``. A payload must give them back as tuples."""
+
+    def __init__(self, in_channels: int = 3, classes: int = 3) -> None:
+        super().__init__()
+        self.conv = MutableConv2d(in_channels, 4, nascore.choice("kernel_size", [(1, 3), (3, 1), (3, 3)]), padding="same")
+        self.pool = MutableMaxPool2d(nascore.choice("pool_window", [(2, 2), (1, 2)]))
+        self.head = MutableLinear(4, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv(x)))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def _mlp_input() -> tuple[torch.Tensor, ...]:
     return (torch.randn(BATCH, 6, generator=torch.Generator().manual_seed(0)),)
 
@@ -165,6 +191,7 @@ class SpaceCase:
 SPACES: dict[str, SpaceCase] = {
     "mlp": SpaceCase(MLPSpace, _mlp_input, (BATCH, 3)),
     "primitives": SpaceCase(PrimitivesSpace, _image_input, (BATCH, 3)),
+    "tuples": SpaceCase(TupleSpace, _image_input, (BATCH, 3)),
 }
 
 
@@ -795,9 +822,16 @@ class FormatConformance:
                 f"{how} returned a {type(loaded).__name__}; it must return a nascore.format.ExecutableModel", space_name
             )
         if loaded.sample != model.sample:
+            hint = ""
+            if sample_key(loaded.sample) == sample_key(model.sample):
+                hint = (
+                    " (the values JSON changes, such as tuples, which come back as lists, must come back as the space's "
+                    "candidates: map them back with the decisions' canonical_value, or write them in a form that keeps "
+                    "their type)"
+                )
             raise self.fail(
                 f"{how} rebuilt a model with the sample {loaded.sample!r}, not {model.sample!r}; it must keep "
-                "the sample",
+                f"the sample{hint}",
                 space_name,
             )
         original = self.build_module(model, space_name)

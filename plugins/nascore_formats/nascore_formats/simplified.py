@@ -7,6 +7,7 @@ default for multi-trial search and the most memory-efficient; weights of the spa
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import torch.nn as nn
@@ -15,7 +16,13 @@ from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 from nascore.nn import ModelSpace, model_context
 from nascore.serialization import object_spec, resolve
 from nascore.space import Sample
-from nascore_formats.common import check_model_space, check_no_graph_mutators, normalized_sample
+from nascore_formats.common import (
+    check_model_space,
+    check_no_graph_mutators,
+    normalized_sample,
+    sample_from_json,
+    sample_to_json,
+)
 
 __all__ = ["SimplifiedFormat", "SimplifiedSpace", "SimplifiedModel"]
 
@@ -35,7 +42,15 @@ class SimplifiedModel(ExecutableModel):
             return self.space_class(*self.args, **self.kwargs)
 
     def to_payload(self) -> dict[str, Any]:
-        return {"format": "simplified", "space": object_spec(self.space_class, self.args, self.kwargs), "sample": self.sample}
+        """``{"format", "space", "sample"}``, plus ``"json_changed"``: the labels whose values JSON changes.
+
+        Those values (tuples, ...) are mapped back to the space's candidates by ``load_model``.
+        """
+        sample, changed = sample_to_json(self.sample, self.format_name)
+        payload: dict[str, Any] = {"format": "simplified", "space": object_spec(self.space_class, self.args, self.kwargs), "sample": sample}
+        if changed:
+            payload["json_changed"] = changed
+        return payload
 
 class SimplifiedSpace(ExecutableSpace):
     """A model space reduced to its class, init arguments and ``{label: decision}``."""
@@ -61,4 +76,12 @@ class SimplifiedFormat(ModelFormat):
 
     def load_model(self, payload: dict[str, Any]) -> SimplifiedModel:
         spec = payload["space"]
-        return SimplifiedModel(resolve(spec["factory"]), tuple(spec["args"]), dict(spec["kwargs"]), payload["sample"])
+        space_class, args, kwargs = resolve(spec["factory"]), tuple(spec["args"]), dict(spec["kwargs"])
+        sample = dict(payload["sample"])
+        changed = payload.get("json_changed") or []
+        if changed:
+            # Only then is the space built (it may be large): its decisions map the values back to candidates.
+            # A new context: as a search space with its own labels, even if loaded inside model_context.
+            space = check_model_space(contextvars.Context().run(space_class, *args, **kwargs), self.name)
+            sample = sample_from_json(space.simplify(), sample, changed)
+        return SimplifiedModel(space_class, args, kwargs, sample)

@@ -8,6 +8,7 @@ registered for each test in a process-wide plugin host that loads no installed p
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ class ToyModel(ExecutableModel):
         return {
             "format": self.format_name,
             "space": object_spec(self.space_class, self.args, self.kwargs),
-            "sample": self.sample,
+            "sample": json.loads(json.dumps(self.sample)),  # a tuple becomes a list: load_model maps it back
         }
 
 
@@ -73,7 +74,10 @@ class ToyFormat(ModelFormat):
 
     def load_model(self, payload: dict[str, Any]) -> ExecutableModel:
         spec = payload["space"]
-        return self.make_model(resolve(spec["factory"]), spec["args"], spec["kwargs"], payload["sample"])
+        space_class = resolve(spec["factory"])
+        mutables = space_class(*spec["args"], **spec["kwargs"]).simplify()
+        sample = {label: mutables[label].canonical_value(value) for label, value in payload["sample"].items()}
+        return self.make_model(space_class, spec["args"], spec["kwargs"], sample)
 
 
 class ToyCopyModel(ExecutableModel):
@@ -336,7 +340,7 @@ def test_the_suite_has_the_checks_of_the_contract():
         "test_shipping_round_trip",
         "test_the_format_is_registered_under_its_name",
     ]
-    assert set(SPACES) == {"mlp", "primitives"}
+    assert set(SPACES) == {"mlp", "primitives", "tuples"}
 
 
 def test_a_correct_format_passes_every_check_on_every_space():
@@ -468,8 +472,8 @@ def test_pytest_collects_the_suite_per_space_and_reports_the_failures(pytester: 
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
-    # 10 checks, 9 of them per space: 19 for TestToy on two spaces and 10 for TestSameModule on one.
-    result.assert_outcomes(passed=28, failed=1)
+    # 10 checks, 9 of them per space: 28 for TestToy on three spaces and 10 for TestSameModule on one.
+    result.assert_outcomes(passed=37, failed=1)
     result.stdout.fnmatch_lines(
         [
             "E * AssertionError: format 'toy-same-module' on space 'mlp': freeze(*).build() returned the same module "

@@ -15,7 +15,8 @@ import torch.nn as nn
 
 import nascore
 from nascore.errors import ShippingError
-from nascore.nn import LayerChoice, ModelSpace, MutableLinear, basic_unit
+from nascore.nn import LayerChoice, ModelSpace, MutableConv2d, MutableLinear, basic_unit
+from nascore.serialization import load_shipped_model, ship_model
 from nascore_formats import GraphFormat
 from nascore_formats.graph import GraphIR
 
@@ -61,6 +62,53 @@ def test_payload_is_json_and_loads_back():
     loaded = GraphFormat().load_model(payload)
     assert loaded.to_code() == model.to_code()
     assert GraphIR.from_json(loaded.ir.to_json()).to_json() == payload["ir"]
+
+
+class Marker:
+    def __init__(self, n):
+        self.n = n
+
+
+#: Candidates of the "mode" choice of TupleKernel.
+MODES = {"dicts": [{1: "a", 2: (1, 2)}, {1: "b"}], "markers": [Marker(1), Marker(2)]}
+
+
+class TupleKernel(ModelSpace):
+    def __init__(self, modes=None):
+        super().__init__()
+        self.conv = MutableConv2d(3, 4, nascore.choice("kernel", [(1, 1), (3, 3)]), padding=1)
+        if modes is not None:
+            self.add_mutable(nascore.choice("mode", MODES[modes]))
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_tuple_candidates_ship_as_a_payload_and_come_back_as_tuples():
+    model = GraphFormat().build(TupleKernel()).freeze({"kernel": (3, 3)})
+    payload = json.loads(json.dumps(model.to_payload()))
+    assert payload["sample"] == {"kernel": {"$tuple": [3, 3]}}
+    shipment = ship_model(model)
+    assert shipment["kind"] == "payload", shipment.get("reason")
+    for loaded in (GraphFormat().load_model(payload), load_shipped_model(json.loads(json.dumps(shipment)))):
+        assert loaded.sample == model.sample and type(loaded.sample["kernel"]) is tuple
+        assert loaded.build().conv.kernel_size == (3, 3)
+        assert loaded.to_code() == model.to_code()
+    assert "    kernel: [3, 3]\n" in model.to_code()
+
+
+def test_other_values_json_changes_come_back_as_they_were():
+    model = GraphFormat().build(TupleKernel("dicts")).freeze({"kernel": (1, 1), "mode": {1: "a", 2: (1, 2)}})
+    loaded = GraphFormat().load_model(json.loads(json.dumps(model.to_payload())))
+    assert loaded.sample == model.sample and type(loaded.sample["mode"][2]) is tuple
+
+
+def test_a_sample_value_with_no_json_form_is_pickled_saying_which_label():
+    model = GraphFormat().build(TupleKernel("markers")).freeze({"kernel": (1, 1), "mode": MODES["markers"][0]})
+    with pytest.raises(ShippingError, match=r"sample, label 'mode': a Marker value"):
+        model.to_payload()
+    shipment = ship_model(model)
+    assert shipment["kind"] == "cloudpickle" and "'mode'" in shipment["reason"]
 
 
 def test_a_payload_builds_the_same_model_in_another_process(tmp_path):

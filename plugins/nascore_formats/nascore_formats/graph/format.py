@@ -27,6 +27,7 @@ from nascore_formats.graph.codegen import GeneratedCode, generate_code
 from nascore_formats.graph.freeze import freeze_ir
 from nascore_formats.graph.ir import GraphIR
 from nascore_formats.graph.mutator import MutatorDecisions, attached_mutators
+from nascore_formats.graph.serialize import sample_from_json, sample_to_json
 from nascore_formats.graph.tracer import convert_space
 
 __all__ = ["GraphFormat", "GraphSpace", "GraphModel"]
@@ -82,8 +83,13 @@ class GraphModel(ExecutableModel):
         return generate_code(self.ir, self.sample, strict=True).source
 
     def to_payload(self) -> dict[str, Any]:
-        """``{"format": "graph", "sample": ..., "ir": ...}``; raises ShippingError if the IR has no JSON form."""
-        return {"format": "graph", "sample": dict(self.sample), "ir": self.ir.to_json()}
+        """``{"format": "graph", "sample": ..., "ir": ...}``; raises ShippingError if the IR has no JSON form.
+
+        The sample's values are written as the IR's values are (a tuple as ``{"$tuple": [...]}``, see
+        :func:`~nascore_formats.graph.serialize.sample_to_json`), so that they come back as they were:
+        the payload holds no space whose decisions could map JSON values back to candidates.
+        """
+        return {"format": "graph", "sample": sample_to_json(self.sample), "ir": self.ir.to_json()}
 
 
 class GraphSpace(ExecutableSpace):
@@ -120,4 +126,4 @@ class GraphFormat(ModelFormat):
     def load_model(self, payload: dict[str, Any]) -> GraphModel:
         if payload.get("format") != self.name or "ir" not in payload:
             raise ShippingError(f"not a graph model payload: keys {sorted(payload)}, format {payload.get('format')!r}")
-        return GraphModel(GraphIR.from_json(payload["ir"]), dict(payload.get("sample", {})))
+        return GraphModel(GraphIR.from_json(payload["ir"]), sample_from_json(payload.get("sample", {})))

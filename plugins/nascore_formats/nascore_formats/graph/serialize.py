@@ -4,8 +4,10 @@ Every node is ``{"name", "op", "target", "args", "kwargs"}`` (plus ``"subgraph"`
 another graph); a function target is its import path (``"torch:relu"``). Values that JSON has no
 type for are tagged objects: ``{"$node": name}``, ``{"$tuple": [...]}``, ``{"$slice": [...]}``,
 ``{"$dtype": "float32"}``, ``{"$import": "torch.nn:ReLU"}``, ``{"$module": {...}}`` (a leaf
-module argument), ``{"$tensor": {...}}``. A value with no JSON form raises
-:class:`~nascore.errors.ShippingError` naming the graph and the node, so the engine can fall back.
+module argument), ``{"$tensor": {...}}``. A graph model's sample is written the same way, so that
+a tuple candidate comes back as a tuple. A value with no JSON form raises
+:class:`~nascore.errors.ShippingError` naming the graph and the node (or the sample's label), so
+the engine can fall back.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from nascore.errors import ShippingError
 from nascore_formats.graph.ir import Graph, GraphIR, LeafModule, TensorValue
 from nascore_formats.graph.references import reference_of
 
-__all__ = ["ir_to_json", "ir_from_json", "FORMAT_VERSION"]
+__all__ = ["ir_to_json", "ir_from_json", "sample_to_json", "sample_from_json", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -230,3 +232,17 @@ def ir_from_json(data: dict[str, Any]) -> GraphIR:
         raise ShippingError(f"graph IR version {version!r} is not supported (this nascore reads version {FORMAT_VERSION})")
     graphs = {name: _graph_load(name, graph) for name, graph in data["graphs"].items()}
     return GraphIR(graphs, data["root"], data.get("name", "Model"))
+
+
+def sample_to_json(sample: dict[str, Any]) -> dict[str, Any]:
+    """A graph model's sample as JSON data, each value written as :func:`encode` writes it.
+
+    Numbers, strings and lists of them stay as they are; a tuple is ``{"$tuple": [...]}``, so that
+    :func:`sample_from_json` gives back the candidate itself, not the list JSON would make of it.
+    """
+    return {label: encode(value, f"sample, label {label!r}") for label, value in sample.items()}
+
+
+def sample_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The sample :func:`sample_to_json` wrote."""
+    return {label: decode(value) for label, value in data.items()}
