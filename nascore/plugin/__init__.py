@@ -65,10 +65,19 @@ The hooks (see :mod:`nascore.plugin.spec` for the full contracts):
   once per implementation. Names are lowercase (``[a-z0-9][a-z0-9_.-]*``) and unique per kind: if
   two distributions register the same name, the first one loaded is kept and the second is
   reported as a failure naming both.
-* ``nascore_trial_started(experiment_id, trial_id, sample)``,
-  ``nascore_trial_finished(experiment_id, trial_id, status, metric)``,
-  ``nascore_experiment_status_changed(experiment_id, status)``: notifications for loggers and
-  dashboards. An observer that raises is logged and ignored.
+* ``nascore_trial_started(experiment_id, trial_id, sample)``: a trial was submitted to an engine;
+  ``sample`` is (a copy of) the ``{label: value}`` architecture it evaluates.
+* ``nascore_trial_finished(experiment_id, trial_id, status, metric)``: a trial ended; ``status``
+  is ``"SUCCEEDED"`` or ``"FAILED"``, ``metric`` its final default metric (``None`` if it has none).
+* ``nascore_experiment_status_changed(experiment_id, status)``: the experiment is ``"RUNNING"``,
+  then ``"DONE"``, ``"INTERRUPTED"`` or ``"FAILED"``.
+
+The last three are notifications for loggers and dashboards, called in the process that runs the
+experiment; they return nothing. An observer that raises is logged and ignored. For example::
+
+    @hookimpl
+    def nascore_trial_finished(trial_id, status, metric):
+        print(f"trial {trial_id} {status}: {metric}")
 
 An implementation may declare only the arguments it uses; new arguments added to a hook later do
 not break it. A hook name nascore does not know is reported as a failure (mark it

@@ -91,6 +91,9 @@ def nascore_register_optimizers(register: RegisterFn) -> None:
 def nascore_trial_started(experiment_id: str, trial_id: int, sample: dict[str, Any]) -> None:
     """Notify that a trial was submitted to an execution engine.
 
+    Called once per submission, before the engine runs the trial; a trial interrupted by a stopped
+    experiment is submitted again on resume, under the same ``trial_id``, and notified again.
+
     :param experiment_id: id of the experiment the trial belongs to.
     :param trial_id: id of the trial, unique within its experiment.
     :param sample: the ``{label: value}`` architecture the trial evaluates (a copy; mutating it
@@ -102,19 +105,28 @@ def nascore_trial_started(experiment_id: str, trial_id: int, sample: dict[str, A
 def nascore_trial_finished(experiment_id: str, trial_id: int, status: str, metric: float | None) -> None:
     """Notify that a trial reached a final state.
 
+    Called once per finished trial, after its result is recorded. A trial left unfinished when the
+    experiment stops (``"INTERRUPTED"``, to rerun on resume) is not notified.
+
     :param experiment_id: id of the experiment the trial belongs to.
     :param trial_id: id of the trial, unique within its experiment.
-    :param status: the final state of the trial (for example ``"succeeded"`` or ``"failed"``).
-    :param metric: the trial's final default metric, or ``None`` when it reported none.
+    :param status: the final state of the trial, a :class:`~nascore.engine.TrialStatus` value:
+        ``"SUCCEEDED"`` or ``"FAILED"``.
+    :param metric: the trial's final default metric, or ``None`` when it has none (usually a
+        failed trial) or it is NaN.
     """
 
 
 @hookspec
 def nascore_experiment_status_changed(experiment_id: str, status: str) -> None:
-    """Notify that an experiment changed state (for example started, resumed, done, failed).
+    """Notify that an experiment changed state.
+
+    A run (or a resume) notifies ``"RUNNING"`` before its first trial, then one of ``"DONE"``,
+    ``"INTERRUPTED"`` (Ctrl-C; resumable) or ``"FAILED"`` (an error stopped the search).
 
     :param experiment_id: id of the experiment.
-    :param status: the new state of the experiment.
+    :param status: the new state of the experiment: ``"RUNNING"``, ``"DONE"``, ``"INTERRUPTED"``
+        or ``"FAILED"``.
     """
 
 
