@@ -241,3 +241,40 @@ def test_the_enas_controller_samples_every_kind_of_decision():
     loss = -drawn.log_prob + drawn.skip_penalty
     loss.backward()
     assert controller.soft[1].weight.grad is not None
+
+
+@pytest.mark.parametrize("strategy_class", [DARTS, GumbelDARTS])
+def test_a_refused_primitive_is_refused_by_name(strategy_class):
+    """An error of a supernet module while the supernet is built names the strategy, and the module and label."""
+
+    class AnyInputs(nascore.nn.ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.inputs = nascore.nn.InputChoice(3, None, reduction="none", label="inputs")
+
+        def forward(self, x):
+            return sum(self.inputs([x, x, x]), torch.zeros_like(x))
+
+    name = strategy_class.__name__
+    with pytest.raises(StrategyError, match=rf"^{name} cannot search this space: module 'inputs' \(InputChoice 'inputs'\): "
+                                            r"n_chosen=None .*differentiable strategy"):
+        strategy_class().create_supernet(AnyInputs())
+    with pytest.raises(StrategyError, match=rf"^{name} cannot search this space: .*'inputs'"):
+        strategy_class().setup(SpaceOf(AnyInputs()), seed=1)
+
+
+def test_a_seeded_search_resumes_with_its_exports_without_training_again(mlp_space, evaluator):
+    space = SpaceOf(mlp_space())
+    searched = DARTS(arc_learning_rate=3e-3, top_k=2)
+    searched.setup(space, seed=5)
+    exported = searched.search(evaluator(max_epochs=1))
+    state = searched.state_dict()
+    resumed = DARTS(arc_learning_rate=3e-3, top_k=2)
+    resumed.setup(space, seed=5)
+    torch_state = torch.get_rng_state()
+    resumed.restore(state, [TrialRecord(id=1, sample=exported[0], status=TrialStatus.SUCCEEDED, metric=0.9)])
+    context = RecordingContext(space)  # its evaluator cannot train
+    resumed.run(context)
+    assert context.submitted == exported[1:]
+    assert resumed.exported == exported
+    assert torch.equal(torch.get_rng_state(), torch_state)

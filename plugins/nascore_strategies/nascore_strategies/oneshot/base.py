@@ -12,6 +12,17 @@ ask/tell loop):
    evaluator trains it on its own and its validation metric is the trial's result. So
    ``exp.export_top_models()``, ``nascore show`` and resume work as for any strategy.
 
+With a seed (the strategy's, or the experiment's ``ExperimentConfig(seed=...)`` given to
+:meth:`~OneShotStrategy.setup`), the search is deterministic: building the supernet (the weights
+of the mixed operations) and the search (architecture noise, sampled paths, controller samples,
+the evaluator's dropout, the order of a ``DataLoader(shuffle=True)`` created without a
+``generator``) run in a :class:`SeededRandomState` seeded from the strategy's random generator, so
+the same seed exports the same architectures whatever torch's, Python's and NumPy's global random
+state was, and that state is left as it was. A ``DataLoader`` of the evaluator created with a
+``generator=`` of its own shuffles from that generator (it belongs to the user: a second search
+with the same evaluator object continues its sequence; give each run a freshly seeded one). Without
+any seed the search draws from the global random state, as training in PyTorch usually does.
+
 Subclasses (DARTS, GumbelDARTS, ENAS, RandomOneShot, Proxyless) provide the training step and
 the ranking. Lightning is imported only when training starts, so the strategies can be listed and
 configured without it.
@@ -19,10 +30,14 @@ configured without it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import heapq
 import logging
+import random
+import sys
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -38,6 +53,7 @@ from nascore_strategies.oneshot.hooks import (
     traverse_and_mutate_submodules,
 )
 from nascore_strategies.oneshot.layout import check_memory_format
+from nascore_strategies.oneshot.supermodule import sampling as _sampling
 from nascore_strategies.oneshot.supermodule.base import ArchParameters, BaseSuperNetModule
 
 if TYPE_CHECKING:
@@ -45,9 +61,76 @@ if TYPE_CHECKING:
     from nascore.format import ExecutableSpace
     from nascore.record import TrialRecord
 
-__all__ = ["OneShotStrategy", "k_best"]
+__all__ = ["OneShotStrategy", "SeededRandomState", "k_best"]
 
 _log = logging.getLogger(__name__)
+
+
+def initialised_cuda_devices() -> list[int]:
+    """The CUDA devices whose random state can be forked without side effects: all, once CUDA is initialised.
+
+    Before that, none: reading a CUDA random state initialises CUDA, which a forked worker process
+    of the parent could then no longer use.
+    """
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+
+
+class SeededRandomState:
+    """Inside, the global random states are seeded from ``seed``; on exit they are restored.
+
+    Covers torch's CPU generator, the generators of the CUDA devices (those initialised on entry;
+    CUDA initialised inside, e.g. when Lightning moves the supernet to a GPU, is covered from
+    :meth:`cover_cuda` on, which the one-shot Lightning module calls when fitting starts), Python's
+    ``random``, NumPy's global generator (when NumPy is imported) and the generator the sampling
+    supernet modules use for decisions they were not given. Built on :func:`torch.random.fork_rng`.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._stack: contextlib.ExitStack | None = None
+        self._cuda_covered = False
+
+    def __enter__(self) -> SeededRandomState:
+        stack = contextlib.ExitStack()
+        try:
+            devices = initialised_cuda_devices()
+            stack.enter_context(torch.random.fork_rng(devices=devices))
+            # Not torch.manual_seed: it would also seed (lazily) CUDA generators that the fork does not restore.
+            torch.random.default_generator.manual_seed(self.seed)
+            self._seed_cuda(devices)
+            self._cuda_covered = bool(devices)
+            for generator in (random, _sampling._rng):
+                stack.callback(generator.setstate, generator.getstate())
+                generator.seed(self.seed)
+            numpy = sys.modules.get("numpy")
+            if numpy is not None:
+                stack.callback(numpy.random.set_state, numpy.random.get_state())
+                numpy.random.seed(self.seed % 2**32)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def _seed_cuda(self, devices: list[int]) -> None:
+        for index in devices:
+            torch.cuda.default_generators[index].manual_seed(self.seed)
+
+    def cover_cuda(self) -> None:
+        """Fork and seed the CUDA generators if CUDA was initialised since entry (restored on exit)."""
+        if self._stack is None or self._cuda_covered or not torch.cuda.is_initialized():
+            return
+        devices = initialised_cuda_devices()
+        self._stack.enter_context(torch.random.fork_rng(devices=devices))
+        self._seed_cuda(devices)
+        self._cuda_covered = True
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
 
 
 class OneShotStrategy(Strategy):
@@ -89,6 +172,8 @@ class OneShotStrategy(Strategy):
         #: The exported architectures, best first (after :meth:`search`, or restored on resume).
         self.exported: list[Sample] | None = None
         self._submitted: set[str] = set()
+        self.effective_seed = self.seed
+        self._random_state: SeededRandomState | None = None
 
     # --- the supernet ----------------------------------------------------------------------------
 
@@ -100,8 +185,23 @@ class OneShotStrategy(Strategy):
         """What every mutation hook receives as ``mutate_kwargs``."""
         return {"mode": self.mode, "arch": self.arch, "strategy": type(self).__name__}
 
+    def seeded_random_state(self) -> contextlib.AbstractContextManager[SeededRandomState | None]:
+        """A :class:`SeededRandomState` seeded from :attr:`rng`, or (without a seed) a context that changes nothing."""
+        if self.effective_seed is None:
+            return contextlib.nullcontext()
+        return SeededRandomState(self.rng.randrange(2**31))
+
+    def cover_cuda(self) -> None:
+        """Seed the CUDA generators for the rest of the search, if CUDA was initialised after it started."""
+        if self._random_state is not None:
+            self._random_state.cover_cuda()
+
     def create_supernet(self, space: nn.Module) -> nn.Module:
-        """Convert a deep copy of ``space`` into this algorithm's supernet (the space is left untouched)."""
+        """Convert a deep copy of ``space`` into this algorithm's supernet (the space is left untouched).
+
+        With a seed, the modules the hooks create are initialised from it (see :class:`SeededRandomState`).
+        Raises a :class:`~nascore.errors.StrategyError` naming the strategy when a module cannot be converted.
+        """
         if not isinstance(space, ModelSpace):
             raise StrategyError(
                 f"{type(self).__name__} searches a nascore.nn.ModelSpace, got {type(space).__name__}; derive the "
@@ -112,7 +212,14 @@ class OneShotStrategy(Strategy):
         self.arch = ArchParameters(generator=generator) if self.mode != "sampling" else None
         model_hooks = getattr(space, "extra_oneshot_hooks", None)
         hooks = [*self.mutation_hooks, *(model_hooks(self) if callable(model_hooks) else []), *self.default_mutation_hooks()]
-        traverse_and_mutate_submodules(supernet, hooks, self.mutate_kwargs(), memo={})
+        try:
+            with self.seeded_random_state():
+                traverse_and_mutate_submodules(supernet, hooks, self.mutate_kwargs(), memo={})
+        except StrategyError as exc:
+            name = type(self).__name__
+            if str(exc).startswith(name):
+                raise
+            raise StrategyError(f"{name} cannot search this space: {exc}") from exc
         self.supernet = supernet
         self.decisions = self._check_coverage(space, supernet)
         return supernet
@@ -196,12 +303,21 @@ class OneShotStrategy(Strategy):
             context.wait()
 
     def search(self, evaluator: Evaluator, *, should_stop: Callable[[], bool] | None = None) -> list[Sample]:
-        """Train the supernet with ``evaluator`` (a Lightning evaluator) and return the exported architectures."""
+        """Train the supernet with ``evaluator`` (a Lightning evaluator) and return the exported architectures.
+
+        With a seed, training and ranking run in a :class:`SeededRandomState` (the caller's global
+        random state is restored afterwards).
+        """
         if self.supernet is None:
             raise StrategyError(f"{type(self).__name__}: call setup(space) (or create_supernet) before search()")
         from nascore_strategies.oneshot.lightning import train_supernet  # imports Lightning
 
-        samples = train_supernet(self, evaluator, should_stop)
+        with self.seeded_random_state() as state:
+            self._random_state = state
+            try:
+                samples = train_supernet(self, evaluator, should_stop)
+            finally:
+                self._random_state = None
         if not samples:
             raise StrategyError(f"{type(self).__name__} exported no architecture")
         checked = []

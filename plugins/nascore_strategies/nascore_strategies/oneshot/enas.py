@@ -89,8 +89,10 @@ class ENAS(OneShotStrategy):
 
     def create_supernet(self, space: Any) -> Any:
         supernet = super().create_supernet(space)
-        with torch.random.fork_rng():
-            torch.manual_seed(self.rng.randrange(2**31))
+        # Built on the CPU from a seed of the strategy's generator; the caller's random state is left as it was
+        # (CPU only: forking the CUDA generators would initialise CUDA).
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(self.rng.randrange(2**31))
             self.controller = ReinforceController(fields_of(self.decisions), **self.ctrl_kwargs)
         self.baseline = None
         self._ctrl_steps = 0

@@ -236,6 +236,7 @@ class OneShotModule(pl.LightningModule):
         self.inner.teardown(stage)
 
     def on_fit_start(self) -> None:
+        self.strategy.cover_cuda()  # a seeded search also seeds CUDA if fitting just initialised it
         self.inner.on_fit_start()
 
     def on_fit_end(self) -> None:
