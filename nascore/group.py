@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from nascore.format import ExecutableModel
 
-__all__ = ["GROUP_LABEL", "MemberModels", "ModelGroup"]
+__all__ = ["GROUP_LABEL", "MemberModels", "ModelGroup", "combined_member"]
 
 #: The label of a group's own sample: the trial ids of its members.
 GROUP_LABEL = "group"
@@ -42,6 +42,11 @@ class ModelGroup(ExecutableModel):
     :param seeds: each member trial's seed (``None``: not seeded).
     :param settings: what the engine asks of the evaluator for this group, e.g. ``{"placement": "spread"}``
         (JSON data; see :meth:`nascore.evaluator.Evaluator.check_group`).
+    :param combined: optionally, one model computing every member from the same inputs: its
+        ``build()`` gives a module whose submodule ``model_<i>`` (:func:`combined_member`) is member
+        ``i``'s module (same parameter names) and whose ``forward`` returns the tuple of the members'
+        outputs. The graph format merges the members' graphs into such a model (one generated module,
+        the input read once); evaluators may train it instead of the separate members.
     """
 
     def __init__(
@@ -50,8 +55,10 @@ class ModelGroup(ExecutableModel):
         trial_ids: Sequence[int],
         seeds: Sequence[int | None] | None = None,
         settings: Mapping[str, Any] | None = None,
+        combined: ExecutableModel | None = None,
     ) -> None:
         super().__init__({GROUP_LABEL: list(trial_ids)})
+        self.combined = combined
         self._models = list(members)
         self.trial_ids = [int(t) for t in trial_ids]
         self.seeds: list[int | None] = [None] * len(self.trial_ids) if seeds is None else list(seeds)
@@ -76,6 +83,11 @@ class ModelGroup(ExecutableModel):
 
     def __repr__(self) -> str:
         return f"ModelGroup(trials={self.trial_ids})"
+
+
+def combined_member(index: int) -> str:
+    """The submodule path of member ``index`` in a group's combined module: ``model_<index>``."""
+    return f"model_{index}"
 
 
 class MemberModels(Sequence[ExecutableModel]):

@@ -149,8 +149,11 @@ def ship_model(model: ExecutableModel) -> dict[str, Any]:
     if isinstance(model, ModelGroup):  # no format of its own: each member travels as its own shipment
         if not is_json_data(model.settings):
             raise ShippingError(f"the settings of {model!r} are not plain JSON data: {model.settings!r}")
-        return {"kind": "group", "members": [ship_model(member) for member in model.members[:]],
-                "trial_ids": list(model.trial_ids), "seeds": list(model.seeds), "settings": dict(model.settings)}
+        shipment = {"kind": "group", "members": [ship_model(member) for member in model.members[:]],
+                    "trial_ids": list(model.trial_ids), "seeds": list(model.seeds), "settings": dict(model.settings)}
+        if model.combined is not None:
+            shipment["combined"] = ship_model(model.combined)
+        return shipment
     what = f"the model {model.sample!r}"
     try:
         payload = model.to_payload()
@@ -175,7 +178,8 @@ def load_shipped_model(shipment: dict[str, Any]) -> ExecutableModel:
 
         try:
             members = [load_shipped_model(member) for member in shipment["members"]]
-            return ModelGroup(members, shipment["trial_ids"], shipment.get("seeds"), shipment.get("settings"))
+            combined = load_shipped_model(shipment["combined"]) if shipment.get("combined") else None
+            return ModelGroup(members, shipment["trial_ids"], shipment.get("seeds"), shipment.get("settings"), combined)
         except (KeyError, TypeError, ValueError) as exc:
             raise ShippingError(f"a shipped model group is malformed ({type(exc).__name__}: {exc})") from None
     return load_model(shipment["payload"])

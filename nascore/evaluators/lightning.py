@@ -416,9 +416,29 @@ class Lightning(Evaluator):
     def evaluate_group(self, group: ModelGroup) -> Any:
         """Train the members of ``group`` together, each with its own optimizer; report each for its own trial."""
         modules = [self._build(member) for member in group.members]
-        return self._train_group(modules, placement=group.settings.get("placement"), members=True)
+        placement = self.placement or group.settings.get("placement") or "pack"
+        combined = None
+        if group.combined is not None and placement == "pack" and len(modules) > 1:
+            combined = self._combine(group, modules)
+        return self._train_group(modules, placement=placement, members=True, combined=combined)
 
-    def _train_group(self, modules: list[nn.Module], placement: str | None, members: bool) -> None:
+    @staticmethod
+    def _combine(group: ModelGroup, modules: list[nn.Module]) -> tuple[nn.Module, list[nn.Module]]:
+        """The group's combined module, each member's weights (built from its own seed) loaded into it."""
+        from nascore.group import combined_member
+
+        module = group.combined.build()  # type: ignore[union-attr]
+        parts = []
+        for index, member in enumerate(modules):
+            part = module.get_submodule(combined_member(index))
+            part.load_state_dict(member.state_dict())
+            parts.append(part)
+        return module, parts
+
+    def _train_group(
+        self, modules: list[nn.Module], placement: str | None, members: bool,
+        combined: tuple[nn.Module, list[nn.Module]] | None = None,
+    ) -> None:
         from nascore.evaluators.multimodel import GroupReporter
 
         recipe = self.group_recipe()
@@ -428,7 +448,10 @@ class Lightning(Evaluator):
                 "to train several in one trial, use a SupervisedLearningModule recipe (Classification, Regression) "
                 "or a nascore.evaluators.multimodel.MultiModelLightningModule"
             )
-        recipe.set_models(modules)
+        if combined is not None:
+            recipe.set_models(combined[1], combined=combined[0])
+        else:
+            recipe.set_models(modules)
         recipe.placement = self.placement or placement or "pack"
         reporter = GroupReporter(recipe.metric_name, len(modules), members=members)
         overrides: dict[str, Any] = {}

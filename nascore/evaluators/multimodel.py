@@ -70,6 +70,7 @@ class MultiModelLightningModule(pl.LightningModule):
     def __init__(self, *, placement: str | None = None, devices: Sequence[torch.device | str | int] | None = None) -> None:
         super().__init__()
         self.models = nn.ModuleList()
+        self.combined: nn.Module | None = None
         self.placement = None if placement is None else check_placement(placement, "placement", EvaluatorError)
         if devices is not None:
             if placement != "spread":
@@ -88,9 +89,16 @@ class MultiModelLightningModule(pl.LightningModule):
         self.batch_copies = 0
         self._model_devices: list[torch.device] | None = None
 
-    def set_models(self, models: Sequence[nn.Module]) -> None:
-        """Give the recipe the models to train (called once per evaluation, on a fresh copy)."""
+    def set_models(self, models: Sequence[nn.Module], combined: nn.Module | None = None) -> None:
+        """Give the recipe the models to train (called once per evaluation, on a fresh copy).
+
+        ``combined``: one module computing every model from the same input (its ``forward`` returns
+        the tuple of their outputs; ``models`` are its submodules), as a group's combined model
+        builds it (:class:`nascore.group.ModelGroup`). Steps then run it once per batch instead of
+        each model; it keeps every model on the main device (placement ``pack``).
+        """
         self.models = nn.ModuleList(models)
+        self.combined = combined
         self._model_devices = None
 
     # --- placement ---------------------------------------------------------------------------
@@ -165,6 +173,8 @@ class MultiModelLightningModule(pl.LightningModule):
 
     def forward(self, x: Any) -> list[Any]:
         """Every model's output for the same input (each on the main device): the batch is fed to all of them."""
+        if self.combined is not None:
+            return list(self.combined(x))
         inputs = self.batches_on_devices(x)
         devices = self.model_devices
         return [self.to_main_device(model(inputs[device])) for model, device in zip(self.models, devices)]
@@ -231,6 +241,12 @@ class MultiModelSupervisedLearningModule(MultiModelLightningModule):
 
     def _outputs(self, batch: Any) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, nn.Module]]:
         """``(index, y_hat, y, criterion)`` for each model, all on the model's device."""
+        if self.combined is not None:  # one generated module computes every model from the batch, read once
+            x, y = batch
+            for index, y_hat in enumerate(self.combined(x)):
+                self._check_output(index, y_hat)
+                yield index, y_hat, y, self.criterion
+            return
         inputs = self.batches_on_devices(batch)
         for index, (model, device) in enumerate(zip(self.models, self.model_devices)):
             x, y = inputs[device]

@@ -68,7 +68,8 @@ from nascore.units import parse_duration
 from nascore_cgo.plan import LogicalPlan
 from nascore_engines.folders import cannot_write
 from nascore_engines.training_service import TrainingServiceEngine, TrainingServiceOptions
-from nascore_formats.graph import GraphSpace
+from nascore_formats.graph import GraphModel, GraphSpace
+from nascore_formats.graph.merge import MergeError, merge_models
 
 __all__ = ["CGOEngine", "CGOOptions"]
 
@@ -299,7 +300,8 @@ class CGOEngine(ExecutionEngine):
         assert self._context is not None
         ids = [member.trial_id for member in members]
         model = ModelGroup([member.model for member in members], ids, [member.seed for member in members],
-                           settings={"placement": self.options.placement} if self.options.placement else {})
+                           settings={"placement": self.options.placement} if self.options.placement else {},
+                           combined=_merged_graph(members))
         try:
             ship_model(model)
         except ShippingError as exc:
@@ -421,6 +423,22 @@ def _format_of(submission: TrialSubmission) -> str | None:
     except (ShippingError, NotImplementedError):
         return None
     return payload.get("format") if isinstance(payload, dict) else None
+
+
+def _merged_graph(members: list[TrialSubmission]) -> GraphModel | None:
+    """The members' graph IRs merged into one logical graph reading the input once (dedup-input), or ``None``.
+
+    Members grouped by ``dedup-input`` read the same data, so their input nodes are merged: the
+    generated module takes the batch once and returns every member's output.
+    """
+    models = [member.model for member in members]
+    if not all(isinstance(model, GraphModel) for model in models):
+        return None
+    try:
+        return merge_models(models, shared_inputs=True)  # type: ignore[arg-type]
+    except MergeError as exc:
+        _log.info("CGO: trials %s train side by side, not as one graph: %s", [m.trial_id for m in members], exc)
+        return None
 
 
 def _optimizers(names: list[str]) -> list[LogicalOptimizer]:

@@ -31,6 +31,7 @@ What the graph format needs from a space:
 from nascore_formats.graph.errors import GraphConversionError
 from nascore_formats.graph.format import GraphFormat, GraphModel, GraphSpace
 from nascore_formats.graph.ir import Graph, GraphIR, LeafModule, TensorValue
+from nascore_formats.graph.merge import merge_models
 from nascore_formats.graph.mutator import Mutator, apply_mutators, attached_mutators
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "TensorValue",
     "apply_mutators",
     "attached_mutators",
+    "merge_models",
 ]
