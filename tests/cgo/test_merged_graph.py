@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 
 from nascore.group import ModelGroup
 from nascore.serialization import load_shipped_model, ship_model
