@@ -205,10 +205,10 @@ class CGOEngine(ExecutionEngine):
     def submit(self, submission: TrialSubmission) -> None:
         if self._context is None:
             raise EngineError("CGOEngine.submit() was called before start()")
-        payload_format = _format_of(submission)
-        if payload_format != "graph":
+        if not isinstance(submission.model, GraphModel):
+            kind = submission.model.format_name or type(submission.model).__name__
             raise ConfigError(
-                f"engine 'cgo' got trial {submission.trial_id} in format {payload_format!r}; it merges graph-format "
+                f"engine 'cgo' got trial {submission.trial_id} in format {kind!r}; it merges graph-format "
                 "models only: set format = \"graph\""
             )
         with self._lock:
@@ -412,17 +412,6 @@ class _Sink:
 
     def emit(self, event: TrialEvent) -> None:
         self.engine._on_event(event)
-
-
-def _format_of(submission: TrialSubmission) -> str | None:
-    name = getattr(submission.model, "format_name", None)  # formats' models name themselves; no payload needed
-    if isinstance(name, str) and name:
-        return name
-    try:
-        payload = submission.model.to_payload()
-    except (ShippingError, NotImplementedError):
-        return None
-    return payload.get("format") if isinstance(payload, dict) else None
 
 
 def _merged_graph(members: list[TrialSubmission]) -> GraphModel | None:
