@@ -21,13 +21,11 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn as nn
-from pytorch_lightning.utilities import move_data_to_device
 
 from nascore.errors import EvaluatorError
-from nascore.evaluators.lightning import make_optimizer
+from nascore.evaluators.lightning import make_optimizer, pl  # raises MissingDependencyError without the extra
 from nascore.evaluators.placement import assign_devices, check_placement, distinct_devices, trial_devices
 from nascore.trial import report_intermediate_result
 
@@ -157,7 +155,7 @@ class MultiModelLightningModule(pl.LightningModule):
 
     def to_main_device(self, value: Any) -> Any:
         """``value`` (tensors in any structure) on the main device, e.g. a metric before ``self.log``."""
-        return move_data_to_device(value, self.device)
+        return pl.utilities.move_data_to_device(value, self.device)
 
     def on_fit_start(self) -> None:
         self.place_models()
@@ -285,7 +283,7 @@ class MultiModelSupervisedLearningModule(MultiModelLightningModule):
 
 
 def _copy_to(batch: Any, device: torch.device) -> Any:
-    return move_data_to_device(batch, device)
+    return pl.utilities.move_data_to_device(batch, device)
 
 
 def _optimizer_state_to_params(optimizer: Any) -> None:
