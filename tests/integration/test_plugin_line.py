@@ -11,6 +11,7 @@ from nascore.engine import ExecutionEngine
 from nascore.errors import ConfigError, PluginLoadError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
+from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 from nascore.plugin import get_plugins, hookimpl
 from nascore.trial import run_trial
@@ -152,3 +153,48 @@ def test_an_engine_that_is_not_an_engine_is_refused_at_registration():
 
     with pytest.raises(PluginLoadError, match="distribution broken-dist registered the engine 'broken' wrongly"):
         PluginHost().register_plugin(Broken, name="broken", distribution="broken-dist")
+
+
+class CopyModel(ExecutableModel):
+    """The README's example format."""
+
+    format_name = "copy-test"
+
+    def __init__(self, space, sample):
+        super().__init__(sample)
+        self.space = space
+
+    def build(self):
+        return self.space.freeze(self.sample)
+
+
+class CopySpace(ExecutableSpace):
+    def freeze(self, sample):
+        self.validate(sample)
+        return CopyModel(self.space, sample)
+
+
+class CopyFormat(ModelFormat):
+    name = "copy-test"
+
+    def build(self, space):
+        return CopySpace(space, space.simplify())
+
+
+class CopyPlugin:
+    @staticmethod
+    @hookimpl
+    def nascore_register_formats(register):
+        register("copy-test", CopyFormat)
+
+
+def test_a_third_party_format_runs_an_experiment(tmp_path):
+    host = get_plugins()
+    if "copy-test" not in host.formats:
+        host.register_plugin(CopyPlugin, name="copy-test", distribution="copy-dist")
+    config = ExperimentConfig(format="copy-test", max_trials=6, experiment_dir=tmp_path)
+    exp = Experiment(Space(), FunctionalEvaluator(score), "grid", config)
+    assert exp.run() == "DONE"
+    assert exp.export_top_models()[0]["width"] == 8 and len(exp.trials()) == 6
+    with pytest.raises(Exception, match="width"):
+        CopyFormat().build(Space()).freeze({"width": 3, "act": 0})
