@@ -288,3 +288,12 @@ def test_a_sink_that_raises_does_not_leave_trials_running_forever(job, graph_mod
     assert sink.raised and engine.running() == 0
     assert all(sink.of(i)[-1].status is TrialStatus.SUCCEEDED for i in (1, 2))
     engine.shutdown()
+
+
+def test_nothing_counts_as_running_after_shutdown(job, graph_models, tmp_path):
+    engine, _ = engine_on(tmp_path, CGOOptions(max_concurrency_cgo=3, batch_waiting_time=60))
+    submit_all(engine, graph_models(job.Space(), [{"width": 4, "act": "relu"}, {"width": 8, "act": "tanh"}]),
+               job.evaluator(max_epochs=1), tmp_path)
+    assert engine.running() == 2  # waiting for the batch to fill
+    engine.shutdown()
+    assert engine.running() == 0

@@ -273,6 +273,10 @@ class CGOEngine(ExecutionEngine):
             self._pending_since = None
             self._fallbacks.clear()
         self.inner.shutdown()
+        with self._lock:  # nothing runs any more: the experiment marks what had not ended INTERRUPTED
+            self._open.clear()
+            self._merged.clear()
+            self._member_of.clear()
 
     # --- batching -----------------------------------------------------------------------------
 
