@@ -76,7 +76,7 @@ from nascore.nn import (
     MutableMaxPool2d,
     Repeat,
 )
-from nascore.plugin import get_plugins
+from nascore.plugin import create_format, get_plugins
 from nascore.serialization import is_json_data, load_shipped_model, ship_model
 from nascore.space import LabelledMutable, Mutable, Sample, sample_key
 
@@ -367,7 +367,8 @@ class FormatConformance:
                 f"{type(self).__name__}: a FormatConformance subclass must set format_name to the name its format "
                 "is registered under, e.g. format_name = 'my-format'"
             )
-        return get_plugins().formats.get(self.format_name)
+        name = self.format_name
+        return lambda: create_format(name)
 
     def spaces(self) -> dict[str, SpaceCase]:
         """The spaces to check, by name; override to drop the ones the format does not support or add others."""

@@ -81,7 +81,7 @@ from nascore.nn import (
     MutableModule,
     Repeat,
 )
-from nascore.plugin import get_plugins
+from nascore.plugin import create_strategy, get_plugins
 from nascore.strategy import Strategy
 from nascore.trial import get_current_trial
 
@@ -310,7 +310,7 @@ class OneShotStrategyTestSuite:
                 "or define a make_strategy fixture: a factory make_strategy(**kwargs) -> Strategy"
             )
         name = self.strategy_name
-        return lambda **kwargs: get_plugins().strategies.get(name)(**kwargs)
+        return lambda **kwargs: create_strategy(name, **kwargs)
 
     @pytest.fixture(autouse=True)
     def _known_failure(self, request: pytest.FixtureRequest) -> None:
