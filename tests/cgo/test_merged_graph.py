@@ -6,8 +6,10 @@ import pytest
 import pytorch_lightning as pl
 
 from nascore.group import ModelGroup
+from nascore.optimizer import LogicalOptimizer
 from nascore.serialization import load_shipped_model, ship_model
 from nascore.trial import run_trial
+from nascore_cgo import LogicalPlan
 from nascore_formats.graph import GraphModel
 from nascore_formats.graph.merge import member_samples
 
@@ -71,3 +73,26 @@ def test_spread_placement_trains_the_members_side_by_side(job, graph_models, mon
     group = ModelGroup(models, [1, 2], settings={"placement": "spread"}, combined=merge_models(models))
     assert sorted(finals(group, job.evaluator(max_epochs=1, callbacks=[SeeCombined()]))) == [1, 2]
     assert SeeCombined.seen == [None]  # one module on one device cannot spread: the members train apart
+
+
+class SideBySide(LogicalOptimizer):
+    """Groups every model together without claiming they read the same inputs."""
+
+    def convert(self, plan):
+        return LogicalPlan(plan.submissions, plan.max_group_size, [list(range(len(plan.submissions)))], [False])
+
+
+def test_models_grouped_without_shared_inputs_are_not_merged_into_one_graph(job, graph_models, tmp_path):
+    from nascore_cgo import CGOEngine, CGOOptions
+
+    engine, _ = engine_on(tmp_path)
+    engine = CGOEngine(engine.inner, CGOOptions(max_concurrency_cgo=3, batch_waiting_time=0.05), [SideBySide()])
+    engine.start(engine.inner._context)
+    submitted = []
+    real_submit = engine.inner.submit
+    engine.inner.submit = lambda submission: submitted.append(submission) or real_submit(submission)
+    submit_all(engine, graph_models(job.Space(), SAMPLES), job.evaluator(max_epochs=1), tmp_path)
+    drain(engine)
+    engine.shutdown()
+    [merged] = [s.model for s in submitted if isinstance(s.model, ModelGroup)]
+    assert merged.combined is None and len(merged) == 3

@@ -38,7 +38,13 @@ def plan(evaluators, size=4):
 
 
 def test_a_new_plan_merges_nothing():
-    assert plan([Keyed(1), Keyed(1)]).groups == [[0], [1]]
+    new = plan([Keyed(1), Keyed(1)])
+    assert new.groups == [[0], [1]] and new.shared_inputs == [False, False]
+
+
+def test_a_plan_needs_one_shared_inputs_flag_per_group():
+    with pytest.raises(ValueError, match="2 groups but 1 shared_inputs flags"):
+        LogicalPlan(plan([Keyed(1), Keyed(1)]).submissions, 4, [[0], [1]], [True]).check()
 
 
 def test_dedup_input_groups_models_with_the_same_data_pipeline():
@@ -46,6 +52,7 @@ def test_dedup_input_groups_models_with_the_same_data_pipeline():
     result = DedupInputOptimizer().convert(plan([shared, other, Keyed("a"), shared, Plain()]))
     result.check()
     assert result.groups == [[0, 2, 3], [1], [4]]
+    assert result.shared_inputs == [True, True, False]  # its groups read one data pipeline: one input
 
 
 def test_dedup_input_respects_max_concurrency_cgo():

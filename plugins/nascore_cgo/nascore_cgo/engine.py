@@ -293,19 +293,19 @@ class CGOEngine(ExecutionEngine):
             plan.check()
         except ValueError as exc:
             raise EngineError(f"a CGO optimizer returned a bad plan ({', '.join(type(o).__name__ for o in self.optimizers)}): {exc}") from exc
-        for group in plan.groups:
+        for group, shared in zip(plan.groups, plan.shared_inputs):
             members = [batch[i] for i in group]
             if len(members) == 1:
                 self.inner.submit(members[0])
             else:
-                self._submit_merged(members)
+                self._submit_merged(members, shared_inputs=shared)
 
-    def _submit_merged(self, members: list[TrialSubmission]) -> None:
+    def _submit_merged(self, members: list[TrialSubmission], shared_inputs: bool) -> None:
         assert self._context is not None
         ids = [member.trial_id for member in members]
         model = ModelGroup([member.model for member in members], ids, [member.seed for member in members],
                            settings={"placement": self.options.placement} if self.options.placement else {},
-                           combined=_merged_graph(members))
+                           combined=_merged_graph(members) if shared_inputs else None)
         try:
             ship_model(model)
         except ShippingError as exc:

@@ -2,7 +2,8 @@
 
 :class:`DedupInputOptimizer` (``dedup-input``) groups models whose evaluators read the same
 dataset through the same data pipeline and training recipe, so that one trial loads and
-preprocesses each batch once and feeds it to all of them.
+preprocesses each batch once and feeds it to all of them: it marks those groups ``shared_inputs``,
+and the engine merges their graphs with their input nodes merged into one.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class DedupInputOptimizer(LogicalOptimizer):
                     alone.append([index])
                 else:
                     buckets.setdefault(key, []).append(index)
-        groups = list(alone)
+        groups = [(group, False) for group in alone]
         for indices in buckets.values():
             for start in range(0, len(indices), plan.max_group_size):
-                groups.append(indices[start:start + plan.max_group_size])
-        groups.sort(key=min)
-        _log.debug("dedup-input: %d models into groups %s", len(plan.submissions), groups)
-        return LogicalPlan(plan.submissions, plan.max_group_size, groups)
+                groups.append((indices[start:start + plan.max_group_size], True))  # one data pipeline: one input
+        groups.sort(key=lambda entry: min(entry[0]))
+        _log.debug("dedup-input: %d models into groups %s", len(plan.submissions), [g for g, _ in groups])
+        return LogicalPlan(plan.submissions, plan.max_group_size, [g for g, _ in groups], [shared for _, shared in groups])

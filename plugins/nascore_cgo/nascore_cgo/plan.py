@@ -24,15 +24,21 @@ class LogicalPlan:
     :ivar groups: indices into ``submissions``; each inner list runs as one trial. Starts as one
         group per model (nothing merged).
     :ivar max_group_size: the most models an optimizer may put in one group (``max_concurrency_cgo``).
+    :ivar shared_inputs: for each group, whether its models read the same inputs (an optimizer such as
+        ``dedup-input`` says so): their graphs are then merged into one with the input nodes merged,
+        so the trial reads each batch once; other groups' models train side by side.
     """
 
     submissions: list[TrialSubmission]
     max_group_size: int
     groups: list[list[int]] = attrs.field(default=None)
+    shared_inputs: list[bool] = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.groups is None:
             self.groups = [[i] for i in range(len(self.submissions))]
+        if self.shared_inputs is None:
+            self.shared_inputs = [False] * len(self.groups)
 
     def check(self) -> None:
         """Raise ``ValueError`` unless every model is in exactly one group within the size limit."""
@@ -41,3 +47,5 @@ class LogicalPlan:
             raise ValueError(f"the plan's groups {self.groups} do not cover models 0..{len(self.submissions) - 1} exactly once")
         if any(not group or len(group) > self.max_group_size for group in self.groups):
             raise ValueError(f"a group of the plan {self.groups} is empty or larger than max_concurrency_cgo={self.max_group_size}")
+        if len(self.shared_inputs) != len(self.groups):
+            raise ValueError(f"the plan has {len(self.groups)} groups but {len(self.shared_inputs)} shared_inputs flags")
