@@ -62,9 +62,14 @@ class ExecutableSpace(Mutable):
 
 
 class ModelFormat(ABC):
-    """Base class of model formats, registered by name through ``nascore_register_formats``."""
+    """Base class of model formats, registered by name through ``nascore_register_formats``.
+
+    :cvar options_class: the attrs class of this format's settings (``format_options``), or ``None``
+        when it takes none; a format with one is made as ``cls(options)``.
+    """
 
     name: ClassVar[str] = ""
+    options_class: ClassVar[type | None] = None
 
     @abstractmethod
     def build(self, space: nn.Module) -> ExecutableSpace:

@@ -90,9 +90,14 @@ class StrategyContext(ABC):
 
 
 class Strategy(ABC):
-    """Base class of all strategies, registered by name through ``nascore_register_strategies``."""
+    """Base class of all strategies, registered by name through ``nascore_register_strategies``.
+
+    :cvar options_class: an attrs class of the constructor's keyword arguments, to check
+        ``strategy_options`` against; ``None`` (the default): derived from the constructor's signature.
+    """
 
     name: ClassVar[str] = ""
+    options_class: ClassVar[type | None] = None
 
     def __init__(self, *, seed: int | None = None) -> None:
         if seed is not None:

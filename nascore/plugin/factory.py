@@ -95,7 +95,7 @@ def create_format(name: str, options: Any = None, *, where: str = "config.format
     """Make format ``name``, with its ``options`` when it declares an ``options_class``."""
     host = _host(plugins)
     format_class = host.formats.get(name)
-    options_class = getattr(format_class, "options_class", None)
+    options_class = format_class.options_class
     if options_class is None:
         if options:
             raise_no_options("format", name, options, where)
@@ -110,7 +110,7 @@ def strategy_arguments(name: str, arguments: Mapping[str, Any] | None = None, *,
     """``arguments`` checked against strategy ``name``'s constructor (names and data types), as given."""
     strategy_class = _host(plugins).strategies.get(name)
     arguments = dict(arguments or {})
-    options_class = getattr(strategy_class, "options_class", None) or options_from_signature(strategy_class)
+    options_class = strategy_class.options_class or options_from_signature(strategy_class)
     structured = structure_options(options_class, arguments, where)
     return {key: getattr(structured, key) for key in arguments}
 
