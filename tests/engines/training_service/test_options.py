@@ -70,7 +70,8 @@ def test_settings_round_trip(tmp_path, suffix):
 
 def test_the_older_table_with_another_engine_or_twice_is_an_error():
     with pytest.raises(ConfigError, match=r"config.training_service: the \[training_service\] table holds settings of "
-                                          r"engine 'training-service' / 'cgo', but engine is 'sequential'"):
+                                          r"engine 'training-service'( / 'cgo')?, but engine is 'sequential'; remove the "
+                                          r"table, or set engine = 'training-service'"):  # cgo reads it too, where installed
         ExperimentConfig.from_dict({"training_service": {"platform": "local"}})
     with pytest.raises(ConfigError, match="python set both in"):
         ExperimentConfig.from_dict({"engine": "training-service", "training_service": {"python": "a"},
