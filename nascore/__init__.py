@@ -16,7 +16,22 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from nascore.nn.base import fixed_arch, model_context
-from nascore.space import Categorical, CategoricalMultiple, MutableExpression, Numerical, choice
+from nascore.space import (
+    Categorical,
+    CategoricalMultiple,
+    MutableExpression,
+    Numerical,
+    choice,
+    lognormal,
+    loguniform,
+    normal,
+    qlognormal,
+    qloguniform,
+    qnormal,
+    quniform,
+    randint,
+    uniform,
+)
 from nascore.trial import get_current_sample, report_final_result, report_intermediate_result
 
 try:
@@ -33,7 +48,16 @@ __all__ = [
     "choice",
     "fixed_arch",
     "get_current_sample",
+    "loguniform",
+    "lognormal",
     "model_context",
+    "normal",
+    "qloguniform",
+    "qlognormal",
+    "qnormal",
+    "quniform",
+    "randint",
     "report_final_result",
     "report_intermediate_result",
+    "uniform",
 ]

@@ -4,9 +4,30 @@ Decisions (:class:`Categorical`, :class:`CategoricalMultiple`, :class:`Numerical
 over them, labels, samples (``{label: value}`` dicts) and the operations every space supports:
 ``simplify()``, ``random(seed=...)``, ``grid()``, ``freeze(sample)`` and ``contains(sample)``.
 Nothing here knows about PyTorch; :mod:`nascore.nn` builds on it.
+
+Priors: ``Categorical(..., weights=...)``, ``CategoricalMultiple(..., weights=...)`` and the
+distribution of a :class:`Numerical` (uniform, log-uniform, normal, log-normal or any frozen
+``scipy.stats`` distribution; see :mod:`nascore.space.distributions`). Random sampling
+(``random()``, and ``random_value(rng)``, which strategies use) follows them. NNI's shortcuts
+:func:`uniform`, :func:`quniform`, :func:`loguniform`, :func:`qloguniform`, :func:`normal`,
+:func:`qnormal`, :func:`lognormal`, :func:`qlognormal` and :func:`randint` are here too.
 """
 
-from nascore.space.choice import Categorical, CategoricalMultiple, Numerical, choice
+from nascore.space.choice import (
+    Categorical,
+    CategoricalMultiple,
+    Numerical,
+    choice,
+    lognormal,
+    loguniform,
+    normal,
+    qlognormal,
+    qloguniform,
+    qnormal,
+    quniform,
+    randint,
+    uniform,
+)
 from nascore.space.expression import MutableExpression
 from nascore.space.frozen import current_frozen_sample, frozen_context
 from nascore.space.label import auto_label, label_scope
@@ -38,5 +59,14 @@ __all__ = [
     "dedup_mutables",
     "frozen_context",
     "label_scope",
+    "loguniform",
+    "lognormal",
+    "normal",
+    "qloguniform",
+    "qlognormal",
+    "qnormal",
+    "quniform",
+    "randint",
     "sample_key",
+    "uniform",
 ]

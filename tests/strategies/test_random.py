@@ -86,3 +86,30 @@ def test_variational_asks_the_space_every_time_and_does_not_dedup():
     strategy.run(ctx)
     assert len(ctx.samples) == 10 and not strategy.dedup
     assert len(calls) >= 10  # no dry run: the decisions are read at every proposal
+
+
+def test_priors_are_honoured():
+    s = DictSpace([
+        Categorical(["conv", "pool", "skip"], weights=[0, 1, 4], label="op"),
+        CategoricalMultiple([0, 1, 2, 3], n_chosen=2, weights=[0, 1, 1, 8], label="inputs"),
+        Numerical(mu=5.0, sigma=0.5, label="shift"),
+        Numerical(0, 1, quantize=0.25, label="p"),
+    ])
+    strategy = Random(dedup=False)
+    strategy.setup(s, seed=0)
+    ctx = ScriptedContext(s, lambda sample: 1.0, max_trials=400)
+    strategy.run(ctx)
+    ops = collections.Counter(sample["op"] for sample in ctx.samples)
+    assert "conv" not in ops and 0.72 < ops["skip"] / 400 < 0.88
+    assert all(0 not in sample["inputs"] and 3 in sample["inputs"] or sample["inputs"] == [1, 2] for sample in ctx.samples)
+    assert 4.8 < sum(sample["shift"] for sample in ctx.samples) / 400 < 5.2
+    assert {sample["p"] for sample in ctx.samples} == {0.0, 0.25, 0.5, 0.75, 1.0}
+
+
+def test_dedup_knows_the_exact_size_of_a_quantized_space():
+    s = DictSpace([Numerical(1, 3, quantize=0.75, label="q")])  # 4 values: 1, 1.5, 2.25, 3
+    strategy = Random()
+    strategy.setup(s, seed=0)
+    ctx = ScriptedContext(s, lambda sample: 1.0, max_trials=50)
+    strategy.run(ctx)
+    assert sorted(sample["q"] for sample in ctx.samples) == [1.0, 1.5, 2.25, 3.0]

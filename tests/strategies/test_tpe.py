@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 import sys
@@ -165,3 +166,63 @@ def test_without_hyperopt_the_error_names_the_pip_line(monkeypatch):
     strategy = TPE()  # constructing it never needs hyperopt
     with pytest.raises(MissingDependencyError, match=r'pip install "nascore-strategies\[tpe\]"'):
         strategy.setup(onemax_space())
+
+
+def prior_space():
+    return DictSpace(
+        [
+            Categorical(["conv", "pool", "skip", "zero"], weights=[0, 1, 1, 8], label="op"),
+            CategoricalMultiple([0, 1, 2, 3], weights=[0, 0.2, 1, 0.5], label="bits"),
+            CategoricalMultiple([0, 1, 2, 3], n_chosen=2, weights=[0, 1, 2, 3], label="inputs"),
+            CategoricalMultiple(list(range(20)), n_chosen=10, weights=[0] * 5 + [1] * 15, label="many"),
+            Numerical(mu=0.0, sigma=1.0, label="normal"),
+            Numerical(mu=0.0, sigma=1.0, log_distributed=True, quantize=0.5, label="lognormal"),
+            Numerical(1, 3, quantize=0.75, label="q"),
+        ]
+    )
+
+
+def test_priors_become_the_hyperopt_prior():
+    s = prior_space()
+    strategy = TPE(n_startup_jobs=10)
+    strategy.setup(s, seed=0)
+    decisions = strategy._decisions
+    assert decisions["op"].options == [1, 2, 3]  # weight 0: not in hyperopt's pchoice
+    assert decisions["bits"].fixed_bits == {0: 0, 2: 1}  # weights 0 and 1: nothing to search
+    assert decisions["inputs"].kind == "subset" and (0, 1) not in decisions["inputs"].subset_index
+    assert decisions["many"].kind == "scores"
+    names = {label: str(d.params[d.prefix]) for label, d in decisions.items() if d.prefix in d.params}
+    assert "categorical" in names["op"] and "normal" in names["normal"] and "qlognormal" in names["lognormal"]
+    ctx = ScriptedContext(s, lambda x: -abs(x["normal"] - 1.0) - len(x["bits"]), max_trials=40)
+    strategy.run(ctx)
+    for sample in ctx.samples:
+        assert s.contains(sample), s.check_contains(sample)
+        assert sample["op"] != "conv" and 0 not in sample["bits"] and 2 in sample["bits"]
+        assert 0 not in sample["inputs"] and not set(sample["many"]) & set(range(5))
+        vals = strategy._vals(sample)
+        assert {label: d.decode(vals) for label, d in decisions.items()} == sample
+    startup = collections.Counter(x["op"] for x in ctx.samples[:10])
+    assert startup["zero"] >= 5  # the random start-up draws follow the prior (0.8)
+
+
+def test_a_sample_against_a_zero_weight_is_not_learned():
+    s = prior_space()
+    strategy = TPE()
+    strategy.setup(s, seed=0)
+    sample = {label: m.default_value() for label, m in s.simplify().items()}
+    assert sample["op"] == "conv"  # valid in the space, but outside the prior's support
+    assert s.contains(sample) and strategy._vals(sample) is None
+
+
+def test_a_scipy_distribution_is_searched_through_its_cdf():
+    stats = pytest.importorskip("scipy.stats")
+    s = DictSpace([Numerical(distribution=stats.beta(2, 5), label="b"), Numerical(distribution=stats.beta(2, 5), quantize=0.1, label="bq")])
+    strategy = TPE(n_startup_jobs=5)
+    strategy.setup(s, seed=0)
+    assert strategy._decisions["b"].kind == "quantile"
+    ctx = ScriptedContext(s, lambda x: -abs(x["b"] - 0.3) - abs(x["bq"] - 0.2), max_trials=25)
+    strategy.run(ctx)
+    for sample in ctx.samples:
+        assert s.contains(sample)
+        decoded = {label: d.decode(strategy._vals(sample)) for label, d in strategy._decisions.items()}
+        assert decoded["bq"] == sample["bq"] and decoded["b"] == pytest.approx(sample["b"], rel=1e-9)

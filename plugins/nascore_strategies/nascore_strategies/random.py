@@ -1,4 +1,9 @@
-"""Random search: every decision drawn uniformly and independently."""
+"""Random search: every decision drawn independently from its prior.
+
+The prior is uniform unless the decision has one: ``Categorical(..., weights=...)``,
+``CategoricalMultiple(..., weights=...)``, or the distribution of a ``Numerical`` (normal,
+log-normal, scipy, ...). Each decision's ``random_value`` draws from it.
+"""
 
 from __future__ import annotations
 

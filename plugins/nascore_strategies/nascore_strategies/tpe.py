@@ -27,6 +27,25 @@ _log = logging.getLogger(__name__)
 
 #: A ``CategoricalMultiple`` with ``n_chosen=k`` is one categorical over its subsets up to this many subsets.
 MAX_SUBSETS_AS_CHOICE = 1000
+#: With weights, the prior of each subset is computed exactly up to this much work (subsets * 2**k).
+MAX_SUBSET_PRIOR_WORK = 200_000
+#: CDF levels of a scipy distribution searched as hp.uniform(0, 1) stay this far from 0 and 1.
+_EPS = 1e-12
+
+
+def _subset_prior(weights: list[float], subset: tuple[int, ...]) -> float:
+    """The probability that ``k`` weighted draws without replacement choose exactly ``subset``."""
+    total = 1.0
+    prob = {0: 1.0}  # bitmask of the drawn members of ``subset`` -> probability they are drawn first
+    for _ in subset:
+        nxt: dict[int, float] = {}
+        for mask, p in prob.items():
+            drawn = sum(weights[i] for j, i in enumerate(subset) if mask >> j & 1)
+            for j, i in enumerate(subset):
+                if not mask >> j & 1 and weights[i] > 0:
+                    nxt[mask | 1 << j] = nxt.get(mask | 1 << j, 0.0) + p * weights[i] / (total - drawn)
+        prob = nxt
+    return prob.get((1 << len(subset)) - 1, 0.0)
 
 
 def _no_objective(params: Any) -> float:  # pragma: no cover - hyperopt's Domain needs a function; never called
@@ -43,22 +62,53 @@ class _Decision:
         self._build(hp)
 
     def _build(self, hp: Any) -> None:
+        # Priors: a weighted Categorical is an hp.pchoice over its candidates of positive weight; a
+        # weighted CategoricalMultiple is a pchoice per candidate (n_chosen=None), a pchoice over
+        # subsets with their exact probabilities, or one score per candidate whose top n_chosen are
+        # drawn as the weighted draws are (u ** (1 / w), Efraimidis-Spirakis); a Numerical is the
+        # hyperopt expression of its distribution (a scipy one is searched through its CDF level).
         mutable = self.mutable
         if isinstance(mutable, Categorical):
             self.kind = "index"
-            self.params[self.prefix] = hp.choice(self.prefix, list(range(len(mutable.values))))
+            if mutable.weighted:
+                self.options = [i for i, w in enumerate(mutable.weights) if w > 0]
+                total = math.fsum(mutable.weights[i] for i in self.options)
+                p_options = [(mutable.weights[i] / total, j) for j, i in enumerate(self.options)]
+                self.params[self.prefix] = hp.pchoice(self.prefix, p_options)
+            else:
+                self.options = list(range(len(mutable.values)))
+                self.params[self.prefix] = hp.choice(self.prefix, self.options)
+            self.position = {i: j for j, i in enumerate(self.options)}
         elif isinstance(mutable, CategoricalMultiple):
             n = len(mutable.values)
+            weights = mutable.weights if mutable.weighted else None
+            self.weights = weights
             if mutable.n_chosen is None:
                 self.kind = "bits"
+                self.fixed_bits: dict[int, int] = {}
                 for j in range(n):
                     name = f"{self.prefix}_{j}"
-                    self.params[name] = hp.choice(name, [0, 1])
-            elif math.comb(n, mutable.n_chosen) <= MAX_SUBSETS_AS_CHOICE:
+                    if weights is None:
+                        self.params[name] = hp.choice(name, [0, 1])
+                    elif weights[j] in (0.0, 1.0):  # never / always chosen: nothing to search
+                        self.fixed_bits[j] = int(weights[j])
+                    else:
+                        self.params[name] = hp.pchoice(name, [(1.0 - weights[j], 0), (weights[j], 1)])
+            elif math.comb(n, mutable.n_chosen) <= MAX_SUBSETS_AS_CHOICE and (
+                weights is None or math.comb(n, mutable.n_chosen) * 2**mutable.n_chosen <= MAX_SUBSET_PRIOR_WORK
+            ):
                 self.kind = "subset"
-                self.subsets = list(itertools.combinations(range(n), mutable.n_chosen))
+                subsets = list(itertools.combinations(range(n), mutable.n_chosen))
+                if weights is None:
+                    self.subsets = subsets
+                    self.params[self.prefix] = hp.choice(self.prefix, list(range(len(self.subsets))))
+                else:
+                    priors = [_subset_prior(weights, subset) for subset in subsets]
+                    self.subsets = [subset for subset, p in zip(subsets, priors) if p > 0]
+                    total = math.fsum(p for p in priors if p > 0)
+                    p_options = [(p / total, j) for j, p in enumerate(p for p in priors if p > 0)]
+                    self.params[self.prefix] = hp.pchoice(self.prefix, p_options)
                 self.subset_index = {subset: i for i, subset in enumerate(self.subsets)}
-                self.params[self.prefix] = hp.choice(self.prefix, list(range(len(self.subsets))))
             else:  # too many subsets: one score per candidate, the n_chosen highest are chosen
                 self.kind = "scores"
                 for j in range(n):
@@ -67,15 +117,22 @@ class _Decision:
         elif isinstance(mutable, Numerical):
             self.kind = "number"
             q = mutable.quantize
-            if mutable.bounded and mutable.log_distributed:
+            dist = mutable.distribution
+            if dist.name == "loguniform":
                 low, high = math.log(mutable.low), math.log(mutable.high)
                 expr = hp.qloguniform(self.prefix, low, high, q) if q else hp.loguniform(self.prefix, low, high)
-            elif mutable.bounded:
+            elif dist.name == "uniform":
                 low, high = mutable.low, mutable.high
                 expr = hp.quniform(self.prefix, low, high, q) if q else hp.uniform(self.prefix, low, high)
-            else:
+            elif dist.name == "normal":
                 mu, sigma = mutable.mu, mutable.sigma
                 expr = hp.qnormal(self.prefix, mu, sigma, q) if q else hp.normal(self.prefix, mu, sigma)
+            elif dist.name == "lognormal":
+                mu, sigma = mutable.mu, mutable.sigma
+                expr = hp.qlognormal(self.prefix, mu, sigma, q) if q else hp.lognormal(self.prefix, mu, sigma)
+            else:  # any other distribution: search its CDF level u, the value is ppf(u)
+                self.kind = "quantile"
+                expr = hp.uniform(self.prefix, _EPS, 1.0 - _EPS)
             self.params[self.prefix] = expr
         else:
             raise StrategyError(
@@ -89,35 +146,53 @@ class _Decision:
         if mutable.check_value(mutable.canonical_value(value)) is not None:
             return None
         if self.kind == "index":
-            return {self.prefix: mutable.index_of(value)}  # type: ignore[attr-defined]
+            position = self.position.get(mutable.index_of(value))  # type: ignore[attr-defined]
+            return None if position is None else {self.prefix: position}  # None: a candidate of weight 0
         if self.kind == "number":
-            return {self.prefix: float(value)}
+            return {self.prefix: float(mutable.canonical_value(value))}
+        if self.kind == "quantile":
+            level = mutable.distribution.cdf(float(mutable.canonical_value(value)))  # type: ignore[attr-defined]
+            return {self.prefix: min(max(level, _EPS), 1.0 - _EPS)}
         # canonical_value gives the candidates themselves, in candidate order: find them by identity.
         positions = {id(candidate): j for j, candidate in enumerate(mutable.values)}  # type: ignore[attr-defined]
         chosen = {positions[id(candidate)] for candidate in mutable.canonical_value(value)}
         n = len(positions)
         if self.kind == "bits":
-            return {f"{self.prefix}_{j}": int(j in chosen) for j in range(n)}
+            if any((j in chosen) != bool(bit) for j, bit in self.fixed_bits.items()):
+                return None  # against a weight of 0 or 1
+            return {f"{self.prefix}_{j}": int(j in chosen) for j in range(n) if j not in self.fixed_bits}
         if self.kind == "subset":
-            return {self.prefix: self.subset_index[tuple(sorted(chosen))]}
-        return {f"{self.prefix}_{j}": 0.75 if j in chosen else 0.25 for j in range(n)}
+            index = self.subset_index.get(tuple(sorted(chosen)))
+            return None if index is None else {self.prefix: index}
+        if self.weights is None:
+            return {f"{self.prefix}_{j}": 0.75 if j in chosen else 0.25 for j in range(n)}
+        if any(self.weights[j] == 0 for j in chosen):
+            return None
+        # decode ranks u ** (1 / w): these u give the chosen candidates 0.75 and the others 0.25.
+        return {
+            f"{self.prefix}_{j}": (0.75 if j in chosen else 0.25) ** w if w > 0 else 0.5
+            for j, w in enumerate(self.weights)
+        }
 
     def decode(self, vals: dict[str, Any]) -> Any:
         mutable = self.mutable
         if self.kind == "index":
-            return mutable.values[int(vals[self.prefix])]  # type: ignore[attr-defined]
-        if self.kind == "number":
-            value = float(vals[self.prefix])
-            if mutable.quantize:  # type: ignore[attr-defined]
-                value = round(value / mutable.quantize) * mutable.quantize  # type: ignore[attr-defined]
-            return min(max(value, mutable.low), mutable.high)  # type: ignore[attr-defined]
+            return mutable.values[self.options[int(vals[self.prefix])]]  # type: ignore[attr-defined]
+        if self.kind == "number":  # quantized (hyperopt's q-expressions round the same way) and clipped
+            return mutable.qclip(float(vals[self.prefix]))  # type: ignore[attr-defined]
+        if self.kind == "quantile":
+            level = min(max(float(vals[self.prefix]), _EPS), 1.0 - _EPS)
+            return mutable.qclip(mutable.distribution.ppf(level))  # type: ignore[attr-defined]
         values = mutable.values  # type: ignore[attr-defined]
         n = len(values)
         if self.kind == "bits":
-            return [values[j] for j in range(n) if int(vals[f"{self.prefix}_{j}"])]
+            bits = {j: self.fixed_bits[j] if j in self.fixed_bits else int(vals[f"{self.prefix}_{j}"]) for j in range(n)}
+            return [values[j] for j in range(n) if bits[j]]
         if self.kind == "subset":
             return [values[j] for j in self.subsets[int(vals[self.prefix])]]
         scores = [float(vals[f"{self.prefix}_{j}"]) for j in range(n)]
+        if self.weights is not None:
+            scores = [u ** (1.0 / w) if w > 0 else -1.0 for u, w in zip(scores, self.weights)]
         best = sorted(range(n), key=lambda j: (-scores[j], j))[: mutable.n_chosen]  # type: ignore[attr-defined]
         return [values[j] for j in sorted(best)]
 
@@ -133,8 +208,11 @@ class TPE(MultiTrialStrategy):
 
     Every kind of decision is supported: categorical choices, multiple choices (one yes/no per
     candidate, or one choice among the subsets of size ``n_chosen``), and numerical decisions
-    (uniform, log-uniform, quantized, or unbounded normal around ``mu``). Running trials count as
-    bad observations until they finish (hyperopt's own rule), so concurrent proposals spread out.
+    (uniform, log-uniform, normal, log-normal, quantized or not, or any scipy distribution, searched
+    through its CDF). Priors are the model's prior: a weighted choice is hyperopt's ``pchoice``
+    (candidates of weight 0 are never proposed), a numerical decision its distribution. Running
+    trials count as bad observations until they finish (hyperopt's own rule), so concurrent
+    proposals spread out.
 
     On a long search the model is fit on at most ``max_history`` finished evaluations: the best
     ones (hyperopt's "good" group, at most 25 of them, taken from the whole history) and the most
