@@ -7,6 +7,8 @@ so that a user can act on the message alone.
 
 from __future__ import annotations
 
+import difflib
+
 
 class NascoreError(Exception):
     """Base class of every error nascore raises on purpose."""
@@ -37,6 +39,48 @@ class SampleMissingError(SampleValidationError):
 
 class SampleValueError(SampleValidationError):
     """A sample holds a value that is not a valid candidate for its label."""
+
+
+class UnknownLabelError(SampleValueError):
+    """A sample holds a label the space does not have (a typo, or a sample of another space).
+
+    ``labels`` are the unknown labels (``label`` is the first of them), ``expected`` the labels of the
+    space. :meth:`for_labels` writes the message: each unknown label with the closest expected one.
+    """
+
+    def __init__(
+        self, message: str, label: str | None = None, *, labels: list[str] | None = None, expected: list[str] | None = None
+    ) -> None:
+        super().__init__(message, label=label)
+        self.labels = list(labels or ([] if label is None else [label]))
+        self.expected = list(expected or [])
+
+    @classmethod
+    def for_labels(cls, unknown: list[str], expected: list[str], what: str = "sample") -> UnknownLabelError:
+        """The error for the ``unknown`` labels of ``what`` (``"sample"``), the space having ``expected``."""
+        candidates = [label for label in expected if isinstance(label, str)]
+        named = []
+        for label in unknown[:_SHOWN_LABELS]:
+            close = difflib.get_close_matches(str(label), candidates, n=1, cutoff=0.6)
+            named.append(f"{label!r} (did you mean {close[0]!r}?)" if close else repr(label))
+        if len(unknown) > _SHOWN_LABELS:
+            named.append(f"... ({len(unknown) - _SHOWN_LABELS} more)")
+        shown = ", ".join(map(repr, expected[:_SHOWN_LABELS]))
+        if len(expected) > _SHOWN_LABELS:
+            shown += f", ... ({len(expected) - _SHOWN_LABELS} more)"
+        known = f"the space's labels are {shown}" if expected else "the space has no decision"
+        plural = "s" if len(unknown) > 1 else ""
+        return cls(
+            f"{what} has the unknown label{plural} {', '.join(named)}; {known}. Check the spelling, or that the "
+            "sample belongs to this space",
+            label=unknown[0] if unknown else None,
+            labels=list(unknown),
+            expected=list(expected),
+        )
+
+
+_SHOWN_LABELS = 30
+"""How many of the expected labels an :class:`UnknownLabelError` message lists."""
 
 
 # --- plugins -----------------------------------------------------------------------------------

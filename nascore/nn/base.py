@@ -10,16 +10,20 @@ user :class:`ParametrizedModule` classes, which stay as themselves with concrete
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 import json
+import logging
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn as nn
 
-from nascore.errors import SearchSpaceError
+from nascore.errors import SearchSpaceError, UnknownLabelError
 from nascore.space import (
     LabelledMutable,
     Mutable,
@@ -30,6 +34,7 @@ from nascore.space import (
     frozen_context,
     label_scope,
 )
+from nascore.space.label import check_label
 from nascore.space.mutable import contains_mutable, default_structure, freeze_structure
 
 __all__ = [
@@ -103,7 +108,116 @@ def is_frozen_build() -> bool:
 
 
 class model_context(frozen_context):  # noqa: N801
-    """Build models as the architecture ``sample`` describes (the engine-facing name)."""
+    """Build models as the architecture ``sample`` describes (the engine-facing name).
+
+    The formats enter it with samples they validated against the space already. With
+    ``check_labels=True`` (what :func:`fixed_arch` does), a label of ``sample`` that the model
+    space built inside does not have is refused with an
+    :class:`~nascore.errors.UnknownLabelError` when the space's construction ends.
+    """
+
+    def __init__(self, sample: Sample, *, check_labels: bool = False) -> None:
+        super().__init__(sample)
+        self._label_check: _LabelCheck | None = None
+        self._label_check_token: contextvars.Token[Any] | None = None
+        if check_labels:
+            self._label_check = _LabelCheck(self.sample)
+            self.sample = self._label_check.sample
+
+    def __enter__(self) -> Sample:
+        merged = super().__enter__()
+        # Without the check (a sample a format validated), a space built inside is not checked by an outer fixed_arch.
+        self._label_check_token = _label_check.set(self._label_check)
+        return merged
+
+    def __exit__(self, *exc: object) -> None:
+        if self._label_check_token is not None:
+            _label_check.reset(self._label_check_token)
+            self._label_check_token = None
+        super().__exit__(*exc)
+
+
+class _TrackedSample(dict):  # type: ignore[type-arg]
+    """A sample that records the labels looked up in it: a frozen build reads the label of every decision it makes."""
+
+    def __init__(self, sample: Sample) -> None:
+        super().__init__(sample)
+        self.read: set[Any] = set()
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)
+        return super().__contains__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+class _LabelCheck:
+    """The labels check of one :func:`fixed_arch`: which labels the builds inside read, and which spaces have.
+
+    Every label the frozen build reads is a label of the space. A label it does not read is either
+    a decision the chosen architecture does not use (a block of a ``Repeat`` beyond the chosen
+    depth, a candidate not chosen) or unknown; only then is the space built once more as a search
+    space (random state kept) to tell which.
+    """
+
+    def __init__(self, sample: Sample) -> None:
+        self.sample = _TrackedSample(sample)
+        self.labels = list(sample)  # those given (not those frozen_context.update adds while building)
+        self.known: set[Any] = set()
+
+    def unexplained(self) -> list[Any]:
+        return [label for label in self.labels if label not in self.sample.read and label not in self.known]
+
+    def check(self, space: ModelSpace) -> None:
+        """Refuse the sample if it holds labels ``space`` (just built frozen from it) does not have."""
+        if not self.unexplained():
+            return
+        labels = _space_labels(space)
+        if labels is None:
+            return
+        self.known.update(labels)
+        unknown = self.unexplained()
+        if unknown:
+            raise UnknownLabelError.for_labels(unknown, labels, what="the sample of fixed_arch")
+
+
+_log = logging.getLogger(__name__)
+
+
+def _space_labels(space: ModelSpace) -> list[str] | None:
+    """The labels of ``space``'s class built as a search space with its init arguments (``None``: it cannot be)."""
+    args, kwargs = space.init_arguments
+    state = random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            # A new context: as a search space with its own labels, outside fixed_arch.
+            unfrozen = contextvars.Context().run(type(space), *args, **kwargs)
+            return list(unfrozen.simplify())
+    except Exception as exc:  # the check must not break a build that worked
+        _log.warning(
+            "fixed_arch: cannot build %s as a search space to check the labels of the sample (%s: %s); not checked",
+            type(space).__name__, type(exc).__name__, exc,
+        )
+        return None
+    finally:
+        random.setstate(state)
+
+
+_label_check: contextvars.ContextVar[_LabelCheck | None] = contextvars.ContextVar("nascore_fixed_arch_labels", default=None)
+
+
+def _check_fixed_arch_labels(space: ModelSpace) -> None:
+    """At the end of the construction of a model space inside :func:`fixed_arch`: check the sample's labels."""
+    check = _label_check.get()
+    if check is not None and label_scope.current() is None:  # the outermost space only
+        check.check(space)
 
 
 def fixed_arch(sample: Sample | str | Path, verbose: bool = False) -> frozen_context:
@@ -114,6 +228,10 @@ def fixed_arch(sample: Sample | str | Path, verbose: bool = False) -> frozen_con
 
         with nascore.fixed_arch({"conv2": 1, "feature": 128}):
             model = MyModelSpace()
+
+    A label of ``sample`` that the model space built inside does not have (a typo) is refused
+    with an :class:`~nascore.errors.UnknownLabelError` naming it, the closest label of the space
+    and the space's labels, when the construction of the space ends.
     """
     if isinstance(sample, (str, Path)):
         path = Path(sample)
@@ -124,10 +242,8 @@ def fixed_arch(sample: Sample | str | Path, verbose: bool = False) -> frozen_con
     if not isinstance(sample, dict):
         raise SearchSpaceError(f"fixed_arch expects a {{label: value}} dict, got {type(sample).__name__}")
     if verbose:
-        import logging
-
-        logging.getLogger(__name__).info("Fixed architecture: %s", sample)
-    return model_context(sample)
+        _log.info("Fixed architecture: %s", sample)
+    return model_context(sample, check_labels=True)
 
 
 # --- ModelSpace ----------------------------------------------------------------------------------
@@ -139,10 +255,33 @@ class ModelSpace(MutableModule):
     Construction is recorded (class and init arguments) so that the space can be rebuilt as one
     frozen model from a sample: that is what the ``simplified`` format ships to trials. Every
     construction opens a fresh label scope, so automatic labels are the same each time.
+
+    ``label_prefix`` (NNI's spelling) puts every label made while the space is constructed, explicit
+    or automatic, under a prefix; a space with a prefix built inside another one nests its prefix
+    under the enclosing scope, so two spaces can reuse the same label names::
+
+        class Cell(ModelSpace, label_prefix="cell"):
+            def __init__(self):
+                super().__init__()
+                self.op = LayerChoice([...], label="op")  # labelled "cell/op"
+
+        class Net(ModelSpace, label_prefix="net"):
+            def __init__(self):
+                super().__init__()
+                self.cell = Cell()  # "net/cell/op"
+
+    As in NNI, the prefix belongs to the class it is declared on: a subclass that does not declare
+    ``label_prefix`` itself has none. Without a prefix, explicit labels are kept as given and
+    automatic ones are numbered (a space nested in another gets its own ``model_<n>`` scope).
     """
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    _nascore_label_prefix: str | None = None
+
+    def __init_subclass__(cls, label_prefix: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if label_prefix is not None:
+            check_label(label_prefix, what="label prefix", scoped=False)
+        cls._nascore_label_prefix = label_prefix
         if "__init__" in cls.__dict__:
             cls.__init__ = _wrap_space_init(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
@@ -170,9 +309,16 @@ def _wrap_space_init(init: Any) -> Any:
             return
         object.__setattr__(self, "_nascore_in_init", True)
         object.__setattr__(self, "_nascore_init_arguments", (args, kwargs))
-        # The outermost space restarts the label counters; a space nested in another gets a named scope.
-        # (``auto_label`` already returns the full path, hence ``root=True``.)
-        scope = label_scope(None) if label_scope.current() is None else label_scope(auto_label("model"), root=True)
+        # A space with a label prefix puts every label made inside under it (nested under the
+        # enclosing scope). Otherwise the outermost space restarts the label counters and a space
+        # nested in another gets a named scope (``auto_label`` returns the full path: ``root=True``).
+        prefix = type(self)._nascore_label_prefix  # set on every subclass: not inherited, as in NNI
+        if prefix is not None:
+            scope = label_scope(prefix, prefix_labels=True)
+        elif label_scope.current() is None:
+            scope = label_scope(None)
+        else:
+            scope = label_scope(auto_label("model"), root=True)
         try:
             with scope:
                 init(self, *args, **kwargs)
@@ -181,6 +327,7 @@ def _wrap_space_init(init: Any) -> Any:
         sample = current_frozen_sample()
         if sample is not None:
             self.__dict__["_nascore_frozen_sample"] = dict(sample)
+            _check_fixed_arch_labels(self)
 
     return __init__
 

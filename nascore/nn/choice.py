@@ -13,7 +13,14 @@ from nascore.nn.base import MutableModule, freeze_tree
 from nascore.space import Categorical, CategoricalMultiple, Sample, auto_label, current_frozen_sample
 from nascore.space.label import check_label
 
-__all__ = ["LayerChoice", "InputChoice", "ChosenInputs"]
+__all__ = ["LayerChoice", "InputChoice", "ChosenInputs", "CandidateNotFoundError"]
+
+
+class CandidateNotFoundError(SearchSpaceError, KeyError):
+    """A :class:`LayerChoice` has no candidate of that name (a ``KeyError`` too, as in NNI)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _candidate_names(candidates: Any, label: str) -> tuple[list[Any], list[nn.Module]]:
@@ -50,7 +57,17 @@ class LayerChoice(MutableModule):
     order of ``names``) and ``layer_choice[name]`` (one candidate, registered as the submodule
     ``str(name)``).
 
+    A candidate can be replaced, as in NNI: ``layer_choice[name] = module`` (``name`` is the index
+    for a list of candidates, the key for a dict). The decision keeps its label and values; the
+    decisions inside the new module join the space and those of the old one leave it. Adding a
+    candidate under a new name or deleting one is refused (the decision's values would change).
+    Replace candidates on a space that is built, not in a space's ``__init__``: built frozen
+    (``fixed_arch``, the ``simplified`` format) a LayerChoice already *is* its chosen candidate, as
+    in NNI. The ``simplified`` format rebuilds a space from its class and init arguments, so it does
+    not see a replacement made after construction: use the ``raw`` or ``graph`` format for such a space.
+
     >>> conv = LayerChoice([nn.Conv2d(3, 16, 3), nn.Conv2d(3, 16, 5, padding=1)], label="conv")
+    >>> conv[1] = nn.Conv2d(3, 16, 7, padding=2)
     """
 
     def __new__(cls, candidates: Any = None, *, label: str | None = None, **kwargs: Any) -> Any:
@@ -81,9 +98,44 @@ class LayerChoice(MutableModule):
         """The candidate modules, in the order of ``names``."""
         return [self[name] for name in self.names]
 
+    def _key(self, name: Any) -> str:
+        key = str(name)
+        if key not in self._modules or all(str(n) != key for n in self.names):
+            raise CandidateNotFoundError(
+                f"LayerChoice {self.label!r} has no candidate {name!r}; its candidates are {self.names!r}"
+            )
+        return key
+
     def __getitem__(self, name: Any) -> nn.Module:
         """The candidate called ``name`` (an index for a list of candidates, a key for a dict)."""
-        return self._modules[str(name)]  # type: ignore[return-value]
+        return self._modules[self._key(name)]  # type: ignore[return-value]
+
+    def __setitem__(self, name: Any, module: nn.Module) -> None:
+        """Replace the candidate called ``name`` with ``module`` (NNI's ``layer_choice[name] = module``)."""
+        try:
+            key = self._key(name)
+        except CandidateNotFoundError as exc:
+            raise CandidateNotFoundError(
+                f"{exc.args[0]}. A candidate can be replaced, not added: build the LayerChoice with every "
+                "candidate it needs"
+            ) from None
+        if not isinstance(module, nn.Module):
+            raise SearchSpaceError(
+                f"LayerChoice {self.label!r}: candidate {name!r} must be an nn.Module, got {type(module).__name__}"
+            )
+        old = self._modules[key]
+        self._modules[key] = module
+        try:
+            self.simplify()  # the new candidate's decisions must agree with the other candidates'
+        except SearchSpaceError:
+            self._modules[key] = old
+            raise
+
+    def __delitem__(self, name: Any) -> None:
+        raise SearchSpaceError(
+            f"LayerChoice {self.label!r}: deleting a candidate is not supported (as in NNI); build the "
+            "LayerChoice with the candidates you want, or replace one with layer_choice[name] = module"
+        )
 
     def __len__(self) -> int:
         return len(self.names)

@@ -1,19 +1,39 @@
 """Expressions over decisions: ``choice * 2``, ``max(a, b)``, ``a > 3``.
 
 Arithmetic and comparison on a decision give a :class:`MutableExpression`, itself a mutable whose
-leaves are the decisions it reads and which freezes to a plain value. Equality (``==``) keeps its
-Python meaning so that mutables stay usable as dict keys; use :func:`MutableExpression.eq` instead.
+leaves are the decisions it reads and which freezes to a plain value. Equality (``==`` and ``!=``)
+keeps its Python meaning so that mutables stay usable as dict keys; use :func:`MutableExpression.eq`
+and :func:`MutableExpression.ne` instead.
+
+The operators are NNI's (``nni.mutable.symbol``), with the same meaning: ``+ - * / // % ** @``,
+``<< >> & | ^``, the comparisons ``< <= > >=``, the unary ``- + ~`` (``~`` is Python's bitwise
+invert, as in NNI: ``~True == -2``), ``abs``, ``round``, ``divmod``, ``pow(x, y, mod)``,
+``math.floor`` / ``math.ceil`` and indexing (``choice[0]``, ``choice["key"]`` on a choice of tuples
+or dicts). ``int()``, ``float()``, ``math.trunc``, ``bool()`` and iteration raise: use
+:meth:`MutableExpression.to_int`, :meth:`~MutableExpression.to_float`,
+:meth:`~MutableExpression.condition` and the other static helpers instead.
 """
 
 from __future__ import annotations
 
 import builtins
+import itertools
+import math
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from nascore.errors import SearchSpaceError
-from nascore.space.mutable import LabelledMutable, Mutable, Sample, collect_mutables, freeze_structure
+from nascore.errors import SampleMissingError, SearchSpaceError
+from nascore.space.mutable import (
+    LabelledMutable,
+    Mutable,
+    MutableDict,
+    MutableList,
+    Sample,
+    collect_mutables,
+    contains_mutable,
+    freeze_structure,
+)
 
 __all__ = ["MutableExpression", "ExpressionMixin"]
 
@@ -22,7 +42,17 @@ _SYMBOLS = {
     operator.floordiv: "//", operator.mod: "%", operator.pow: "**",
     operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=",
     operator.eq: "==", operator.ne: "!=", operator.and_: "&", operator.or_: "|",
+    operator.xor: "^", operator.matmul: "@", operator.lshift: "<<", operator.rshift: ">>",
 }
+_UNARY = {operator.neg: "-{0}", operator.pos: "+{0}", operator.invert: "~{0}", operator.getitem: "{0}[{1}]"}
+_NAMES = {math.floor: "math.floor", math.ceil: "math.ceil"}
+
+
+def _lookup(table: dict[Any, str], function: Any) -> str | None:
+    try:
+        return table.get(function)
+    except TypeError:  # an unhashable callable
+        return None
 
 
 def _binary(fn: Callable[[Any, Any], Any], reverse: bool = False) -> Callable[[Any, Any], MutableExpression]:
@@ -47,8 +77,6 @@ class ExpressionMixin:
     __rfloordiv__ = _binary(operator.floordiv, reverse=True)
     __mod__ = _binary(operator.mod)
     __rmod__ = _binary(operator.mod, reverse=True)
-    __pow__ = _binary(operator.pow)
-    __rpow__ = _binary(operator.pow, reverse=True)
     __lt__ = _binary(operator.lt)
     __le__ = _binary(operator.le)
     __gt__ = _binary(operator.gt)
@@ -57,15 +85,56 @@ class ExpressionMixin:
     __rand__ = _binary(operator.and_, reverse=True)
     __or__ = _binary(operator.or_)
     __ror__ = _binary(operator.or_, reverse=True)
+    __xor__ = _binary(operator.xor)
+    __rxor__ = _binary(operator.xor, reverse=True)
+    __matmul__ = _binary(operator.matmul)
+    __rmatmul__ = _binary(operator.matmul, reverse=True)
+    __lshift__ = _binary(operator.lshift)
+    __rlshift__ = _binary(operator.lshift, reverse=True)
+    __rshift__ = _binary(operator.rshift)
+    __rrshift__ = _binary(operator.rshift, reverse=True)
+    __divmod__ = _binary(builtins.divmod)
+    __rdivmod__ = _binary(builtins.divmod, reverse=True)
+
+    def __pow__(self, other: Any, modulo: Any = None) -> MutableExpression:
+        if modulo is not None:
+            return MutableExpression(builtins.pow, [self, other, modulo])
+        return MutableExpression(operator.pow, [self, other])
+
+    def __rpow__(self, other: Any, modulo: Any = None) -> MutableExpression:
+        if modulo is not None:
+            return MutableExpression(builtins.pow, [other, self, modulo])
+        return MutableExpression(operator.pow, [other, self])
 
     def __neg__(self) -> MutableExpression:
-        return MutableExpression(operator.neg, [self], repr_fmt="-{0}")
+        return MutableExpression(operator.neg, [self])
+
+    def __pos__(self) -> MutableExpression:
+        return MutableExpression(operator.pos, [self])
+
+    def __invert__(self) -> MutableExpression:
+        return MutableExpression(operator.invert, [self])
 
     def __abs__(self) -> MutableExpression:
         return MutableExpression(builtins.abs, [self])
 
     def __round__(self, ndigits: int | None = None) -> MutableExpression:
         return MutableExpression(builtins.round, [self] if ndigits is None else [self, ndigits])
+
+    def __floor__(self) -> MutableExpression:
+        return MutableExpression(math.floor, [self])
+
+    def __ceil__(self) -> MutableExpression:
+        return MutableExpression(math.ceil, [self])
+
+    def __trunc__(self) -> Any:
+        raise SearchSpaceError(
+            f"{self!r} is a search-space decision: use MutableExpression.to_int(...) instead of math.trunc()"
+        )
+
+    def __getitem__(self, key: Any) -> MutableExpression:
+        """``choice[0]``, ``choice["key"]``: the item of the chosen value (a tuple, a list, a dict)."""
+        return MutableExpression(operator.getitem, [self, key])
 
     def __bool__(self) -> bool:
         raise SearchSpaceError(
@@ -85,6 +154,100 @@ class ExpressionMixin:
 
     __hash__ = object.__hash__
 
+    def evaluate(self, values: Sample | Iterable[Any]) -> Any:
+        """The value under ``values``, without validating them (:meth:`freeze` validates).
+
+        ``values`` is a sample (``{label: value}``), or the values of :meth:`leaf_symbols` in their
+        order (one per occurrence: a decision read twice takes two values), as in NNI.
+        """
+        return _evaluate(self, values if isinstance(values, dict) else iter(values))
+
+    def leaf_symbols(self) -> Iterator[LabelledMutable]:
+        """The decisions read, in order and with repeats (what :meth:`evaluate` takes a list of)."""
+        return self.leaf_mutables()  # type: ignore[attr-defined,no-any-return]
+
+    # Defined last: inside the class body these names shadow the builtins.
+    def int(self) -> Any:
+        """``MutableExpression.to_int(self)``."""
+        return MutableExpression.to_int(self)
+
+    def float(self) -> Any:
+        """``MutableExpression.to_float(self)``."""
+        return MutableExpression.to_float(self)
+
+
+def _evaluate(obj: Any, values: Sample | Iterator[Any]) -> Any:
+    if isinstance(obj, MutableExpression):
+        return obj.function(*[_evaluate(arg, values) for arg in obj.arguments])
+    if isinstance(obj, LabelledMutable):
+        if isinstance(values, dict):
+            if obj.label not in values:
+                message = f"no value for label {obj.label!r} (expected one of {obj.describe()})"
+                raise SampleMissingError(message, label=obj.label)
+            return obj.canonical_value(values[obj.label])
+        try:
+            return next(values)
+        except StopIteration:
+            raise SearchSpaceError(f"ran out of values when evaluating {obj!r}") from None
+    if isinstance(obj, MutableList):
+        return [_evaluate(item, values) for item in obj.mutables]
+    if isinstance(obj, MutableDict):
+        return {key: _evaluate(item, values) for key, item in obj.mutables.items()}
+    if isinstance(obj, Mutable):
+        if not isinstance(values, dict):
+            raise SearchSpaceError(f"{obj!r} can only be evaluated with a sample dict")
+        return obj.freeze(values)
+    if isinstance(obj, list):
+        return [_evaluate(item, values) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(_evaluate(item, values) for item in obj)
+    if isinstance(obj, dict):
+        return {key: _evaluate(item, values) for key, item in obj.items()}
+    return obj
+
+
+def _condition(pred: Any, true: Any, false: Any) -> Any:
+    return true if pred else false
+
+
+def _case(*flat: Any) -> Any:
+    for pred, value in zip(flat[::2], flat[1::2]):
+        if pred:
+            return value
+    raise SearchSpaceError(
+        f"MutableExpression.case: no matching case, every predicate is false ({list(flat[::2])!r})"
+    )
+
+
+def _switch_case(branch: Any, *flat: Any) -> Any:
+    for key, value in zip(flat[::2], flat[1::2]):
+        if key == branch:
+            return value
+    raise SearchSpaceError(
+        f"MutableExpression.switch_case: no matching case for {branch!r} (cases: {list(flat[::2])!r})"
+    )
+
+
+def _extremum(function: Callable[..., Any], arg0: Any, args: tuple[Any, ...]) -> Any:
+    name = function.__name__
+    if args:
+        items = [arg0, *args]
+    elif isinstance(arg0, Mutable):
+        # One decision whose value is a collection (a multiple choice, a choice of tuples).
+        return MutableExpression(function, [arg0])
+    else:
+        try:
+            items = list(arg0)
+        except TypeError:
+            raise TypeError(
+                f"MutableExpression.{name} takes one iterable or at least two values, got {arg0!r}"
+            ) from None
+    if not contains_mutable(items):
+        return function(items)
+    if len(items) == 1:
+        return items[0]
+    return MutableExpression(function, items)
+
 
 class MutableExpression(ExpressionMixin, Mutable):
     """A function applied to decisions (and plain values); freezes to the function's result."""
@@ -100,31 +263,86 @@ class MutableExpression(ExpressionMixin, Mutable):
     def freeze(self, sample: Sample) -> Any:
         return self.function(*freeze_structure(self.arguments, sample))
 
+    def describe(self) -> str:
+        """What the expression computes and the decisions it reads, for messages."""
+        decisions = "; ".join(f"{label}: {m.describe()}" for label, m in self.simplify().items())
+        return f"{self} ({decisions})"
+
+    def symbolic_repr(self, neat: bool = False) -> str:
+        """The expression as text; ``neat`` writes decisions by their label (``str()``), else by ``repr``."""
+
+        def show(arg: Any) -> str:
+            if isinstance(arg, MutableExpression):
+                return arg.symbolic_repr(neat)
+            if neat and isinstance(arg, LabelledMutable):
+                return arg.label
+            if isinstance(arg, (list, tuple)) and contains_mutable(arg):
+                inner = ", ".join(show(item) for item in arg)
+                return f"[{inner}]" if isinstance(arg, list) else f"({inner}{',' if len(arg) == 1 else ''})"
+            return repr(arg)
+
+        shown = [show(arg) for arg in self.arguments]
+        fmt = self.repr_fmt or _lookup(_UNARY, self.function)
+        if fmt is not None:
+            return fmt.format(*shown)
+        symbol = _lookup(_SYMBOLS, self.function)
+        if symbol is not None and len(shown) == 2:
+            return f"({shown[0]} {symbol} {shown[1]})"
+        name = _lookup(_NAMES, self.function) or getattr(self.function, "__name__", repr(self.function))
+        return f"{name}({', '.join(shown)})"
+
     def __repr__(self) -> str:
-        if self.repr_fmt is not None:
-            return self.repr_fmt.format(*map(repr, self.arguments))
-        symbol = _SYMBOLS.get(self.function)  # type: ignore[call-overload]
-        if symbol is not None and len(self.arguments) == 2:
-            return f"({self.arguments[0]!r} {symbol} {self.arguments[1]!r})"
-        name = getattr(self.function, "__name__", repr(self.function))
-        return f"{name}({', '.join(map(repr, self.arguments))})"
+        return self.symbolic_repr()
+
+    def __str__(self) -> str:
+        return self.symbolic_repr(neat=True)
 
     # --- helpers that Python syntax cannot express -----------------------------------------------
+
+    # Each helper also takes plain values, and then gives the plain result (as NNI's do).
 
     @staticmethod
     def condition(pred: Any, true: Any, false: Any) -> Any:
         """``true if pred else false``, where ``pred`` may be an expression."""
         if not isinstance(pred, Mutable):
             return true if pred else false
-        return MutableExpression(lambda p, t, f: t if p else f, [pred, true, false], "condition({0}, {1}, {2})")
+        return MutableExpression(_condition, [pred, true, false], "condition({0}, {1}, {2})")
 
     @staticmethod
-    def max(*args: Any) -> Any:
-        return MutableExpression(builtins.max, list(args))
+    def case(pred_expr_pairs: Iterable[tuple[Any, Any]]) -> Any:
+        """The value of the first pair whose predicate is true: ``case([(x < y, 17), (x > z, 23)])``.
+
+        Freezing raises :class:`~nascore.errors.SearchSpaceError` when no predicate is true.
+        """
+        pairs = [tuple(pair) for pair in pred_expr_pairs]
+        if not pairs or any(len(pair) != 2 for pair in pairs):
+            raise SearchSpaceError(f"MutableExpression.case takes a non-empty list of (predicate, value) pairs, got {pairs!r}")
+        flat = list(itertools.chain.from_iterable(pairs))
+        if not contains_mutable(flat):
+            return _case(*flat)
+        return MutableExpression(_case, flat, "case([" + ", ".join(["({}, {})"] * len(pairs)) + "])")
 
     @staticmethod
-    def min(*args: Any) -> Any:
-        return MutableExpression(builtins.min, list(args))
+    def switch_case(branch: Any, expressions: dict[Any, Any]) -> Any:
+        """The value of ``expressions`` under the key equal to ``branch``: ``switch_case(x, {0: y, 1: x * 2})``.
+
+        Freezing raises :class:`~nascore.errors.SearchSpaceError` when no key matches.
+        """
+        flat = list(itertools.chain.from_iterable(expressions.items()))
+        if not contains_mutable([branch, *flat]):
+            return expressions[branch]
+        fmt = "switch_case({}, {{" + ", ".join(["{}: {}"] * len(expressions)) + "}})"
+        return MutableExpression(_switch_case, [branch, *flat], fmt)
+
+    @staticmethod
+    def max(arg0: Any, *args: Any) -> Any:
+        """``max(a, b, ...)`` or ``max(iterable)``, as Python's; plain values give the plain maximum."""
+        return _extremum(builtins.max, arg0, args)
+
+    @staticmethod
+    def min(arg0: Any, *args: Any) -> Any:
+        """``min(a, b, ...)`` or ``min(iterable)``, as Python's; plain values give the plain minimum."""
+        return _extremum(builtins.min, arg0, args)
 
     @staticmethod
     def to_int(obj: Any) -> Any:
@@ -137,8 +355,13 @@ class MutableExpression(ExpressionMixin, Mutable):
     @staticmethod
     def eq(a: Any, b: Any) -> Any:
         """``a == b`` as an expression (``==`` itself keeps identity semantics on mutables)."""
+        if not contains_mutable([a, b]):
+            return a == b
         return MutableExpression(operator.eq, [a, b])
 
     @staticmethod
     def ne(a: Any, b: Any) -> Any:
+        """``a != b`` as an expression (``!=`` itself keeps identity semantics on mutables)."""
+        if not contains_mutable([a, b]):
+            return a != b
         return MutableExpression(operator.ne, [a, b])

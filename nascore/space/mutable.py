@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import itertools
 import random as _random
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Any, overload
 
-from nascore.errors import LabelConflictError, SampleMissingError, SampleValidationError
+from nascore.errors import (
+    LabelConflictError,
+    SampleMissingError,
+    SampleValidationError,
+    SearchSpaceError,
+    UnknownLabelError,
+)
 
 __all__ = [
     "Sample",
@@ -58,8 +64,17 @@ class Mutable:
         return dedup_mutables(self.leaf_mutables())
 
     def check_contains(self, sample: Sample) -> SampleValidationError | None:
-        """Return why ``sample`` is not in this space, or ``None`` if it is."""
-        for label, mutable in self.simplify().items():
+        """Return why ``sample`` is not in this space, or ``None`` if it is.
+
+        A label the space does not have (a typo) makes the sample invalid too: the error is an
+        :class:`~nascore.errors.UnknownLabelError` naming it, the closest label of the space and
+        the labels of the space.
+        """
+        mutables = self.simplify()
+        unknown = [label for label in sample if label not in mutables]
+        if unknown:
+            return UnknownLabelError.for_labels(unknown, list(mutables))
+        for label, mutable in mutables.items():
             if label not in sample:
                 return SampleMissingError(
                     f"sample has no value for label {label!r} (expected one of {mutable.describe()})",
@@ -71,7 +86,7 @@ class Mutable:
         return None
 
     def contains(self, sample: Sample) -> bool:
-        """Whether ``sample`` holds a valid value for every decision of this space."""
+        """Whether ``sample`` holds a valid value for every decision of this space, and no other label."""
         return self.check_contains(sample) is None
 
     def validate(self, sample: Sample) -> None:
@@ -234,11 +249,27 @@ def contains_mutable(obj: Any) -> bool:
     return False
 
 
-class MutableDict(Mutable):
-    """A dict whose values may be mutables; freezes to a plain dict."""
+def _check_labels_agree(kept: Iterable[Any], added: Iterable[Any]) -> None:
+    """Raise :class:`LabelConflictError` when ``added`` reuses a label of ``kept`` for another decision."""
+    dedup_mutables(itertools.chain(collect_mutables(list(kept)), collect_mutables(list(added))))
 
-    def __init__(self, mutables: dict[str, Any]) -> None:
-        self.mutables = dict(mutables)
+
+class MutableDict(Mutable):
+    """A dict whose values may be mutables; freezes to a plain dict (in insertion order).
+
+    Built from a dict, from ``(key, value)`` pairs or from keywords (``MutableDict(a=..., b=...)``),
+    and edited like a dict (NNI's ``MutableDict``): ``d[key] = value``, ``del d[key]``,
+    ``update``, ``pop``, ``clear``, ``keys`` / ``values`` / ``items``. The space is always what
+    the dict holds now; a value whose decisions reuse a label of another value for a different
+    decision is refused when it is set.
+    """
+
+    def __init__(self, mutables: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, **kwargs: Any) -> None:
+        self.mutables: dict[str, Any] = dict(mutables) if mutables is not None else {}
+        for key, value in kwargs.items():
+            if key in self.mutables:
+                raise SearchSpaceError(f"MutableDict: key {key!r} is given twice (in the dict and as a keyword)")
+            self.mutables[key] = value
 
     def leaf_mutables(self) -> Iterator[LabelledMutable]:
         yield from collect_mutables(self.mutables)
@@ -249,18 +280,62 @@ class MutableDict(Mutable):
     def __getitem__(self, key: str) -> Any:
         return self.mutables[key]
 
+    def __setitem__(self, key: str, value: Any) -> None:
+        _check_labels_agree((v for k, v in self.mutables.items() if k != key), [value])
+        self.mutables[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.mutables[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.mutables
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.mutables)
+
     def __len__(self) -> int:
         return len(self.mutables)
+
+    def keys(self) -> KeysView[str]:
+        return self.mutables.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self.mutables.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.mutables.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.mutables.get(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove ``key`` and return its value (``default`` if given and the key is absent)."""
+        return self.mutables.pop(key, *default)
+
+    def clear(self) -> None:
+        self.mutables.clear()
+
+    def update(self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), **kwargs: Any) -> None:
+        """Set every ``key: value`` of ``other`` and of the keywords, as ``dict.update``."""
+        new = {**dict(other), **kwargs}
+        _check_labels_agree((v for k, v in self.mutables.items() if k not in new), new.values())
+        self.mutables.update(new)
 
     def __repr__(self) -> str:
         return f"MutableDict({self.mutables!r})"
 
 
 class MutableList(Mutable):
-    """A list whose items may be mutables; freezes to a plain list."""
+    """A list whose items may be mutables; freezes to a plain list.
 
-    def __init__(self, mutables: Iterable[Any]) -> None:
-        self.mutables = list(mutables)
+    Indexed, sliced (a slice is a ``MutableList``) and edited like a list (NNI's ``MutableList``):
+    ``append`` / ``extend`` (both return the list, as NNI's do), ``insert``, ``+=``,
+    ``lst[i] = value``, ``del lst[i]``. The space is always what the list holds now; an item whose
+    decisions reuse a label of another item for a different decision is refused when it is added.
+    """
+
+    def __init__(self, mutables: Iterable[Any] | None = None) -> None:
+        self.mutables = list(mutables) if mutables is not None else []
 
     def leaf_mutables(self) -> Iterator[LabelledMutable]:
         yield from collect_mutables(self.mutables)
@@ -268,11 +343,56 @@ class MutableList(Mutable):
     def freeze(self, sample: Sample) -> list[Any]:
         return freeze_structure(self.mutables, sample)
 
-    def __getitem__(self, index: int) -> Any:
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MutableList: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return type(self)(self.mutables[index])
         return self.mutables[index]
+
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        kept = list(self.mutables)
+        del kept[index]
+        added = list(value) if isinstance(index, slice) else [value]
+        _check_labels_agree(kept, added)
+        self.mutables[index] = added if isinstance(index, slice) else value
+
+    def __delitem__(self, index: int | slice) -> None:
+        del self.mutables[index]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.mutables
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.mutables)
 
     def __len__(self) -> int:
         return len(self.mutables)
+
+    def append(self, item: Any) -> MutableList:
+        """Add ``item`` at the end; returns the list (as NNI's ``MutableList.append``)."""
+        _check_labels_agree(self.mutables, [item])
+        self.mutables.append(item)
+        return self
+
+    def extend(self, items: Iterable[Any]) -> MutableList:
+        """Add every item of ``items`` at the end; returns the list."""
+        items = list(items)
+        _check_labels_agree(self.mutables, items)
+        self.mutables.extend(items)
+        return self
+
+    def insert(self, index: int, item: Any) -> None:
+        """Insert ``item`` before ``index``."""
+        _check_labels_agree(self.mutables, [item])
+        self.mutables.insert(index, item)
+
+    def __iadd__(self, items: Iterable[Any]) -> MutableList:
+        return self.extend(items)
 
     def __repr__(self) -> str:
         return f"MutableList({self.mutables!r})"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nascore.errors import LabelConflictError, SampleMissingError, SampleValueError
+from nascore.errors import LabelConflictError, SampleMissingError, SampleValueError, SearchSpaceError
 from nascore.space import (
     Categorical,
     CategoricalMultiple,
@@ -185,3 +185,112 @@ def test_every_random_sample_is_contained(seed: int) -> None:
     )
     sample = space.random_sample(seed=seed)
     assert space.contains(sample), space.check_contains(sample)
+
+
+# --- editing containers (NNI: nni/mutable/container.py, test_mutable.py::test_mutable_list / _dict) ---
+
+
+def test_mutable_list_append_nni_port() -> None:
+    a = MutableList([1, Categorical([1, 2, 3], label="c"), 3])
+    assert a.default() == [1, 1, 3]
+    assert a.append(Categorical([4, 5, 6], label="d")) is a
+    assert a.default() == [1, 1, 3, 4]
+    assert list(a.simplify()) == ["c", "d"]
+
+
+def test_mutable_list_insert_extend_setitem_delitem() -> None:
+    x, y, z = (Categorical([1, 2], label=name) for name in "xyz")
+    lst = MutableList()
+    assert len(lst) == 0 and lst.freeze({}) == []
+    assert lst.extend([x, 10]) is lst
+    lst.insert(0, y)
+    lst += [z]
+    assert [m if isinstance(m, int) else m.label for m in lst] == ["y", "x", 10, "z"]
+    assert x in lst and 10 in lst and Categorical([1, 2], label="x") not in lst
+    assert lst.freeze({"x": 1, "y": 2, "z": 1}) == [2, 1, 10, 1]
+
+    lst[2] = x * 100
+    assert lst.freeze({"x": 2, "y": 2, "z": 1}) == [2, 2, 200, 1]
+    del lst[0]
+    assert list(lst.simplify()) == ["x", "z"]
+    assert lst.freeze({"x": 1, "z": 2}) == [1, 100, 2]
+
+    head = lst[:2]
+    assert isinstance(head, MutableList)
+    assert list(head.simplify()) == ["x"]
+    lst[1:] = [5, 6]
+    assert lst.freeze({"x": 1}) == [1, 5, 6]
+    assert list(lst.grid()) == [[1, 5, 6], [2, 5, 6]]
+
+
+def test_mutable_list_refuses_an_item_that_reuses_a_label_for_another_decision() -> None:
+    lst = MutableList([Categorical([1, 2], label="k")])
+    with pytest.raises(LabelConflictError, match="'k'"):
+        lst.append(Categorical([1, 3], label="k"))
+    with pytest.raises(LabelConflictError, match="'k'"):
+        lst.insert(0, [Categorical([7], label="k")])
+    with pytest.raises(LabelConflictError, match="'k'"):
+        lst.extend([Categorical([1, 3], label="k")])
+    assert len(lst) == 1  # nothing was added
+    lst.append(Categorical([1, 2], label="k"))  # the same decision again is fine
+    assert lst.freeze({"k": 2}) == [2, 2]
+    lst[0] = Categorical([1, 3], label="k2")
+    with pytest.raises(LabelConflictError, match="'k'"):
+        lst[0] = Categorical([5], label="k")  # conflicts with the other item, not the replaced one
+
+
+def test_mutable_dict_editing_nni_port() -> None:
+    a = MutableDict({"a": 1, "b": Categorical([1, 2, 3], label="b"), "c": 3})
+    assert list(a.default().values()) == [1, 1, 3]
+    assert list(a.default().keys()) == ["a", "b", "c"]
+    assert list(a.grid()) == [{"a": 1, "b": 1, "c": 3}, {"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 3, "c": 3}]
+    a.pop("b")
+    assert list(a.grid()) == [{"a": 1, "c": 3}]
+    assert a.random() == {"a": 1, "c": 3}
+    a["b"] = Categorical([0.5, 1.0], label="n")
+    assert a.default() == {"a": 1, "b": 0.5, "c": 3}
+    assert list(a.default().values()) == [1, 3, 0.5]
+    assert list(a.simplify()) == ["n"]
+
+
+def test_mutable_dict_keywords_update_delete_clear() -> None:
+    d = MutableDict(lr=Categorical([0.1, 0.01], label="lr"), epochs=10)
+    assert list(d) == ["lr", "epochs"] and "lr" in d and "momentum" not in d
+    assert MutableDict([("x", 1)]).freeze({}) == {"x": 1}
+    with pytest.raises(SearchSpaceError, match="'lr' is given twice"):
+        MutableDict({"lr": 1}, lr=2)
+
+    d.update({"optimizer": Categorical(["sgd", "adam"], label="optimizer")}, epochs=20)
+    assert list(d.keys()) == ["lr", "epochs", "optimizer"]
+    assert d.freeze({"lr": 0.01, "optimizer": "adam"}) == {"lr": 0.01, "epochs": 20, "optimizer": "adam"}
+    assert dict(d.items())["epochs"] == 20 and 20 in d.values() and d.get("missing", 0) == 0
+    del d["lr"]
+    assert list(d.simplify()) == ["optimizer"]
+    assert d.pop("nothing", None) is None
+    d.clear()
+    assert len(d) == 0 and d.simplify() == {}
+
+
+def test_mutable_dict_refuses_a_value_that_reuses_a_label_for_another_decision() -> None:
+    d = MutableDict({"a": Categorical([1, 2], label="k")})
+    with pytest.raises(LabelConflictError, match="'k'"):
+        d["b"] = Categorical([1, 3], label="k")
+    with pytest.raises(LabelConflictError, match="'k'"):
+        d.update(b=[Categorical([9], label="k")])
+    assert list(d) == ["a"]
+    d["a"] = Categorical([1, 3], label="k")  # replacing the only user of the label is fine
+    assert d.freeze({"k": 3}) == {"a": 3}
+
+
+def test_nested_containers_edited_after_construction() -> None:
+    space = MutableDict(
+        {
+            "trainer": MutableDict({"optimizer": Categorical(["sgd", "adam"], label="opt")}),
+            "model": MutableList([Categorical([10, 20], label="h1")]),
+        }
+    )
+    space["trainer"]["lr"] = Numerical(1e-4, 1e-2, log_distributed=True, label="lr")
+    space["model"].append(Categorical([10, 20], label="h1") * 2)
+    assert list(space.simplify()) == ["opt", "lr", "h1"]
+    frozen = space.freeze({"opt": "adam", "lr": 1e-3, "h1": 20})
+    assert frozen == {"trainer": {"optimizer": "adam", "lr": 1e-3}, "model": [20, 40]}
