@@ -20,8 +20,8 @@ random samples), that:
 * ``build(space)`` gives an :class:`~nascore.format.ExecutableSpace` whose ``simplify()`` holds
   every decision of the space; ``freeze(sample)`` gives an executable model whose ``sample`` is
   the sample; an invalid sample (a label missing, a value that is not a candidate) is refused
-  with a nascore error naming the label; a label the space does not have is dropped from the
-  model's sample (or the sample is refused naming it); ``contains()`` agrees with ``freeze()``;
+  with a nascore error naming the label; so is a sample with a label the space does not have (a
+  typo), the error naming that label; ``contains()`` agrees with ``freeze()``;
 * ``model.build()`` returns a new ``nn.Module`` each call, which runs on the space's example input
   and gives an output of the expected shape;
 * ``to_payload()`` is plain JSON naming the format and ``load_model(payload)`` rebuilds the same
@@ -84,7 +84,7 @@ __all__ = ["FormatConformance", "SpaceCase", "SPACES", "MLPSpace", "PrimitivesSp
 
 #: Batch size of the example inputs.
 BATCH = 2
-#: A label no space has, added to a sample to check that formats ignore or refuse it.
+#: A label no space has, added to a sample to check that formats refuse it.
 UNKNOWN_LABEL = "__nascore_conformance_unknown_label__"
 _NOT_A_CANDIDATE = "__nascore_conformance_not_a_candidate__"
 _NONE_FOUND = object()
@@ -618,45 +618,42 @@ class FormatConformance:
                     space_name,
                 )
 
-    def test_an_unknown_label_is_ignored_or_refused(
+    def test_an_unknown_label_is_refused_naming_it(
         self, make_format: Callable[[], ModelFormat], space_name: str
     ) -> None:
         space = self.build_space(make_format(), space_name)
         valid = self.samples(space)[0]
         sample = {**valid, UNKNOWN_LABEL: 1}
-        contained = space.contains(sample)
+        how = f"a sample with the unknown label {UNKNOWN_LABEL!r}"
         try:
             model = space.freeze(sample)
         except NascoreError as exc:
             if not _names_label(exc, UNKNOWN_LABEL):
                 raise self.fail(
-                    f"freeze() of a sample with the unknown label {UNKNOWN_LABEL!r} raised {_error(exc)}; "
-                    "the error must name that label",
+                    f"freeze() of {how} raised {_error(exc)}; the error must name that label",
                     space_name,
                 ) from exc
-            if contained:
-                raise self.fail(
-                    f"freeze() refuses a sample with the unknown label {UNKNOWN_LABEL!r} but contains() accepts "
-                    "it; contains() must agree with freeze()",
-                    space_name,
-                ) from exc
-            return
         except Exception as exc:
             raise self.fail(
-                f"freeze() of a sample with the unknown label {UNKNOWN_LABEL!r} raised {_error(exc)}; it must "
-                "ignore the label (or refuse the sample with a nascore error naming it)",
+                f"freeze() of {how} raised {_error(exc)}; it must raise a nascore error "
+                "(nascore.errors.UnknownLabelError) naming the label",
                 space_name,
             ) from exc
-        if not contained:
+        else:
             raise self.fail(
-                f"freeze() accepts a sample with the unknown label {UNKNOWN_LABEL!r} but contains() refuses it: "
-                f"{space.check_contains(sample)}; contains() must agree with freeze()",
+                f"freeze() accepted {how} and returned {model!r}; a label the space does not have (a typo) must "
+                "be refused with a nascore error naming it, not dropped (call self.validate(sample) in freeze)",
                 space_name,
             )
-        if model.sample != valid:
+        if space.contains(sample):
             raise self.fail(
-                f"freeze() of a sample with the unknown label {UNKNOWN_LABEL!r} gave a model whose sample is "
-                f"{model.sample!r}; a model's sample must hold the space's labels only, {valid!r}",
+                f"contains() is True for {how} that freeze() refuses; contains() must agree with freeze()",
+                space_name,
+            )
+        error = space.check_contains(sample)
+        if error is None or not _names_label(error, UNKNOWN_LABEL):
+            raise self.fail(
+                f"check_contains() of {how} returned {error!r}; it must return an error naming that label",
                 space_name,
             )
 

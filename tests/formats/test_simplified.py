@@ -9,7 +9,13 @@ import torch
 import torch.nn as nn
 
 import nascore
-from nascore.errors import SampleMissingError, SampleValueError, SearchSpaceError, ShippingError
+from nascore.errors import (
+    SampleMissingError,
+    SampleValueError,
+    SearchSpaceError,
+    ShippingError,
+    UnknownLabelError,
+)
 from nascore.nn import LayerChoice, ModelSpace, MutableConv2d, MutableLinear, Repeat
 from nascore.serialization import load_shipped_model, ship_model
 from nascore_formats import SimplifiedFormat
@@ -40,10 +46,12 @@ def test_build_and_freeze():
     assert model.build() is not module  # a new module every time
 
 
-def test_sample_is_normalized_to_the_space():
+def test_a_sample_with_a_label_the_space_does_not_have_is_refused():
     space = SimplifiedFormat().build(TinySpace())
-    model = space.freeze({"width": 8, "act": "relu", "depth": 1, "unrelated": 3})
-    assert model.sample == {"width": 8, "act": "relu", "depth": 1}
+    sample = {"width": 8, "act": "relu", "depth": 1, "unrelated": 3}
+    with pytest.raises(UnknownLabelError, match=r"unknown label 'unrelated'; the space's labels are 'width', 'act', 'depth'"):
+        space.freeze(sample)
+    assert not space.contains(sample)
 
 
 def test_invalid_samples_name_the_label():

@@ -37,7 +37,7 @@ def check_no_graph_mutators(space: nn.Module, format_name: str) -> None:
 
 
 def normalized_sample(mutables: dict[str, LabelledMutable], sample: Sample) -> Sample:
-    """The sample restricted to the space's labels, each value mapped to its candidate."""
+    """The sample (validated: a label the space does not have was refused), each value mapped to its candidate."""
     return {label: mutable.canonical_value(sample[label]) for label, mutable in mutables.items()}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from nascore.errors import SearchSpaceError
 from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 from nascore.nn import ModelSpace, model_context
 from nascore.serialization import object_spec, resolve
@@ -72,6 +73,7 @@ class SimplifiedFormat(ModelFormat):
     def build(self, space: nn.Module) -> SimplifiedSpace:
         space = check_model_space(space, self.name)
         check_no_graph_mutators(space, self.name)
+        check_rebuilds_the_same(space, self.name)
         return SimplifiedSpace(space)
 
     def load_model(self, payload: dict[str, Any]) -> SimplifiedModel:
@@ -85,3 +87,40 @@ class SimplifiedFormat(ModelFormat):
             space = check_model_space(contextvars.Context().run(space_class, *args, **kwargs), self.name)
             sample = sample_from_json(space.simplify(), sample, changed)
         return SimplifiedModel(space_class, args, kwargs, sample)
+
+
+def _structure(space: nn.Module) -> list[tuple[str, str, tuple[int, ...]]]:
+    modules = [(name, type(module).__qualname__, ()) for name, module in space.named_modules()]
+    return modules + [(name, "parameter", tuple(p.shape)) for name, p in space.named_parameters()]
+
+
+def _rebuild_difference(space: ModelSpace) -> str | None:
+    """What differs between ``space`` and what its class builds from its init arguments (``None``: nothing)."""
+    import random
+
+    import torch
+
+    args, kwargs = space.init_arguments
+    state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's random state
+            rebuilt = contextvars.Context().run(type(space), *args, **kwargs)  # a fresh label scope, not frozen
+    finally:
+        random.setstate(state)
+    mine, theirs = _structure(space), _structure(rebuilt)
+    if mine == theirs:
+        return None
+    first = next((a for a, b in zip(mine, theirs) if a != b), None) or (mine[len(theirs):] or theirs[len(mine):])[0]
+    return f"{first[0] or '(the space)'} ({first[1]}{' ' + str(first[2]) if first[2] else ''})"
+
+
+def check_rebuilds_the_same(space: ModelSpace, format_name: str) -> None:
+    """Refuse a space its class does not rebuild as it is (edited after construction): trials would not see the edit."""
+    difference = _rebuild_difference(space)
+    if difference is not None:
+        raise SearchSpaceError(
+            f"format {format_name!r} rebuilds the space in every trial from its class {type(space).__qualname__} and "
+            f"init arguments, but this space differs from what they build (first difference: {difference}): it was "
+            "edited after construction (a LayerChoice candidate replaced, a module added). Make the change in the "
+            "space's __init__, or use format 'raw' or 'graph', which take the space object as it is"
+        )

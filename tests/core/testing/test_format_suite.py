@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch.nn as nn
 
+from nascore.errors import SearchSpaceError, UnknownLabelError
 from nascore.format import ExecutableModel, ExecutableSpace, ModelFormat
 from nascore.nn import ModelSpace, model_context
 from nascore.plugin import get_plugins, hookimpl, reset_plugins
@@ -199,6 +200,39 @@ class KeyErrorFormat(ToyFormat):
         return KeyErrorSpace(space, self)
 
 
+class DropsUnknownSpace(ToySpace):
+    def check_contains(self, sample: Sample):
+        return super().check_contains({label: value for label, value in sample.items() if label in self._mutables})
+
+
+class DropsUnknownFormat(ToyFormat):
+    """A label the space does not have is dropped from the sample instead of refused."""
+
+    name = "toy-drops-unknown"
+
+    def build(self, space: nn.Module) -> ToySpace:
+        assert isinstance(space, ModelSpace)
+        return DropsUnknownSpace(space, self)
+
+
+class OtherErrorSpace(ToySpace):
+    def freeze(self, sample: Sample) -> ExecutableModel:
+        unknown = set(sample) - set(self._mutables)
+        if unknown:
+            raise SearchSpaceError("the sample does not belong to the space")
+        return super().freeze(sample)
+
+
+class OtherErrorFormat(ToyFormat):
+    """A label the space does not have is refused with an error that does not name it."""
+
+    name = "toy-unnamed-unknown"
+
+    def build(self, space: nn.Module) -> ToySpace:
+        assert isinstance(space, ModelSpace)
+        return OtherErrorSpace(space, self)
+
+
 class WrappedModel(ToyModel):
     def build(self) -> nn.Module:
         return nn.Sequential(super().build())
@@ -252,6 +286,8 @@ TOY_FORMATS: dict[str, type[ToyFormat]] = {
         LostSampleFormat,
         UnvalidatedFormat,
         KeyErrorFormat,
+        DropsUnknownFormat,
+        OtherErrorFormat,
         WrappedFormat,
         FlatOutputFormat,
         ClaimsNoPayloadFormat,
@@ -329,7 +365,7 @@ def passes(format_name: str, **attributes: Any) -> None:
 
 def test_the_suite_has_the_checks_of_the_contract():
     assert CHECKS == [
-        "test_an_unknown_label_is_ignored_or_refused",
+        "test_an_unknown_label_is_refused_naming_it",
         "test_build_gives_an_executable_space_with_every_decision_of_the_space",
         "test_build_returns_a_new_module_each_call",
         "test_built_modules_run_and_give_the_expected_output_shape",
@@ -383,6 +419,26 @@ def test_an_invalid_sample_refused_with_a_non_nascore_error_is_reported():
     message = failure("toy-key-error", "test_invalid_samples_are_refused_naming_the_label")
     assert "freeze() of a sample without the label 'mlp_width' raised KeyError: 'mlp_width'" in message
     assert "it must raise a nascore error (nascore.errors.SampleValidationError)" in message
+
+
+def test_an_unknown_label_that_is_dropped_is_reported():
+    message = failure("toy-drops-unknown", "test_an_unknown_label_is_refused_naming_it")
+    assert "freeze() accepted a sample with the unknown label '__nascore_conformance_unknown_label__'" in message
+    assert "must be refused with a nascore error naming it, not dropped" in message
+
+
+def test_an_unknown_label_refused_without_naming_it_is_reported():
+    message = failure("toy-unnamed-unknown", "test_an_unknown_label_is_refused_naming_it")
+    assert "freeze() of a sample with the unknown label '__nascore_conformance_unknown_label__' raised " in message
+    assert "SearchSpaceError: the sample does not belong to the space; the error must name that label" in message
+
+
+def test_a_correct_format_refuses_an_unknown_label_naming_the_closest_one():
+    space = get_plugins().formats.get("toy")().build(SPACES["mlp"].make_space())
+    sample = {**space.default_sample(), "mlp_widht": 4}
+    with pytest.raises(UnknownLabelError, match=r"'mlp_widht' [(]did you mean 'mlp_width'[?][)]") as info:
+        space.freeze(sample)
+    assert info.value.label == "mlp_widht" and info.value.expected == ["mlp_width", "mlp_act"]
 
 
 def test_different_parameters_than_the_reference_format_are_reported():

@@ -73,15 +73,27 @@ class Marker:
 MODES = {"dicts": [{1: "a", 2: (1, 2)}, {1: "b"}], "markers": [Marker(1), Marker(2)]}
 
 
+@basic_unit
+class ModeTag(nn.Module):
+    """Takes the "mode" decision as an argument, so that the graph records (applies) it."""
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        return x
+
+
 class TupleKernel(ModelSpace):
     def __init__(self, modes=None):
         super().__init__()
         self.conv = MutableConv2d(3, 4, nascore.choice("kernel", [(1, 1), (3, 3)]), padding=1)
-        if modes is not None:
-            self.add_mutable(nascore.choice("mode", MODES[modes]))
+        self.tag = ModeTag(nascore.choice("mode", MODES[modes])) if modes is not None else None
 
     def forward(self, x):
-        return self.conv(x)
+        x = self.conv(x)
+        return x if self.tag is None else self.tag(x)
 
 
 def test_tuple_candidates_ship_as_a_payload_and_come_back_as_tuples():

@@ -140,7 +140,7 @@ class Repeated(ModelSpace):
 
 def test_repeat_becomes_a_chain_of_the_first_blocks():
     graph_space = GraphFormat().build(Repeated())
-    model = graph_space.freeze({"width": 4, "same": 0, "each": 2, "each0": 1, "each1": 0, "leaf": 2})
+    model = graph_space.freeze({"width": 4, "same": 0, "each": 2, "each0": 1, "each1": 0})
     calls = [str(n.target) for n in model.ir.root_graph.nodes if n.op == "call_module"]
     assert calls == ["inp", "each.0", "each.1", "leaf.0", "leaf.1", "out"], "depth 0 leaves the input as it is"
     check_against_simplified(Repeated, inputs(3, 4), samples=10)

@@ -1,8 +1,11 @@
 """The ``graph`` format: :class:`GraphFormat`, :class:`GraphSpace` and :class:`GraphModel`.
 
 Building the format traces the space into the graph IR once, runs the space's mutators dry, and
-keeps the space's decisions (the same as the simplified format's, plus the mutators' ones).
-Freezing a sample applies the mutators and the primitives' mutations to the graphs. A frozen
+keeps the space's decisions (the same as the simplified format's, plus the mutators' ones). A
+decision of the space that no traced node applies (one read in ``__init__``, a parameter shape
+set from it, a primitive ``forward`` never calls) is refused, since every value of it would build
+the same model (:func:`~nascore_formats.graph.tracer.check_decisions_applied`). Freezing a
+sample applies the mutators and the primitives' mutations to the graphs. A frozen
 :class:`GraphModel` is built from its generated code, ships as JSON (``to_payload``) and exports
 its code (``to_code``, ``export_top_models(formatter="code")``).
 """
@@ -28,7 +31,7 @@ from nascore_formats.graph.freeze import freeze_ir
 from nascore_formats.graph.ir import GraphIR
 from nascore_formats.graph.mutator import MutatorDecisions, attached_mutators
 from nascore_formats.graph.serialize import sample_from_json, sample_to_json
-from nascore_formats.graph.tracer import convert_space
+from nascore_formats.graph.tracer import check_decisions_applied, convert_space
 
 __all__ = ["GraphFormat", "GraphSpace", "GraphModel"]
 
@@ -97,6 +100,7 @@ class GraphSpace(ExecutableSpace):
 
     def __init__(self, space: ModelSpace) -> None:
         self.ir = convert_space(space)
+        check_decisions_applied(space, self.ir)  # a decision no node uses would give the same model for every value
         self.mutators = MutatorDecisions(attached_mutators(space))
         if self.mutators.mutators:
             self.mutators.dry_run(self.ir.copy())

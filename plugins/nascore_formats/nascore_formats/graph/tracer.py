@@ -34,6 +34,7 @@ from torch.fx import Node, Proxy
 
 import nascore
 from nascore.nn import Cell, InputChoice, LayerChoice, ModelSpace, MutableModule, Repeat
+from nascore.space import collect_mutables
 from nascore_formats.graph.errors import GraphConversionError
 from nascore_formats.graph.ir import (
     VALUE,
@@ -57,7 +58,7 @@ from nascore_formats.graph.primitives import (
     RepeatOp,
 )
 
-__all__ = ["convert_space", "convert_module_call", "ROOT_GRAPH"]
+__all__ = ["convert_space", "convert_module_call", "check_decisions_applied", "ROOT_GRAPH"]
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +82,77 @@ def convert_space(space: nn.Module) -> GraphIR:
     converter.run()
     _log.debug("Converted %s into %d graph(s)", type(space).__name__, len(converter.graphs))
     return GraphIR(converter.graphs, ROOT_GRAPH, type(space).__name__)
+
+
+def applied_labels(ir: GraphIR) -> set[str]:
+    """The labels of the decisions the IR applies: those of its primitives and in its leaves' arguments.
+
+    A leaf may be a graph's module or a primitive's callee (a ``LayerChoice`` candidate, a block).
+    """
+    mutables: list[Any] = []
+    for graph in ir.graphs.values():
+        for entry in graph.modules.values():
+            mutables.extend(entry.mutables())
+            if isinstance(entry, LayerChoiceOp):
+                callees: list[Callee | None] = list(entry.candidates.values())
+            elif isinstance(entry, RepeatOp):
+                callees = list(entry.blocks)
+            elif isinstance(entry, CellOp):
+                callees = [c for slot in entry.slots for c in slot.candidates.values()]
+                callees += [entry.preprocessor, entry.postprocessor]
+            else:
+                callees = []
+            for callee in callees:
+                if callee is not None and callee.leaf is not None:
+                    mutables.extend(callee.leaf.mutables())
+    return {m.label for m in collect_mutables(mutables)}
+
+
+def check_decisions_applied(space: nn.Module, ir: GraphIR) -> None:
+    """Refuse a space with decisions that the traced IR never applies (every value would build the same model).
+
+    A decision registered with ``add_mutable`` and read in ``__init__`` (a value, a parameter shape
+    set from it) changes nothing that torch.fx records; a search primitive never called in
+    ``forward`` is left out of the graph. The one-shot supernets refuse such decisions too.
+
+    :raises GraphConversionError: naming each such decision, the module that holds it and what to do.
+    """
+    decisions = space.simplify() if isinstance(space, MutableModule) else {}
+    applied = applied_labels(ir)
+    unapplied = [label for label in decisions if label not in applied]
+    if not unapplied:
+        return
+    owners: dict[str, tuple[str, nn.Module]] = {}
+    for path, module in space.named_modules():
+        if isinstance(module, MutableModule):
+            for mutable in collect_mutables(module.mutables):
+                owners.setdefault(mutable.label, (path, module))
+    reasons, uncalled, in_init = [], False, False
+    for label in unapplied:
+        path, module = owners.get(label, ("", space))
+        what = f"module {path!r} ({class_path(type(module))})" if path else f"the model space {class_path(type(module))}"
+        if isinstance(module, PRIMITIVES) or (isinstance(module, MutableModule) and not isinstance(module, ModelSpace)):
+            reasons.append(f"{label!r} of {what}, which forward never calls (the graph leaves it out)")
+            uncalled = True
+        else:
+            reasons.append(f"{label!r}, registered on {what} with add_mutable")
+            in_init = True
+    fixes = []
+    if in_init:
+        fixes.append(
+            "A decision read in __init__ (a value, a parameter shape set from it) is not recorded by torch.fx. Use the "
+            "format 'simplified' for this space (it runs __init__ again for each sample), or pass the choice to a "
+            "Mutable<Layer> (MutableLinear, MutableConv2d, ...), a ParametrizedModule or a LayerChoice that forward "
+            "calls, so that the graph records it"
+        )
+    if uncalled:
+        fixes.append("Call the module in forward, or remove it (or its decisions) from the space")
+    plural = "s" if len(unapplied) > 1 else ""
+    raise GraphConversionError(
+        f"the graph format cannot apply the decision{plural} {'; '.join(reasons)}: no node of the traced graph "
+        f"uses {'them' if plural else 'it'}, so every value would build the same model. {'. '.join(fixes)}",
+        module_path=owners.get(unapplied[0], ("", space))[0],
+    )
 
 
 def convert_module_call(module: nn.Module, name_prefix: str, template: Any = (VALUE,)) -> tuple[Callee, dict[str, Graph]]:
