@@ -12,6 +12,14 @@ import torch.nn as nn
 from nascore.errors import EvaluatorError
 from nascore.evaluator import Evaluator
 from nascore.serialization import import_path, is_json_data, object_spec, resolve
+from nascore.space.mutable import (
+    LabelledMutable,
+    Sample,
+    collect_mutables,
+    contains_mutable,
+    dedup_mutables,
+    freeze_structure,
+)
 
 __all__ = ["FunctionalEvaluator"]
 
@@ -30,10 +38,15 @@ class FunctionalEvaluator(Evaluator):
         function's metric is better (the experiment then follows it without being told); ``None``
         (the default): not known. It is keyword-only and named after nascore so that it cannot take
         the place of one of ``function``'s own keyword arguments.
-    :param kwargs: keyword arguments passed to ``function`` in every trial.
+    :param kwargs: keyword arguments passed to ``function`` in every trial. They may hold decisions
+        (``lr=nascore.choice("lr", [0.1, 0.01])``, also inside lists and dicts): an experiment searches
+        them with the architecture, and each trial's function gets the chosen values
+        (:meth:`mutables`, :meth:`freeze`).
     """
 
     _optimize_mode: str | None = None  # also what an instance unpickled from an older nascore has
+    #: ``{label: value}`` this evaluator was frozen with by :meth:`freeze`; ``None`` when it was not.
+    decisions: Sample | None = None
 
     def __init__(self, function: Callable[..., Any], *, nascore_optimize_mode: str | None = None, **kwargs: Any) -> None:
         if not callable(function):
@@ -84,7 +97,26 @@ class FunctionalEvaluator(Evaluator):
             ) from None
 
     def evaluate_module(self, module: nn.Module) -> Any:
+        self.check_frozen()
         return self.function(module, **self.arguments)
+
+    def mutables(self) -> dict[str, LabelledMutable]:
+        """The decisions in the keyword arguments, ``{label: decision}``."""
+        return dedup_mutables(collect_mutables(self.arguments))
+
+    def freeze(self, sample: Sample) -> FunctionalEvaluator:
+        """A FunctionalEvaluator of the same function whose keyword arguments hold the values of ``sample``."""
+        mutables = self.mutables()
+        if not mutables:
+            return self
+        decisions = {label: mutable.freeze(sample) for label, mutable in mutables.items()}  # validates each value
+        arguments = {
+            key: freeze_structure(value, decisions) if contains_mutable(value) else value  # others: as given
+            for key, value in self.arguments.items()
+        }
+        frozen = FunctionalEvaluator(self.function, nascore_optimize_mode=self._optimize_mode, **arguments)
+        frozen.decisions = decisions
+        return frozen
 
     @classmethod
     def from_import_path(cls, function: str, /, **kwargs: Any) -> FunctionalEvaluator:

@@ -19,6 +19,20 @@ The same evaluator serves both kinds of search:
   gives it the supernet with :meth:`LightningModule.set_model` and wraps it in its own Lightning
   module, trained by a Trainer from :meth:`Lightning.create_trainer`.
 
+Arguments may hold decisions, searched with the architecture (the evaluators are
+:class:`~nascore.evaluator.MutableEvaluator` objects)::
+
+    Classification(learning_rate=nascore.choice("lr", [1e-2, 1e-3]), optimizer=nascore.choice("opt", [Adam, SGD]),
+                   max_epochs=nascore.choice("epochs", [2, 5]), train_dataloaders=train, val_dataloaders=val)
+
+Any argument may: the recipe's settings (``learning_rate``, ``weight_decay``, ``optimizer``,
+``criterion``), ``seed`` and every Trainer argument, also inside lists and dicts, and the public
+attributes (and saved hyperparameters) of a recipe given to :class:`Lightning`. Each trial trains
+with the evaluator frozen with its sample. A DataLoader takes no decision itself (it checks its
+``batch_size`` when it is made): search a batch size with a :class:`~nascore.evaluators.FunctionalEvaluator`
+that builds its loaders, or give the evaluator a :class:`nascore.space.Mutable` whose ``freeze`` returns
+the DataLoader for the sample.
+
 Every evaluator knows which way its metric is better (:attr:`Lightning.optimize_mode`:
 ``Classification`` maximizes ``val_acc``, ``Regression`` minimizes ``val_mse``, a custom recipe says
 so with ``metric_mode``), and the experiment follows it. :meth:`Lightning.check` finds setup
@@ -50,7 +64,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from nascore.errors import EvaluatorError, MissingDependencyError
-from nascore.evaluator import Evaluator
+from nascore.evaluator import MutableEvaluator
+from nascore.space.mutable import (
+    LabelledMutable,
+    Sample,
+    collect_mutables,
+    contains_mutable,
+    freeze_structure,
+    sample_key,
+)
 from nascore.trial import report_final_result, report_intermediate_result
 
 if TYPE_CHECKING:
@@ -226,7 +248,7 @@ def _takes_foreach(optimizer: type[torch.optim.Optimizer]) -> bool:
 # --- evaluators -----------------------------------------------------------------------------------
 
 
-class Lightning(Evaluator):
+class Lightning(MutableEvaluator):
     """Evaluate with a Lightning recipe: ``Lightning(module, train_dataloaders=..., val_dataloaders=..., **trainer_kwargs)``.
 
     :param lightning_module: the recipe (a :class:`LightningModule` without a model); each
@@ -248,6 +270,10 @@ class Lightning(Evaluator):
     The metric's direction is the recipe's ``metric_mode`` (:attr:`optimize_mode`); :meth:`check`
     (called by the experiment before the first trial) finds the mistakes that would otherwise fail
     every trial.
+
+    Arguments may hold decisions (``nascore.choice``): see :class:`~nascore.evaluator.MutableEvaluator`;
+    the public attributes and saved hyperparameters of the recipe may too. Such an evaluator is the
+    template of the evaluators trials train with (:meth:`~nascore.evaluator.MutableEvaluator.freeze`).
 
     Several models in one trial (:meth:`evaluate_group`, used by the ``cgo`` engine): a
     :class:`SupervisedLearningModule` recipe (that of :class:`Classification` and :class:`Regression`)
@@ -293,6 +319,34 @@ class Lightning(Evaluator):
         #: where a group's models train (this argument, else a multi-model recipe's own); None: the engine's
         self.placement: str | None = placement if placement is not None else getattr(lightning_module, "placement", None)
         self.trainer_kwargs = trainer_kwargs
+
+    @classmethod
+    def argument_mutables(cls, value: Any) -> Iterator[LabelledMutable]:
+        """The decisions in one argument; in a recipe, those in its public attributes and saved hyperparameters."""
+        if isinstance(value, pl.LightningModule):
+            for attribute in _recipe_settings(value).values():
+                yield from collect_mutables(attribute)
+        else:
+            yield from super().argument_mutables(value)
+
+    @classmethod
+    def freeze_argument(cls, value: Any, sample: Sample) -> Any:
+        """One argument with its decisions set from ``sample``; a recipe holding some is copied first."""
+        if not isinstance(value, pl.LightningModule):
+            return super().freeze_argument(value, sample)
+        settings = _recipe_settings(value)
+        if not any(contains_mutable(attribute) for attribute in settings.values()):
+            return value
+        recipe = copy.deepcopy(value)
+        for name, attribute in settings.items():
+            if not contains_mutable(attribute):
+                continue
+            if isinstance(name, tuple):  # a saved hyperparameter: (its dict's attribute, its key)
+                hparams = getattr(recipe, name[0])
+                hparams[name[1]] = freeze_structure(attribute, sample)
+            else:
+                setattr(recipe, name, freeze_structure(attribute, sample))
+        return recipe
 
     @property
     def metric_name(self) -> str | None:
@@ -350,6 +404,7 @@ class Lightning(Evaluator):
         from nascore.evaluators.multimodel import MultiModelLightningModule
         from nascore.group import ModelGroup
 
+        self.check_frozen()
         if isinstance(model, ModelGroup):
             return self.evaluate_group(model)
         if isinstance(self.module, MultiModelLightningModule):  # a group recipe trains one model as a group of one
@@ -363,6 +418,7 @@ class Lightning(Evaluator):
 
     def evaluate_module(self, module: nn.Module) -> Any:
         """Train ``module``; report the validation metrics of each epoch, then the last ones as final."""
+        self.check_frozen()
         recipe = self.create_module()
         recipe.set_model(module)
         reporter = _TrialReporter(self.metric_name)
@@ -396,13 +452,18 @@ class Lightning(Evaluator):
         return None
 
     def merge_key(self) -> Hashable | None:
-        """Evaluations with equal keys read the same data the same way and may share a trial (``None``: never)."""
+        """Evaluations with equal keys read the same data the same way and may share a trial (``None``: never).
+
+        An evaluator frozen from one with decisions adds its values: trials whose evaluators were
+        frozen with different values (learning rates, epochs, ...) are never merged.
+        """
         recipe = self.group_recipe()
         if recipe is None:
             return None
         signature = getattr(recipe, "signature", None)
-        return (id(self.train_dataloaders), id(self.val_dataloaders), signature() if callable(signature) else id(self.module),
-                self.seed, self.placement, repr(sorted(self.trainer_kwargs.items())))
+        key = (id(self.train_dataloaders), id(self.val_dataloaders), signature() if callable(signature) else id(self.module),
+               self.seed, self.placement, repr(sorted(self.trainer_kwargs.items())))
+        return key if not self.decisions else (*key, sample_key(self.decisions))
 
     def check_group(self, settings: Mapping[str, Any]) -> None:
         """The engine's ``placement`` and this evaluator's must not contradict each other."""
@@ -415,6 +476,7 @@ class Lightning(Evaluator):
 
     def evaluate_group(self, group: ModelGroup) -> Any:
         """Train the members of ``group`` together, each with its own optimizer; report each for its own trial."""
+        self.check_frozen()
         modules = [self._build(member) for member in group.members]
         placement = self.placement or group.settings.get("placement") or "pack"
         combined = None
@@ -469,7 +531,21 @@ class Lightning(Evaluator):
             report_final_result(record, member=index if members else None)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({type(self.module).__name__}, {self.trainer_kwargs!r})"
+        mutables = self.mutables()
+        if mutables:
+            return f"{type(self).__name__}({type(self.module).__name__}, decisions {sorted(mutables)})"
+        decisions = f", {self.decisions!r}" if self.decisions else ""
+        return f"{type(self).__name__}({type(self.module).__name__}, {self.trainer_kwargs!r}{decisions})"
+
+
+def _recipe_settings(recipe: pl.LightningModule) -> dict[Any, Any]:
+    """A recipe's public attributes (``{name: value}``) and saved hyperparameters (``{(dict, key): value}``)."""
+    settings: dict[Any, Any] = {name: value for name, value in vars(recipe).items() if not name.startswith("_")}
+    for holder in ("_hparams", "_hparams_initial"):
+        hparams = recipe.__dict__.get(holder)
+        if isinstance(hparams, Mapping):
+            settings.update({(holder, key): value for key, value in hparams.items()})
+    return settings
 
 
 class Classification(Lightning):

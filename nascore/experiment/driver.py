@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
 from nascore.errors import ExperimentError, NascoreError, StoreError
 from nascore.experiment.config import trial_resources
+from nascore.experiment.space import SearchSpace, freeze_trial
 from nascore.record import TrialRecord
 from nascore.space import Sample
 from nascore.strategy import Strategy, StrategyContext
@@ -63,7 +64,7 @@ class TrialDriver(StrategyContext):
         self.experiment_id = experiment_id
         self.space = space
         self.optimize_mode = config.optimize_mode
-        self.evaluator = evaluator
+        self._evaluator = evaluator
         self.strategy = strategy
         self.engine = engine
         self.store = store
@@ -81,10 +82,28 @@ class TrialDriver(StrategyContext):
         self._early_failures: list[TrialRecord] = []
         self._judged_setup = config.fail_fast == 0
 
+    @property
+    def evaluator(self) -> Evaluator:
+        """The experiment's evaluator, for strategies that train with it themselves (one-shot strategies).
+
+        :raises ExperimentError: its arguments hold decisions: a strategy that trains with the
+            evaluator itself cannot search them (trials get the evaluator frozen with their sample).
+        """
+        if isinstance(self.space, SearchSpace):
+            labels = ", ".join(map(repr, self.space.evaluator_mutables))
+            raise ExperimentError(
+                f"{type(self.strategy).__name__} trains with the experiment's evaluator itself, but the evaluator's "
+                f"arguments hold decisions ({labels}) that only multi-trial strategies search (each trial gets the "
+                "evaluator with the values of its sample). Give the evaluator plain values for a one-shot search, "
+                "e.g. evaluator.freeze({label: value, ...}), or use a multi-trial strategy"
+            )
+        return self._evaluator
+
     # --- engine side --------------------------------------------------------------------------
 
     def start_engine(self) -> None:
-        self.engine.start(EngineContext(self.experiment_id, self.store.root, trial_resources(self.config), self, space=self.space))
+        space = self.space.model_space if isinstance(self.space, SearchSpace) else self.space  # engines run models
+        self.engine.start(EngineContext(self.experiment_id, self.store.root, trial_resources(self.config), self, space=space))
 
     def emit(self, event: TrialEvent) -> None:
         """Record ``event`` in the store, then queue it for the strategy (called from any thread).
@@ -111,24 +130,25 @@ class TrialDriver(StrategyContext):
 
     def submit(self, sample: Sample) -> int:
         self._raise_if_stopped()
-        model = self.space.freeze(sample)  # validates: a bad sample is an error of the strategy
-        trial_id = self.store.add_trial(model.sample, strategy_state=self.strategy.state_dict())
+        # validates: a bad sample is an error of the strategy; the evaluator is frozen with the sample's values
+        model, evaluator, recorded = freeze_trial(self.space, self._evaluator, sample)
+        trial_id = self.store.add_trial(recorded, strategy_state=self.strategy.state_dict())
         self._trial_count += 1
-        self._dispatch(trial_id, model)
+        self._dispatch(trial_id, model, evaluator, recorded)
         return trial_id
 
     def resubmit(self, trial: TrialRecord) -> None:
         """Run an interrupted trial again under its own id (on resume)."""
-        model = self.space.freeze(trial.sample)
+        model, evaluator, recorded = freeze_trial(self.space, self._evaluator, trial.sample)
         self.store.restart_trial(trial.id)
-        self._dispatch(trial.id, model)
+        self._dispatch(trial.id, model, evaluator, recorded)
 
-    def _dispatch(self, trial_id: int, model: Any) -> None:
+    def _dispatch(self, trial_id: int, model: Any, evaluator: Evaluator, sample: Sample) -> None:
         log_dir = self.store.trial_dir(trial_id)  # the engine makes it (a folder it cannot make aborts the trial)
         self._running.add(trial_id)
-        self.plugins.notify_trial_started(self.experiment_id, trial_id, dict(model.sample))
-        seed = trial_seed(self.config.seed, model.sample)
-        self.engine.submit(TrialSubmission(trial_id, model, self.evaluator, log_dir, dict(model.sample), seed))
+        self.plugins.notify_trial_started(self.experiment_id, trial_id, dict(sample))
+        seed = trial_seed(self.config.seed, sample)
+        self.engine.submit(TrialSubmission(trial_id, model, evaluator, log_dir, dict(sample), seed))
 
     def idle_slots(self) -> int:
         return self.engine.idle_slots()

@@ -3,6 +3,11 @@
 >>> exp = Experiment(MySpace(), FunctionalEvaluator(train), "random", ExperimentConfig(max_trials=20))
 >>> exp.run()
 >>> exp.export_top_models(top_k=3)
+
+Decisions in the evaluator's arguments (``FunctionalEvaluator(train, lr=nascore.choice("lr", [0.1,
+0.01]))``) are searched with the architecture: samples, trials and exported samples hold them too
+(see :mod:`nascore.experiment.space`). One-shot strategies, which train with the evaluator itself,
+refuse such an evaluator.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from nascore.errors import ExperimentError, NascoreError, ShippingError, Strateg
 from nascore.evaluator import Evaluator
 from nascore.experiment.config import ExperimentConfig, default_experiment_dir, trial_resources
 from nascore.experiment.driver import TrialDriver
+from nascore.experiment.space import SearchSpace, check_evaluator, model_sample, search_space, stored_value
 from nascore.experiment.store import HEARTBEAT_INTERVAL, ExperimentStore
 from nascore.format import ExecutableSpace
 from nascore.plugin import PluginHost, create_engine, create_format, create_strategy, get_plugins
@@ -75,6 +81,8 @@ class Experiment:
         self._readonly = False
         self._store: ExperimentStore | None = None
         self._executable_space: ExecutableSpace | None = None
+        self._model_space: ExecutableSpace | None = None
+        self._space_evaluator: Evaluator | None = None
 
     # --- where things are ----------------------------------------------------------------------
 
@@ -87,15 +95,19 @@ class Experiment:
         return get_plugins()
 
     def executable_space(self) -> ExecutableSpace:
-        """The space in the configured format (built once)."""
-        if self._executable_space is None:
+        """The space searched: the model space in the configured format (built once), with the decisions of the
+        evaluator's arguments when it has any (a :class:`~nascore.experiment.space.SearchSpace`)."""
+        if self._model_space is None:
             if self.space is None:
                 raise ExperimentError(
                     f"experiment {self.id} has no model space: pass space= to Experiment.resume/view, or make the "
                     "space class importable with JSON init arguments so it can be rebuilt from the store"
                 )
             model_format = create_format(self.config.format, self.config.format_options, plugins=self._plugins())
-            self._executable_space = model_format.build(self.space)
+            self._model_space = model_format.build(self.space)
+        if self._executable_space is None or self._space_evaluator is not self.evaluator:
+            self._executable_space = search_space(self._model_space, self.evaluator)
+            self._space_evaluator = self.evaluator
         return self._executable_space
 
     # --- running -------------------------------------------------------------------------------
@@ -122,13 +134,16 @@ class Experiment:
                 f"experiment {self.id} needs an evaluator and a strategy to run (give a strategy to Experiment, "
                 "or name one in config.strategy)"
             )
-        self.evaluator.check()
+        check_evaluator(self.evaluator)  # with decisions: each value, as trials would get it
         self._follow_evaluator_direction(self.evaluator)
         plugins = self._plugins()
         space = self.executable_space()
         strategy = self._resolve_strategy(plugins)
         engine = create_engine(self.config.engine, self.config.engine_options, trial_resources(self.config), plugins=plugins)
-        engine.check(self.evaluator, space)
+        if isinstance(space, SearchSpace):  # engines run models with evaluators holding plain values
+            engine.check(space.default_evaluator(), space.model_space)
+        else:
+            engine.check(self.evaluator, space)
         strategy.setup(space, optimize_mode=self.config.optimize_mode, seed=self.config.seed)
 
         store = self._open_store(strategy)
@@ -223,7 +238,7 @@ class Experiment:
                 "config": self.config.to_dict(),
                 "space": _space_summary(self.executable_space()),
                 "space_spec": _try_spec(lambda: _space_spec(self.space)),
-                "evaluator_spec": self.evaluator.to_spec() if self.evaluator else None,
+                "evaluator_spec": _evaluator_spec(self.evaluator),
                 "strategy": _strategy_name(strategy, self._plugins(), self._strategy_by_name),
                 "experiment_name": self.config.experiment_name,
                 "status": "CREATED",
@@ -344,6 +359,8 @@ class Experiment:
 
         ``formatter``: ``"dict"`` gives samples (``{label: value}``, usable with :func:`nascore.fixed_arch`),
         ``"instance"`` built ``nn.Module`` objects, ``"code"`` Python source (formats that generate code).
+        A sample holds the values of the evaluator's decisions too (``evaluator.freeze(sample)`` gives the
+        evaluator the trial trained with); ``"instance"`` and ``"code"`` are the models alone.
         """
         if formatter not in _FORMATTERS:
             raise ExperimentError(f"unknown formatter {formatter!r}; use one of {', '.join(_FORMATTERS)}")
@@ -351,15 +368,25 @@ class Experiment:
             raise ExperimentError(f"top_k must be a positive int, got {top_k!r}")
         best = self._ranked()[:top_k]
         if formatter == "dict":
-            return [dict(t.sample) for t in best]
+            return [self._exported_sample(t.sample) for t in best]
         space = self.executable_space()
-        models = [space.freeze(t.sample) for t in best]
+        model_space = space.model_space if isinstance(space, SearchSpace) else space
+        models = [model_space.freeze(model_sample(space, t.sample)) for t in best]
         if formatter == "instance":
             return [m.build() for m in models]
         try:
             return [m.to_code() for m in models]
         except NotImplementedError as exc:
             raise ExperimentError(f"formatter 'code' is not available: {exc}; use format='graph'") from None
+
+    def _exported_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """A recorded sample, with the evaluator's values that the store kept as text mapped back to the candidates."""
+        sample = dict(sample)
+        mutables = self.evaluator.mutables() if self.evaluator is not None else {}
+        for label, mutable in mutables.items():
+            if label in sample:
+                sample[label] = stored_value(mutable, sample[label])
+        return sample
 
     def close(self) -> None:
         if self._store is not None:
@@ -368,6 +395,13 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment(id={self.id!r}, status={self.status!r}, path={str(self.path)!r})"
+
+
+def _evaluator_spec(evaluator: Evaluator | None) -> dict[str, Any] | None:
+    """The evaluator as data for resume; ``None`` for one with decisions (a spec of its defaults would lose them)."""
+    if evaluator is None or evaluator.mutables():
+        return None
+    return evaluator.to_spec()
 
 
 def _check_evaluator_type(evaluator: Any) -> None:
