@@ -19,6 +19,14 @@ NNI's Random, RegularizedEvolution, TPE and PolicyBasedRL on the same table with
 and seeds (``_nni_strategies.py``, in a subprocess) and prints both side by side; ours must be at
 least as good at every budget (lower mean regret, or a difference within two standard errors).
 
+Then a **conditional space** over the same table: the optimizer chooses which learning-rate
+decision is used (``adam/lr`` or ``sgd/lr``), the regularizer which of ``dropout_rate`` applies
+(1,152 distinct architectures, 5,184 samples of every label). Each strategy searches it twice with the
+same seeds (``--conditional-seeds``, ``--conditional-budget``): as nascore did before conditional
+spaces (every label in every sample, deduplication on whole samples) and as it does now (only the
+active decisions, canonical samples). Printed: trials per search spent on an architecture that had
+already been evaluated (wasted), before and after, and the mean regret at the end of the budget.
+
 Finally it measures the cost of proposing one sample with 10,000 finished trials in the history
 (median of ``--proposals`` proposals, each followed by learning its result), on a larger space (the
 table's decisions twice, 5.3 million architectures, so that 10,000 distinct samples exist).
@@ -47,11 +55,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch.nn as nn
+
 from nascore.engine import TrialStatus
+from nascore.format import ExecutableSpace
 from nascore.record import TrialRecord
-from nascore.space import Categorical, Sample
+from nascore.space import Categorical, Sample, sample_key
+from nascore.space.conditions import Condition, Decisions
 from nascore.strategy import MultiTrialStrategy
-from nascore.testing.fakes import DictSpace, ScriptedContext
+from nascore.testing.fakes import DictSpace, SampleModel, ScriptedContext
 from nascore_strategies import TPE, GridSearch, PolicyBasedRL, Random, RegularizedEvolution
 
 HERE = Path(__file__).parent
@@ -111,6 +123,77 @@ def search(table: Table, name: str, seed: int, budget: int, args: argparse.Names
     context = ScriptedContext(space, table.metric, max_trials=budget)
     strategy.run(context)
     return [t.metric for t in context.trials]
+
+
+# --- a conditional space over the table -----------------------------------------------------------------
+
+
+class ConditionalTableSpace(ExecutableSpace):
+    """The table as a conditional space: a learning rate per optimizer, a dropout rate only with dropout.
+
+    ``conditional=False`` gives the same decisions without conditions: nascore before conditional
+    spaces (every label in every sample, samples deduplicated as they are).
+    """
+
+    def __init__(self, conditional: bool) -> None:
+        optimizer = Categorical(["adam", "sgd"], label="optimizer")
+        regularizer = Categorical(["none", "dropout", "batch_norm"], label="regularizer")
+        plain = [Categorical([1, 2, 3], label="layers"), Categorical([16, 32, 64, 128], label="width"),
+                 Categorical(["relu", "tanh", "sigmoid", "gelu"], label="activation"), optimizer, regularizer]
+        entries = [(m, ()) for m in plain]
+        entries.append((Categorical([0.0003, 0.001, 0.003], label="adam/lr"), (Condition.equals(optimizer, "adam"),)))
+        entries.append((Categorical([0.001, 0.003, 0.01], label="sgd/lr"), (Condition.equals(optimizer, "sgd"),)))
+        entries.append((Categorical([0.25, 0.5], label="dropout_rate"), (Condition.equals(regularizer, "dropout"),)))
+        self.conditional_decisions = Decisions(entries)
+        decisions = self.conditional_decisions if conditional else Decisions((m, ()) for m, _ in entries)
+        super().__init__(nn.Identity(), dict(decisions.mutables), decisions)
+
+    def freeze(self, sample: Sample) -> SampleModel:
+        self.validate(sample)
+        return SampleModel(dict(sample))
+
+    def row(self, sample: Sample) -> dict[str, object]:
+        """The table's decisions for ``sample`` (what the model trains with)."""
+        optimizer, regularizer = sample["optimizer"], sample["regularizer"]
+        return {
+            "layers": sample["layers"], "width": sample["width"], "activation": sample["activation"],
+            "dropout": sample["dropout_rate"] if regularizer == "dropout" else 0.0,
+            "batch_norm": regularizer == "batch_norm", "optimizer": optimizer,
+            "learning_rate": sample["adam/lr" if optimizer == "adam" else "sgd/lr"],
+        }
+
+
+def conditional_search(table: Table, name: str, seed: int, budget: int, conditional: bool, args: argparse.Namespace) -> tuple[int, float]:
+    """One search of the conditional space: (trials wasted on an architecture evaluated before, regret)."""
+    space = ConditionalTableSpace(conditional)
+    strategy = make_strategy(name, args)
+    strategy.setup(space, seed=seed)
+    context = ScriptedContext(space, lambda sample: table.metric(space.row(sample)), max_trials=budget)
+    strategy.run(context)
+    seen: set[str] = set()
+    wasted = 0
+    for trial in context.trials:
+        key = sample_key(space.conditional_decisions.canonical(trial.sample))
+        wasted += key in seen
+        seen.add(key)
+    best = max((t.metric for t in context.trials if t.metric is not None), default=-math.inf)
+    return wasted, table.best - best
+
+
+def print_conditional(table: Table, args: argparse.Namespace) -> None:
+    space = ConditionalTableSpace(True)
+    flat = ConditionalTableSpace(False)
+    print(f"\nconditional space over the table: {int(space.space_size()):,} architectures "
+          f"({int(flat.space_size()):,} samples when every label is sampled); budget {args.conditional_budget}, "
+          f"{args.conditional_seeds} seeds")
+    print(f"  {'strategy':<10} {'wasted before':>14} {'wasted after':>13} {'regret before (pp)':>19} {'regret after (pp)':>18}")
+    for name in args.strategies.split(","):
+        before = [conditional_search(table, name, seed, args.conditional_budget, False, args) for seed in range(args.conditional_seeds)]
+        after = [conditional_search(table, name, seed, args.conditional_budget, True, args) for seed in range(args.conditional_seeds)]
+        print(
+            f"  {name:<10} {statistics.mean(w for w, _ in before):14.1f} {statistics.mean(w for w, _ in after):13.1f} "
+            f"{100 * statistics.mean(r for _, r in before):19.2f} {100 * statistics.mean(r for _, r in after):18.2f}"
+        )
 
 
 # --- statistics -----------------------------------------------------------------------------------
@@ -332,6 +415,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--proposals", type=int, default=20)
     parser.add_argument("--skip-cost", action="store_true", help="do not measure the proposal cost")
+    parser.add_argument("--conditional-seeds", type=int, default=10)
+    parser.add_argument("--conditional-budget", type=int, default=200)
+    parser.add_argument("--skip-conditional", action="store_true", help="do not search the conditional space")
     parser.add_argument("--plot", type=Path, default=RESULTS / "strategies_regret.png")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -366,6 +452,8 @@ def main(argv: list[str] | None = None) -> None:
     path = plot(summaries, budget, args.plot)
     if path is not None:
         print(f"\nplot: {path}")
+    if not args.skip_conditional:
+        print_conditional(table, args)
     if not args.skip_cost:
         print_costs(table, args)
 

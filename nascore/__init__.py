@@ -19,6 +19,8 @@ from nascore.nn.base import fixed_arch, model_context
 from nascore.space import (
     Categorical,
     CategoricalMultiple,
+    Constraint,
+    ExpressionConstraint,
     MutableExpression,
     Numerical,
     choice,
@@ -42,6 +44,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Categorical",
     "CategoricalMultiple",
+    "Constraint",
+    "ExpressionConstraint",
     "MutableExpression",
     "Numerical",
     "__version__",

@@ -41,6 +41,10 @@ class SampleValueError(SampleValidationError):
     """A sample holds a value that is not a valid candidate for its label."""
 
 
+class ConstraintViolationError(SampleValidationError):
+    """A sample violates a constraint of the space (``label`` is the constraint's), or none can satisfy it."""
+
+
 class UnknownLabelError(SampleValueError):
     """A sample holds a label the space does not have (a typo, or a sample of another space).
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch.nn as nn
 
 from nascore.space import LabelledMutable, Mutable, Sample
+from nascore.space.conditions import Decisions
 
 __all__ = ["ModelFormat", "ExecutableSpace", "ExecutableModel"]
 
@@ -46,12 +47,24 @@ class ExecutableModel(ABC):
 class ExecutableSpace(Mutable):
     """A model space in a format: its decisions, and freezing samples into executable models."""
 
-    def __init__(self, space: nn.Module, mutables: dict[str, LabelledMutable]) -> None:
+    def __init__(
+        self, space: nn.Module, mutables: dict[str, LabelledMutable], decisions: Decisions | None = None
+    ) -> None:
+        """``mutables`` are the decisions strategies sample; ``decisions`` when each is active and the
+        constraints (by default those of ``space``, a decision ``space`` does not have being always active)."""
         self.space = space
         self._mutables = dict(mutables)
+        if decisions is None:
+            source = space.decisions() if isinstance(space, Mutable) else Decisions.unconditional({})
+            decisions = source.restricted(self._mutables)
+        self._decisions = decisions
 
     def simplify(self) -> dict[str, LabelledMutable]:
         return dict(self._mutables)
+
+    def decisions(self) -> Decisions:
+        """The decisions, when each is active and the constraints (computed once, when the format built the space)."""
+        return self._decisions
 
     def leaf_mutables(self) -> Iterator[LabelledMutable]:
         yield from self._mutables.values()

@@ -232,7 +232,8 @@ class MultiTrialStrategy(Strategy):
         self.learn(trial)
 
     def rejected(self, sample: Sample, reason: str) -> None:
-        """A proposal that will not be submitted: ``reason`` is ``"duplicate"`` or ``"filtered"``."""
+        """A proposal that will not be submitted: ``reason`` is ``"duplicate"`` (an architecture already
+        proposed), ``"constraint"`` (it violates a constraint of the space) or ``"filtered"`` (``model_filter``)."""
 
     # --- helpers for strategies -----------------------------------------------------------------
 
@@ -254,23 +255,27 @@ class MultiTrialStrategy(Strategy):
         return self._evaluations.pending()
 
     def is_known(self, sample: Sample) -> bool:
-        """Whether ``sample`` was already submitted (only tracked with ``dedup``)."""
-        return self._dedup.is_duplicate(sample_key(sample))
+        """Whether ``sample``'s architecture was already submitted (only tracked with ``dedup``)."""
+        assert self.space is not None
+        return self._dedup.is_duplicate(sample_key(self.space.canonical_sample(sample)))
 
     def accepts(self, sample: Sample) -> bool:
-        """Whether :meth:`next_sample` would submit ``sample``: not a duplicate, and ``model_filter`` accepts it."""
+        """Whether :meth:`next_sample` would submit ``sample``: not a duplicate, within the constraints, and
+        ``model_filter`` accepts it."""
         assert self.space is not None
+        sample = self.space.canonical_sample(sample)
         key = sample_key(sample)
-        return not self._dedup.is_duplicate(key) and self._filter.accepts(self.space, sample, key)
+        return (
+            not self._dedup.is_duplicate(key)
+            and self.space.decisions().violated(sample) is None
+            and self._filter.accepts(self.space, sample, key)
+        )
 
     # --- the loop -------------------------------------------------------------------------------
 
     def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
         super().setup(space, optimize_mode=optimize_mode, seed=seed)
-        size = 1.0
-        for mutable in space.simplify().values():
-            size *= mutable.size
-        self._dedup.reset(size)
+        self._dedup.reset(space.space_size())
         self._evaluations.reset()
         self._learned = IdSet()
 
@@ -296,7 +301,7 @@ class MultiTrialStrategy(Strategy):
         learned_before = IdSet((state or {}).get("learned", ()))
         self._learned = IdSet()
         for trial in submitted:
-            self._dedup.add(sample_key(trial.sample))
+            self._dedup.add(sample_key(self.space.canonical_sample(trial.sample)))
         for result in self._evaluations.rebuild(submitted):
             assert result.id is not None
             self._learned.add(result.id)
@@ -315,9 +320,14 @@ class MultiTrialStrategy(Strategy):
             sample = self.propose()
             if sample is None:
                 return None
+            # One spelling per architecture: decisions of branches it does not take are left out.
+            sample = self.space.canonical_sample(sample)
             key = sample_key(sample)
             if self._dedup.is_duplicate(key):
                 self.rejected(sample, "duplicate")
+                continue
+            if self.space.decisions().violated(sample) is not None:
+                self.rejected(sample, "constraint")
                 continue
             if not self._filter.accepts(self.space, sample, key):
                 self.rejected(sample, "filtered")

@@ -57,7 +57,8 @@ class SearchSpace(ExecutableSpace):
                     f"{mutable!r}. The same label means the same decision (the model and the evaluator then get the "
                     "same value): use the same candidates, or give one of them another label."
                 )
-        super().__init__(model_space.space, {**model_mutables, **evaluator_mutables})
+        mutables = {**model_mutables, **evaluator_mutables}
+        super().__init__(model_space.space, mutables, model_space.decisions().restricted(mutables))
         self.model_space = model_space
         self.evaluator = evaluator
         #: The evaluator's decisions, ``{label: decision}`` (labels shared with the model included).
@@ -170,6 +171,7 @@ def freeze_trial(space: ExecutableSpace, evaluator: Evaluator, sample: Sample) -
     The recorded sample is the model's (as its format validated it) plus the evaluator's decisions.
     On a space without evaluator decisions the evaluator is ``evaluator`` itself.
     """
+    sample = space.canonical_sample(sample)  # decisions of branches the architecture does not take left out
     model = space.freeze(sample)  # validates: a bad sample is an error of the strategy
     if not isinstance(space, SearchSpace):
         return model, evaluator, dict(model.sample)

@@ -10,6 +10,7 @@ user :class:`ParametrizedModule` classes, which stay as themselves with concrete
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import copy
 import functools
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from nascore.errors import SearchSpaceError, UnknownLabelError
+from nascore.errors import SampleMissingError, SearchSpaceError, UnknownLabelError
 from nascore.space import (
     LabelledMutable,
     Mutable,
@@ -34,8 +35,9 @@ from nascore.space import (
     frozen_context,
     label_scope,
 )
+from nascore.space.conditions import Decisions, conditional_leaves
 from nascore.space.label import check_label
-from nascore.space.mutable import contains_mutable, default_structure, freeze_structure
+from nascore.space.mutable import contains_mutable, default_missing, default_structure, freeze_structure
 
 __all__ = [
     "MutableModule",
@@ -65,6 +67,10 @@ class MutableModule(Mutable, nn.Module):
         yield from collect_mutables(self.mutables)
         yield from _child_mutables(self)
 
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        yield from conditional_leaves(self.mutables)
+        yield from _child_conditional_leaves(self)
+
     def freeze(self, sample: Sample) -> nn.Module:
         """A frozen copy of this module for ``sample`` (the original is left untouched)."""
         self.validate(sample)
@@ -85,6 +91,22 @@ def _child_mutables(module: nn.Module) -> Iterator[LabelledMutable]:
             yield from child.leaf_mutables()
         else:
             yield from _child_mutables(child)
+
+
+def _child_conditional_leaves(module: nn.Module) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    for child in module.children():
+        if isinstance(child, MutableModule):
+            yield from child.conditional_leaves()
+        else:
+            yield from _child_conditional_leaves(child)
+
+
+def module_conditional_leaves(module: nn.Module) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """The decisions in ``module`` (any ``nn.Module``) with the conditions under which each is active."""
+    if isinstance(module, MutableModule):
+        yield from module.conditional_leaves()
+    else:
+        yield from _child_conditional_leaves(module)
 
 
 def _freeze_children(module: nn.Module, sample: Sample) -> None:
@@ -123,18 +145,27 @@ class model_context(frozen_context):  # noqa: N801
         if check_labels:
             self._label_check = _LabelCheck(self.sample)
             self.sample = self._label_check.sample
+        self._defaults: contextlib.ExitStack | None = None
 
     def __enter__(self) -> Sample:
         merged = super().__enter__()
         # Without the check (a sample a format validated), a space built inside is not checked by an outer fixed_arch.
         self._label_check_token = _label_check.set(self._label_check)
+        # Decisions in branches the sample does not take (candidates not chosen) are built with their defaults.
+        self._defaults = contextlib.ExitStack()
+        self._defaults.enter_context(default_missing(self._label_check.defaulted if self._label_check else set()))
         return merged
 
     def __exit__(self, *exc: object) -> None:
+        if self._defaults is not None:
+            self._defaults.close()
+            self._defaults = None
         if self._label_check_token is not None:
             _label_check.reset(self._label_check_token)
             self._label_check_token = None
         super().__exit__(*exc)
+        if self._label_check is not None and exc[0] is None:
+            self._label_check.check_defaults_explained()
 
 
 class _TrackedSample(dict):  # type: ignore[type-arg]
@@ -169,29 +200,58 @@ class _LabelCheck:
     def __init__(self, sample: Sample) -> None:
         self.sample = _TrackedSample(sample)
         self.labels = list(sample)  # those given (not those frozen_context.update adds while building)
+        self.given = dict(sample)
         self.known: set[Any] = set()
+        #: Labels the sample lacks that the build took defaults for, and those checked to be inactive.
+        self.defaulted: set[str] = set()
+        self.inactive: set[str] = set()
 
     def unexplained(self) -> list[Any]:
         return [label for label in self.labels if label not in self.sample.read and label not in self.known]
 
     def check(self, space: ModelSpace) -> None:
-        """Refuse the sample if it holds labels ``space`` (just built frozen from it) does not have."""
-        if not self.unexplained():
+        """Refuse the sample if it holds labels ``space`` (just built frozen from it) does not have, or
+        lacks a decision that matters for it (one the build took the default of)."""
+        if not self.unexplained() and self.defaulted <= self.inactive:
             return
-        labels = _space_labels(space)
-        if labels is None:
+        decisions = _space_decisions(space)
+        if decisions is None:
+            self.inactive |= self.defaulted  # cannot tell: as before, the build decides
             return
+        labels = list(decisions.mutables)
         self.known.update(labels)
         unknown = self.unexplained()
+        active = set(decisions.active_labels(self.given))
+        for label in sorted(self.defaulted - self.inactive):
+            if label in active:
+                mutable = decisions.mutables[label]
+                why = decisions.why_active(label)
+                hint = f"; the sample has the unknown label(s) {', '.join(map(repr, unknown))}: a typo?" if unknown else ""
+                raise SampleMissingError(
+                    f"the sample of fixed_arch has no value for label {label!r} (expected one of {mutable.describe()})"
+                    + (f", which is active because {why}" if why else "") + hint,
+                    label=label,
+                )
+            self.inactive.add(label)
         if unknown:
             raise UnknownLabelError.for_labels(unknown, labels, what="the sample of fixed_arch")
+
+    def check_defaults_explained(self) -> None:
+        """At the end of ``fixed_arch``: a default taken outside any model space is a missing value."""
+        missing = sorted(self.defaulted - self.inactive)
+        if missing:
+            raise SampleMissingError(
+                f"the sample of fixed_arch has no value for label {missing[0]!r}"
+                + (f" (nor for {missing[1:]!r})" if len(missing) > 1 else ""),
+                label=missing[0],
+            )
 
 
 _log = logging.getLogger(__name__)
 
 
-def _space_labels(space: ModelSpace) -> list[str] | None:
-    """The labels of ``space``'s class built as a search space with its init arguments (``None``: it cannot be)."""
+def _space_decisions(space: ModelSpace) -> Decisions | None:
+    """The decisions of ``space``'s class built as a search space with its init arguments (``None``: it cannot be)."""
     args, kwargs = space.init_arguments
     state = random.getstate()
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
@@ -199,7 +259,7 @@ def _space_labels(space: ModelSpace) -> list[str] | None:
         with torch.random.fork_rng(devices=devices):
             # A new context: as a search space with its own labels, outside fixed_arch.
             unfrozen = contextvars.Context().run(type(space), *args, **kwargs)
-            return list(unfrozen.simplify())
+            return unfrozen.decisions()
     except Exception as exc:  # the check must not break a build that worked
         _log.warning(
             "fixed_arch: cannot build %s as a search space to check the labels of the sample (%s: %s); not checked",
@@ -384,6 +444,15 @@ class ParametrizedModule(MutableModule):
         # copy.deepcopy and pickle call ``cls.__new__`` with these arguments; the marker keeps a
         # copy made inside ``fixed_arch`` from being turned into the wrapped layer.
         return (_Restoring,), {}
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        if "_nascore_trace" in self.__dict__:
+            yield from conditional_leaves(self.__dict__["_nascore_trace"])
+            known = {id(m) for m, _ in conditional_leaves(self.__dict__["_nascore_trace"])}
+            yield from conditional_leaves([m for m in self.mutables if id(m) not in known])  # added by hand
+        else:
+            yield from conditional_leaves(self.mutables)
+        yield from _child_conditional_leaves(self)
 
     @property
     def trace_args(self) -> tuple[Any, ...]:

@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 
 from nascore.errors import SearchSpaceError
-from nascore.nn.base import MutableModule, freeze_tree
+from nascore.nn.base import MutableModule, freeze_tree, module_conditional_leaves
 from nascore.space import Categorical, CategoricalMultiple, Sample, auto_label, current_frozen_sample
+from nascore.space.conditions import Condition, conditional_leaves, under
 from nascore.space.label import check_label
 
 __all__ = ["LayerChoice", "InputChoice", "ChosenInputs", "CandidateNotFoundError"]
@@ -142,6 +143,12 @@ class LayerChoice(MutableModule):
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.names)
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """The choice itself, then the decisions of each candidate, active only when it is chosen."""
+        yield from conditional_leaves(self.mutables)
+        for name in self.names:
+            yield from under(Condition.equals(self.choice, name), module_conditional_leaves(self[name]))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self[self.choice.default_value()](*args, **kwargs)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Union
 
 import torch.nn as nn
 
 from nascore.errors import SearchSpaceError
-from nascore.nn.base import MutableModule, freeze_tree
+from nascore.nn.base import MutableModule, freeze_tree, module_conditional_leaves
 from nascore.space import (
     Categorical,
     Mutable,
@@ -19,6 +19,7 @@ from nascore.space import (
     current_frozen_sample,
     label_scope,
 )
+from nascore.space.conditions import Condition, conditional_leaves, under
 from nascore.space.label import check_label
 
 __all__ = ["Repeat"]
@@ -114,6 +115,16 @@ class Repeat(MutableModule):
         if isinstance(self.depth_choice, int):
             return self.depth_choice
         return self.depth_choice.default()
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """The depth, then the decisions of each block, active only when the depth reaches it."""
+        yield from conditional_leaves(self.mutables)
+        for index, block in enumerate(self.blocks):
+            entries = module_conditional_leaves(block)
+            if index < self.min_depth or not isinstance(self.depth_choice, Mutable):
+                yield from entries
+            else:
+                yield from under(Condition.greater(self.depth_choice, index), entries)
 
     def forward(self, x: Any) -> Any:
         for block in self.blocks[: self._current_depth()]:

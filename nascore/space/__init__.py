@@ -3,6 +3,12 @@
 Decisions (:class:`Categorical`, :class:`CategoricalMultiple`, :class:`Numerical`), expressions
 over them, labels, samples (``{label: value}`` dicts) and the operations every space supports:
 ``simplify()``, ``random(seed=...)``, ``grid()``, ``freeze(sample)`` and ``contains(sample)``.
+
+Conditional spaces and constraints (:mod:`nascore.space.conditions`): a decision inside a branch
+(a ``LayerChoice`` candidate, a ``Repeat`` block, a ``switch_case`` branch) is active only when the
+branch is taken; samples are canonical (only active decisions), so ``grid()`` and
+``space_size()`` count distinct architectures. :class:`ExpressionConstraint` restricts a space to
+the samples satisfying a condition.
 Nothing here knows about PyTorch; :mod:`nascore.nn` builds on it.
 
 Priors: ``Categorical(..., weights=...)``, ``CategoricalMultiple(..., weights=...)`` and the
@@ -28,6 +34,7 @@ from nascore.space.choice import (
     randint,
     uniform,
 )
+from nascore.space.conditions import Constraint, ExpressionConstraint
 from nascore.space.expression import MutableExpression
 from nascore.space.frozen import current_frozen_sample, frozen_context
 from nascore.space.label import auto_label, label_scope
@@ -45,6 +52,8 @@ from nascore.space.mutable import (
 __all__ = [
     "Categorical",
     "CategoricalMultiple",
+    "Constraint",
+    "ExpressionConstraint",
     "LabelledMutable",
     "Mutable",
     "MutableDict",

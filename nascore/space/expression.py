@@ -178,6 +178,8 @@ class ExpressionMixin:
 
 def _evaluate(obj: Any, values: Sample | Iterator[Any]) -> Any:
     if isinstance(obj, MutableExpression):
+        if isinstance(values, dict):
+            return obj.call(lambda arg: _evaluate(arg, values))
         return obj.function(*[_evaluate(arg, values) for arg in obj.arguments])
     if isinstance(obj, LabelledMutable):
         if isinstance(values, dict):
@@ -228,6 +230,10 @@ def _switch_case(branch: Any, *flat: Any) -> Any:
     )
 
 
+def _first_true(*preds: Any) -> int:
+    return next((index for index, pred in enumerate(preds) if pred), -1)
+
+
 def _extremum(function: Callable[..., Any], arg0: Any, args: tuple[Any, ...]) -> Any:
     name = function.__name__
     if args:
@@ -260,8 +266,57 @@ class MutableExpression(ExpressionMixin, Mutable):
     def leaf_mutables(self) -> Iterator[LabelledMutable]:
         yield from collect_mutables(self.arguments)
 
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """The decisions read, each with when it matters: a branch of ``condition``, ``case`` or
+        ``switch_case`` only when it is the one selected."""
+        from nascore.space.conditions import Condition, conditional_leaves, under
+
+        args = self.arguments
+        if self.function is _condition:
+            pred, true, false = args
+            yield from conditional_leaves(pred)
+            if isinstance(pred, Mutable):
+                yield from under(Condition(pred, bool, str(pred)), conditional_leaves(true))
+                yield from under(Condition(pred, lambda v: not v, f"not {pred}"), conditional_leaves(false))
+                return
+            yield from conditional_leaves(true if pred else false)
+        elif self.function is _switch_case and isinstance(args[0], Mutable):
+            branch = args[0]
+            yield from conditional_leaves(branch)
+            for key, value in zip(args[1::2], args[2::2]):
+                yield from conditional_leaves(key)
+                yield from under(Condition.equals(branch, key), conditional_leaves(value))
+        elif self.function is _case:
+            preds = args[::2]
+            yield from conditional_leaves(preds)
+            selected = MutableExpression(_first_true, list(preds), "first_true({})")
+            for index, value in enumerate(args[1::2]):
+                yield from under(Condition(selected, lambda v, i=index: v == i, f"case {index} is the first true"), conditional_leaves(value))
+        else:
+            yield from conditional_leaves(args)
+
+    def call(self, evaluate: Callable[[Any], Any]) -> Any:
+        """The expression's value, its arguments evaluated by ``evaluate``; the branches of ``condition``,
+        ``case`` and ``switch_case`` that are not selected are not evaluated (their decisions may be absent)."""
+        args = self.arguments
+        if self.function is _condition:
+            return evaluate(args[1] if evaluate(args[0]) else args[2])
+        if self.function is _switch_case:
+            branch = evaluate(args[0])
+            keys = [evaluate(key) for key in args[1::2]]
+            for key, value in zip(keys, args[2::2]):
+                if key == branch:
+                    return evaluate(value)
+            return _switch_case(branch, *[item for key in keys for item in (key, None)])
+        if self.function is _case:
+            for pred, value in zip(args[::2], args[1::2]):
+                if evaluate(pred):
+                    return evaluate(value)
+            return _case(*[item for pred in args[::2] for item in (False, None)])
+        return self.function(*[evaluate(arg) for arg in args])
+
     def freeze(self, sample: Sample) -> Any:
-        return self.function(*freeze_structure(self.arguments, sample))
+        return self.call(lambda arg: freeze_structure(arg, sample))
 
     def describe(self) -> str:
         """What the expression computes and the decisions it reads, for messages."""

@@ -9,18 +9,22 @@ mutable with a sample gives the concrete object it stands for. Every mutable sup
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import random as _random
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from nascore.errors import (
     LabelConflictError,
     SampleMissingError,
     SampleValidationError,
     SearchSpaceError,
-    UnknownLabelError,
 )
+
+if TYPE_CHECKING:
+    from nascore.space.conditions import Decisions
 
 __all__ = [
     "Sample",
@@ -63,30 +67,52 @@ class Mutable:
         """
         return dedup_mutables(self.leaf_mutables())
 
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """Every decision (and constraint) inside with the conditions under which it is active.
+
+        Each item is ``(decision, path)``, ``path`` a tuple of
+        :class:`~nascore.space.conditions.Condition`; an empty path means always. The default: every
+        leaf, always. Mutables with branches (``LayerChoice``, ``Repeat``, ``switch_case``) override it.
+        """
+        for mutable in self.leaf_mutables():
+            yield mutable, ()
+
+    def decisions(self) -> Decisions:
+        """The decisions of this space, when each is active, and its constraints (see :mod:`nascore.space.conditions`)."""
+        from nascore.space.conditions import Decisions
+
+        return Decisions(self.conditional_leaves())
+
+    def active_labels(self, sample: Sample) -> list[str]:
+        """The labels whose decisions matter for ``sample`` (the others belong to branches it does not take)."""
+        return self.decisions().active_labels(sample)
+
+    def canonical_sample(self, sample: Sample, *, fill: _random.Random | None = None) -> Sample:
+        """``sample`` with only the decisions that matter for it: one spelling per architecture.
+
+        With ``fill`` (a ``random.Random``), an active decision the sample lacks gets a random value.
+        """
+        return self.decisions().canonical(sample, fill=fill)
+
+    def space_size(self) -> float:
+        """The number of distinct architectures: canonical samples that satisfy the constraints
+        (``math.inf`` with continuous decisions)."""
+        return self.decisions().size()
+
     def check_contains(self, sample: Sample) -> SampleValidationError | None:
         """Return why ``sample`` is not in this space, or ``None`` if it is.
 
-        A label the space does not have (a typo) makes the sample invalid too: the error is an
-        :class:`~nascore.errors.UnknownLabelError` naming it, the closest label of the space and
-        the labels of the space.
+        Every *active* decision needs a valid value; a decision of a branch the sample does not take
+        may be left out. A label the space does not have (a typo) makes the sample invalid: the error
+        is an :class:`~nascore.errors.UnknownLabelError` naming it, the closest label of the space and
+        the labels of the space. A violated constraint is a
+        :class:`~nascore.errors.ConstraintViolationError`.
         """
-        mutables = self.simplify()
-        unknown = [label for label in sample if label not in mutables]
-        if unknown:
-            return UnknownLabelError.for_labels(unknown, list(mutables))
-        for label, mutable in mutables.items():
-            if label not in sample:
-                return SampleMissingError(
-                    f"sample has no value for label {label!r} (expected one of {mutable.describe()})",
-                    label=label,
-                )
-            error = mutable.check_value(sample[label])
-            if error is not None:
-                return error
-        return None
+        return self.decisions().check(sample)
 
     def contains(self, sample: Sample) -> bool:
-        """Whether ``sample`` holds a valid value for every decision of this space, and no other label."""
+        """Whether ``sample`` holds a valid value for every active decision of this space, no unknown
+        label, and satisfies its constraints."""
         return self.check_contains(sample) is None
 
     def validate(self, sample: Sample) -> None:
@@ -96,7 +122,8 @@ class Mutable:
             raise error
 
     def default_sample(self) -> Sample:
-        return {label: m.default_value() for label, m in self.simplify().items()}
+        """Every active decision at its default value."""
+        return self.decisions().default()
 
     def default(self) -> Any:
         """Freeze with the default value of every decision."""
@@ -105,13 +132,9 @@ class Mutable:
     def random_sample(
         self, memo: Sample | None = None, *, seed: int | None = None, random_state: _random.Random | None = None
     ) -> Sample:
-        """A uniformly random sample; labels already in ``memo`` keep their value."""
-        rng = _make_random(seed, random_state)
-        sample = dict(memo) if memo else {}
-        for label, mutable in self.simplify().items():
-            if label not in sample:
-                sample[label] = mutable.random_value(rng)
-        return sample
+        """A random canonical sample (each decision from its prior) that satisfies the constraints;
+        labels already in ``memo`` keep their value."""
+        return self.decisions().random(_make_random(seed, random_state), memo)
 
     def random(
         self, memo: Sample | None = None, *, seed: int | None = None, random_state: _random.Random | None = None
@@ -123,14 +146,9 @@ class Mutable:
         return self.freeze(sample)
 
     def grid_samples(self, memo: Sample | None = None, granularity: int | None = None) -> Iterator[Sample]:
-        """Every sample of the space, in order (the first decision varies slowest)."""
-        fixed = dict(memo) if memo else {}
-        items = [(label, m) for label, m in self.simplify().items() if label not in fixed]
-        value_lists = [list(m.grid_values(granularity)) for _, m in items]
-        for values in itertools.product(*value_lists):
-            sample = dict(fixed)
-            sample.update(zip((label for label, _ in items), values))
-            yield sample
+        """Every distinct architecture of the space as a canonical sample, each once, in order (the first
+        decision varies slowest); samples that violate a constraint are left out."""
+        return self.decisions().grid(memo, granularity)
 
     def grid(self, memo: Sample | None = None, granularity: int | None = None) -> Iterator[Any]:
         """Freeze every sample of the space in turn."""
@@ -148,6 +166,10 @@ class LabelledMutable(Mutable):
 
     def freeze(self, sample: Sample) -> Any:
         if self.label not in sample:
+            taken = _defaults_taken.get()
+            if taken is not None:  # a frozen build: this decision may sit in a branch the sample does not take
+                taken.add(self.label)
+                return self.default_value()
             raise SampleMissingError(
                 f"sample has no value for label {self.label!r} (expected one of {self.describe()})",
                 label=self.label,
@@ -188,6 +210,24 @@ class LabelledMutable(Mutable):
     def size(self) -> float:
         """Number of possible values (``math.inf`` for continuous decisions)."""
         raise NotImplementedError
+
+
+_defaults_taken: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("nascore_defaults_taken", default=None)
+
+
+@contextlib.contextmanager
+def default_missing(taken: set[str]) -> Iterator[set[str]]:
+    """Inside, freezing a decision the sample lacks gives its default and adds its label to ``taken``.
+
+    A frozen build (``fixed_arch``, the formats) builds the candidates of every ``LayerChoice`` before
+    the choice keeps one: the decisions of the others need a value although they do not matter. The
+    caller checks afterwards that every label in ``taken`` was inactive for the sample.
+    """
+    token = _defaults_taken.set(taken)
+    try:
+        yield taken
+    finally:
+        _defaults_taken.reset(token)
 
 
 def dedup_mutables(mutables: Iterable[LabelledMutable]) -> dict[str, LabelledMutable]:
@@ -274,6 +314,11 @@ class MutableDict(Mutable):
     def leaf_mutables(self) -> Iterator[LabelledMutable]:
         yield from collect_mutables(self.mutables)
 
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        from nascore.space.conditions import conditional_leaves
+
+        yield from conditional_leaves(self.mutables)
+
     def freeze(self, sample: Sample) -> dict[str, Any]:
         return freeze_structure(self.mutables, sample)
 
@@ -339,6 +384,11 @@ class MutableList(Mutable):
 
     def leaf_mutables(self) -> Iterator[LabelledMutable]:
         yield from collect_mutables(self.mutables)
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        from nascore.space.conditions import conditional_leaves
+
+        yield from conditional_leaves(self.mutables)
 
     def freeze(self, sample: Sample) -> list[Any]:
         return freeze_structure(self.mutables, sample)

@@ -84,3 +84,23 @@ def read_log(path: Path) -> list[dict]:
     import json
 
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def digits_classification(n_train: int = 1400, max_epochs: int = 2):
+    """A Lightning ``Classification`` evaluator on scikit-learn's digits (flattened 8x8 images, 10 classes).
+
+    The first ``n_train`` images train (seeded shuffling), images 1400 onwards validate.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from nascore.evaluators import Classification
+
+    x, y = load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+    train = DataLoader(
+        TensorDataset(x[:n_train], y[:n_train]), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    val = DataLoader(TensorDataset(x[1400:], y[1400:]), batch_size=200)
+    return Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, learning_rate=3e-3, max_epochs=max_epochs)

@@ -8,7 +8,6 @@ from contextlib import redirect_stdout
 import pytest
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, TensorDataset
 
 import nascore
 from nascore.cli import main as cli
@@ -19,6 +18,8 @@ from nascore.nn import InputChoice, LayerChoice, ModelSpace, MutableDropout, Mut
 from nascore.plugin import get_plugins, hookimpl, reset_plugins
 from nascore_strategies.oneshot import DARTS, ENAS, GumbelDARTS, Proxyless, RandomOneShot
 from nascore_strategies.oneshot.plugin import register_oneshot
+
+from .conftest import digits_classification
 
 
 class Net(ModelSpace):
@@ -57,15 +58,7 @@ def plugins():
 
 @pytest.fixture
 def evaluator():
-    from sklearn.datasets import load_digits
-
-    from nascore.evaluators import Classification
-
-    x, y = load_digits(return_X_y=True)
-    x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
-    train = DataLoader(TensorDataset(x[:1400], y[:1400]), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
-    val = DataLoader(TensorDataset(x[1400:], y[1400:]), batch_size=200)
-    return Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, learning_rate=3e-3, max_epochs=2)
+    return digits_classification()
 
 
 def test_register_oneshot_registers_the_five_strategies_by_their_names():

@@ -249,7 +249,10 @@ def test_label_prefixes_of_nested_spaces() -> None:
         "net/depth/0/cell/op", "net/depth/0/cell/layerchoice_1",
         "net/depth/1/cell/op", "net/depth/1/cell/layerchoice_1", "net/out",
     ]
-    sample = {**space.default_sample(), "net/stem/cell/op": 1, "net/depth": 2, "net/depth/1/cell/op": 1, "net/out": 4}
+    sample = {
+        **space.default_sample(), "net/stem/cell/op": 1, "net/depth": 2, "net/depth/1/cell/op": 1,
+        "net/depth/1/cell/layerchoice_1": "relu", "net/out": 4,
+    }  # the default sample has one block: the second block's decisions are given here
     other = {**sample, "net/stem/cell/op": 0, "net/depth/0/cell/layerchoice_1": "tanh"}
     models = assert_formats_agree(space, torch.randn(2, 3), [sample, other])
     first = models[0]

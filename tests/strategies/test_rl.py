@@ -144,3 +144,18 @@ def test_a_diverging_update_is_undone_and_the_search_goes_on(caplog):
     assert len(ctx.trials) == 30
     assert all(torch.isfinite(p).all() for p in strategy.algorithm.parameters())
     assert "diverged" in caplog.text
+
+
+def test_an_untrained_policy_follows_the_priors_of_the_space():
+    weighted = Categorical(["a", "b"], weights=[0.9, 0.1], label="w")
+    narrow = Numerical(0, 10, mu=2.0, sigma=0.5, label="n")
+    space = DictSpace([weighted, narrow, Categorical([1, 2, 3, 4], label="free")])
+    # no update within the search: every sample comes from the untrained, prior-tilted policy
+    strategy = PolicyBasedRL(trial_per_collect=1000, dedup=False)
+    strategy.setup(space, seed=0)
+    context = ScriptedContext(space, lambda sample: 0.0, max_trials=200)
+    strategy.run(context)
+    samples = [t.sample for t in context.trials]
+    assert sum(s["w"] == "a" for s in samples) / len(samples) > 0.8
+    assert statistics.mean(s["n"] for s in samples) < 4.0  # the grid is 0, 2.5, 5, 7.5, 10: the prior sits at 2
+    assert {s["free"] for s in samples} == {1, 2, 3, 4}

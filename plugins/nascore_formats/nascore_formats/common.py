@@ -37,8 +37,11 @@ def check_no_graph_mutators(space: nn.Module, format_name: str) -> None:
 
 
 def normalized_sample(mutables: dict[str, LabelledMutable], sample: Sample) -> Sample:
-    """The sample (validated: a label the space does not have was refused), each value mapped to its candidate."""
-    return {label: mutable.canonical_value(sample[label]) for label, mutable in mutables.items()}
+    """The sample (validated: a label the space does not have was refused), each value mapped to its candidate.
+
+    Decisions the sample leaves out (those of branches it does not take) stay out.
+    """
+    return {label: mutable.canonical_value(sample[label]) for label, mutable in mutables.items() if label in sample}
 
 
 def _is_plain_json(value: Any) -> bool:

@@ -104,7 +104,33 @@ class DecisionEnv(gym.Env):
             mask[i, :n] = True
         mask[self.num_steps, :] = True
         self.action_mask = mask
+        self.log_prior = self._log_prior()
         self._actions: list[int] = []
+
+    def _log_prior(self) -> np.ndarray | None:
+        """Per step, the log of the decision's prior over the step's actions (``None`` without any prior).
+
+        A weighted ``Categorical`` gives its weights; a bounded ``Numerical`` with a non-uniform
+        distribution the mass of its distribution around each grid point.
+        """
+        table = np.zeros((self.num_steps + 1, self.max_choices), dtype=np.float64)
+        found = False
+        for i, step in enumerate(self.steps):
+            mutable = self.decisions[step.label]
+            masses: list[float] | None = None
+            if step.kind == "choice" and getattr(mutable, "weighted", False):
+                masses = list(mutable.weights)  # type: ignore[attr-defined]
+            elif step.kind == "number" and mutable.distribution.name != "uniform":  # type: ignore[attr-defined]
+                values = self.values[step.label]
+                edges = [(a + b) / 2 for a, b in zip(values, values[1:])]
+                cdf = [0.0, *(mutable.distribution.cdf(e) for e in edges), 1.0]  # type: ignore[attr-defined]
+                masses = [max(hi - lo, 1e-12) for lo, hi in zip(cdf, cdf[1:])]
+            if masses is None:
+                continue
+            total = sum(masses)
+            table[i, : len(masses)] = np.log(np.asarray(masses) / total)
+            found = True
+        return table if found else None
 
     # --- encoding -------------------------------------------------------------------------------
 
@@ -143,7 +169,9 @@ class DecisionEnv(gym.Env):
         actions: list[int] = []
         for step in self.steps:
             mutable = self.decisions[step.label]
-            value = mutable.canonical_value(sample.get(step.label))
+            # A decision the sample leaves out (inactive in a conditional space) is encoded as its default.
+            raw = sample[step.label] if step.label in sample else mutable.default_value()
+            value = mutable.canonical_value(raw)
             if mutable.check_value(value) is not None:
                 return None
             values = self.values[step.label]
@@ -280,16 +308,22 @@ def sample_actions(algorithm: Any, env: DecisionEnv, seed: int, temperature: flo
     """One episode of the policy (no learning): the action of every step.
 
     With ``temperature > 1`` the actions are drawn from the policy's distribution with its logits
-    divided by the temperature (flatter: more exploration).
+    divided by the temperature (flatter: more exploration). Where the space has priors
+    (:attr:`DecisionEnv.log_prior`), the distribution is tilted by them: logits plus the log prior.
     """
     policy = algorithm.policy
     actions: list[int] = []
     with isolated_rng(seed), torch.no_grad(), torch_train_mode(policy, False):
-        for _ in range(env.num_steps):
+        for step in range(env.num_steps):
             result = policy(Batch(obs=env.observe(actions)[None], info={}))
             dist = result.get("dist", None)
-            if temperature != 1.0 and isinstance(dist, torch.distributions.Categorical):
-                act = torch.distributions.Categorical(logits=dist.logits / temperature).sample()
+            tilt = env.log_prior is not None and bool(env.log_prior[step].any())
+            if (temperature != 1.0 or tilt) and isinstance(dist, torch.distributions.Categorical):
+                logits = dist.logits / temperature
+                if tilt:
+                    prior = torch.as_tensor(env.log_prior[step, : logits.shape[-1]], dtype=logits.dtype)
+                    logits = logits + prior
+                act = torch.distributions.Categorical(logits=logits).sample()
             else:
                 act = result.act
             actions.append(int(np.asarray(policy.map_action(act)).reshape(-1)[0]))

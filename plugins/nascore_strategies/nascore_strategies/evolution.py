@@ -125,13 +125,19 @@ class RegularizedEvolution(MultiTrialStrategy):
             return self._random()
         if self.crossover:
             first, second = self._tournament(), self._tournament()
-            parent = {label: (second if self.rng.random() < 0.5 else first)[label] for label, _ in self._decisions}
+            parent = {}
+            for label, _ in self._decisions:
+                if label in first or label in second:
+                    chosen = second if self.rng.random() < 0.5 else first
+                    parent[label] = chosen[label] if label in chosen else (first if chosen is second else second)[label]
         else:
             parent = self._tournament()
-        return self._mutate(parent)
+        # A mutation that switches a branch on gives the decisions inside random values; those of a
+        # branch switched off are dropped.
+        return self.space.canonical_sample(self._mutate(parent), fill=self.rng)
 
     def _random(self) -> Sample:
-        return {label: mutable.random_value(self.rng) for label, mutable in self._decisions}
+        return self.space.decisions().random(self.rng)
 
     def _tournament(self) -> Sample:
         """The fittest of ``sample_size`` members drawn at random (ties: the youngest)."""
@@ -145,12 +151,14 @@ class RegularizedEvolution(MultiTrialStrategy):
         child = dict(parent)
         changed = False
         for label, mutable in self._decisions:
+            if label not in parent:  # inactive in the parent
+                continue
             if self.rng.random() < self.mutation_prob:
                 value = self._other_value(mutable, parent[label])
                 changed = changed or value != parent[label]
                 child[label] = value
         if not changed:
-            mutable_labels = [(label, m) for label, m in self._decisions if m.size > 1]
+            mutable_labels = [(label, m) for label, m in self._decisions if m.size > 1 and label in parent]
             if mutable_labels:
                 label, mutable = mutable_labels[self.rng.randrange(len(mutable_labels))]
                 child[label] = self._other_value(mutable, parent[label])

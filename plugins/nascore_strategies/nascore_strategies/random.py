@@ -1,5 +1,9 @@
 """Random search: every decision drawn independently from its prior.
 
+Only the decisions that matter for the sample are drawn (in a conditional space, not those of the
+``LayerChoice`` candidates not chosen or the ``Repeat`` blocks beyond the depth), and samples that
+violate a constraint of the space are drawn again.
+
 The prior is uniform unless the decision has one: ``Categorical(..., weights=...)``,
 ``CategoricalMultiple(..., weights=...)``, or the distribution of a ``Numerical`` (normal,
 log-normal, scipy, ...). Each decision's ``random_value`` draws from it.
@@ -9,8 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from nascore.format import ExecutableSpace
-from nascore.space import LabelledMutable, Sample
+from nascore.space import Sample
 from nascore.strategy import ModelFilter, MultiTrialStrategy
 
 __all__ = ["Random"]
@@ -52,14 +55,12 @@ class Random(MultiTrialStrategy):
             on_failure=on_failure, retries=retries, repeats=repeats,
         )
         self.variational = variational
-        self._decisions: list[tuple[str, LabelledMutable]] = []
-
-    def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
-        super().setup(space, optimize_mode=optimize_mode, seed=seed)
-        self._decisions = list(space.simplify().items())
 
     def propose(self) -> Sample | None:
         assert self.space is not None
-        rng = self.rng
-        decisions = self.space.simplify().items() if self.variational else self._decisions
-        return {label: mutable.random_value(rng) for label, mutable in decisions}
+        # A decision of a branch the sample does not take is not drawn (conditional spaces), and the
+        # sample satisfies the space's constraints.
+        decisions = self.space.decisions()
+        if self.variational:  # the space's decisions now (they may have changed), with their conditions
+            decisions = decisions.restricted(self.space.simplify())
+        return decisions.random(self.rng)

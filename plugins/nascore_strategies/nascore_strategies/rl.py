@@ -55,6 +55,12 @@ class PolicyBasedRL(MultiTrialStrategy):
     every ``trial_per_collect`` finished episodes the policy is updated on them; after
     ``max_collect`` updates the search ends.
 
+    Priors of the space (``Categorical(..., weights=...)``, a bounded ``Numerical`` with a normal or
+    other distribution) tilt the policy when it draws: each step's action is drawn from the policy's
+    logits plus the log prior, so an untrained policy follows the prior. In a conditional space the
+    steps of decisions a sample does not use are taken but do not change the architecture (two
+    episodes that differ only there are the same sample for deduplication).
+
     Invalid samples are handled: a sample the policy builds that is not in the space (a candidate
     of a multiple choice picked twice, an action out of range from a custom policy), and a model
     that ``model_filter`` rejects, get ``reward_for_invalid`` (or are dropped when it is ``None``)
@@ -201,7 +207,8 @@ class PolicyBasedRL(MultiTrialStrategy):
 
     def _learn_known(self, sample: Sample, actions: list[int]) -> None:
         """An episode for a sample evaluated before: it gets the known reward, without a trial."""
-        known = self._rewards.get(sample_key(sample))
+        assert self.space is not None
+        known = self._rewards.get(sample_key(self.space.canonical_sample(sample)))
         if known is not None:
             self._add_episode(actions, known)
 

@@ -297,10 +297,16 @@ class TPE(MultiTrialStrategy):
     # --- history --------------------------------------------------------------------------------
 
     def _vals(self, sample: Sample) -> dict[str, Any] | None:
+        """hyperopt's values for ``sample``; a decision the sample leaves out (inactive in a conditional
+        space) has none, as hyperopt's own conditional parameters."""
+        assert self.space is not None
         vals: dict[str, Any] = {}
+        active = self.space.active_labels(sample)
         for label, decision in self._decisions.items():
             if label not in sample:
-                return None
+                if label in active:
+                    return None
+                continue
             encoded = decision.encode(sample[label])
             if encoded is None:
                 return None
@@ -319,8 +325,8 @@ class TPE(MultiTrialStrategy):
                 "tid": tid,
                 "cmd": self._domain.cmd,
                 "workdir": None,
-                "idxs": {name: [tid] for name in vals},
-                "vals": {name: [value] for name, value in vals.items()},
+                "idxs": {name: [tid] if name in vals else [] for name in self._domain.params},
+                "vals": {name: [vals[name]] if name in vals else [] for name in self._domain.params},
             },
             "exp_key": None,
             "owner": None,
@@ -387,7 +393,13 @@ class TPE(MultiTrialStrategy):
         small. Re-running it would waste a trial, and asking again mostly gives the same answer:
         instead, resample one decision (after every five misses, one more) until a new sample comes.
         """
-        decisions = [(label, decision.mutable) for label, decision in self._decisions.items() if decision.mutable.size > 1]
+        assert self.space is not None
+        sample = self.space.canonical_sample(sample)
+        decisions = [
+            (label, decision.mutable)
+            for label, decision in self._decisions.items()
+            if decision.mutable.size > 1 and label in sample  # a decision the architecture uses
+        ]
         candidate = sample
         for attempt in range(50):
             changes = min(1 + attempt // 5, len(decisions))
@@ -395,6 +407,7 @@ class TPE(MultiTrialStrategy):
             for index in self.rng.sample(range(len(decisions)), changes):
                 label, mutable = decisions[index]
                 candidate[label] = mutable.random_value(self.rng)
+            candidate = self.space.canonical_sample(candidate, fill=self.rng)
             if self.accepts(candidate):
                 break
         return candidate

@@ -36,7 +36,8 @@ class Net(ModelSpace):
 
 
 def full_sample(**changes: object) -> dict:
-    sample = Net().default_sample()
+    """Every label of the space (also those of branches not taken) at its default."""
+    sample = {label: mutable.default_value() for label, mutable in Net().simplify().items()}
     sample.update(changes)
     return sample
 

@@ -104,6 +104,7 @@ class GraphSpace(ExecutableSpace):
         self.mutators = MutatorDecisions(attached_mutators(space))
         if self.mutators.mutators:
             self.mutators.dry_run(self.ir.copy())
+            self.mutators.check_stationary(self.ir)
         mutables: dict[str, LabelledMutable] = dict(space.simplify())
         mutables = dedup_mutables([*mutables.values(), *self.mutators.mutables()])
         super().__init__(space, mutables)

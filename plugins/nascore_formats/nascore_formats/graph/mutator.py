@@ -15,12 +15,19 @@ When the graph format builds the space, every mutator runs once on a copy of the
 run*) and each ``choice`` call becomes a :class:`~nascore.space.Categorical` labelled
 ``"<mutator label>/<call index>"``, so strategies see plain decisions. Freezing a sample runs the
 mutators again and each ``choice`` returns the sampled value. A mutator must ask for the same
-candidates in every run; one whose choices depend on earlier answers is an error that says so.
+candidates in every run. A *non-stationary* mutator, whose choices depend on earlier answers (how
+many choices, or which candidates), is refused when the graph format builds the space: after the dry
+run every mutator is replayed with each value of each of its decisions (:meth:`MutatorDecisions.check_stationary`),
+and a replay that asks for other choices is an error that names the mutator, the choice and the
+value that changed it, and says what to do instead: offer the same candidates every time, or put
+the dependency into the model space, where ``LayerChoice``, ``Repeat`` and
+``MutableExpression.switch_case`` make decisions conditional.
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -119,23 +126,35 @@ class MutatorDecisions:
                 calls[0] += 1
                 if index >= len(recorded):
                     raise SearchSpaceError(
-                        f"mutator {label!r} called choice() more often than in its dry run ({len(recorded)} times); a "
-                        "mutator must ask for the same decisions whatever the values it gets"
+                        f"mutator {label!r} called choice() more often than in its dry run ({len(recorded)} times){_given(sample, recorded)}; "
+                        f"{_NON_STATIONARY}"
                     )
                 decision = recorded[index]
                 if not decision.equals(Categorical(candidates, label=decision.label)):
                     raise SearchSpaceError(
                         f"mutator {label!r}: choice number {index} offers {candidates!r} but offered {decision.values!r} "
-                        "in the dry run; a mutator must offer the same candidates whatever the values it gets"
+                        f"in the dry run{_given(sample, recorded[:index])}; {_NON_STATIONARY}"
                     )
                 return decision.freeze(sample)
 
             self._run(mutator, label, model, replay)
             if calls[0] != len(recorded):
                 raise SearchSpaceError(
-                    f"mutator {label!r} called choice() {calls[0]} times, but {len(recorded)} times in its dry run; "
-                    "a mutator must ask for the same decisions whatever the values it gets"
+                    f"mutator {label!r} called choice() {calls[0]} times, but {len(recorded)} times in its dry run"
+                    f"{_given(sample, recorded)}; {_NON_STATIONARY}"
                 )
+
+    def check_stationary(self, model: GraphIR, limit: int = 64) -> None:
+        """Refuse a non-stationary mutator now, not at the trial that meets it: replay each mutator with
+        every value of each of its decisions (the others at their defaults), on copies of ``model``,
+        at most ``limit`` replays per mutator."""
+        defaults = {d.label: d.default_value() for recorded in self.decisions for d in recorded}
+        for recorded in self.decisions:
+            probes = itertools.islice(
+                ({**defaults, d.label: value} for d in recorded for value in d.values if value != defaults[d.label]), limit
+            )
+            for sample in probes:
+                self.replay(model.copy(), sample)
 
     @staticmethod
     def _run(mutator: Mutator, label: str, model: GraphIR, sampler: Callable[[list[Any]], Any]) -> None:
@@ -151,3 +170,16 @@ class MutatorDecisions:
 
     def mutables(self) -> list[Categorical]:
         return [decision for recorded in self.decisions for decision in recorded]
+
+
+_NON_STATIONARY = (
+    "this mutator is non-stationary (its choices depend on the values of earlier ones), which nascore does not "
+    "support: strategies search a fixed set of decisions. Make it ask for the same choices with the same candidates "
+    "every time (ask for the most it may need and ignore what a value does not use), or put the dependency into the "
+    "model space, where LayerChoice, Repeat and MutableExpression.switch_case make decisions conditional"
+)
+
+
+def _given(sample: Sample, recorded: list[Categorical]) -> str:
+    values = ", ".join(f"{d.label}={sample[d.label]!r}" for d in recorded if d.label in sample)
+    return f" (given {values})" if values else ""

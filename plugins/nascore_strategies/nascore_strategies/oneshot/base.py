@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn as nn
 
-from nascore.errors import SampleValidationError, StrategyError
+from nascore.errors import ConstraintViolationError, SampleValidationError, StrategyError
 from nascore.nn import ModelSpace
 from nascore.space import CategoricalMultiple, LabelledMutable, Sample, sample_key
 from nascore.strategy import Strategy, StrategyContext
@@ -289,6 +289,12 @@ class OneShotStrategy(Strategy):
         if self.exported is None:
             self.search(context.evaluator, should_stop=context.should_stop)
         assert self.exported is not None
+        # One spelling per architecture (decisions of branches it does not take left out), each once.
+        canonical: dict[str, Sample] = {}
+        for sample in self.exported:
+            sample = context.space.canonical_sample(sample)
+            canonical.setdefault(sample_key(sample), sample)
+        self.exported = list(canonical.values())
         for rank, sample in enumerate(self.exported):
             if sample_key(sample) in self._submitted:
                 continue
@@ -320,15 +326,30 @@ class OneShotStrategy(Strategy):
                 self._random_state = None
         if not samples:
             raise StrategyError(f"{type(self).__name__} exported no architecture")
-        checked = []
+        checked: dict[str, Sample] = {}
+        violated: list[str] = []
         for sample in samples:
             if self.space is not None:
+                sample = self.space.canonical_sample(sample)
                 try:
                     self.space.validate(sample)
+                except ConstraintViolationError as exc:  # the supernet trains every path; constraints apply at export
+                    violated.append(exc.label or "?")
+                    continue
                 except SampleValidationError as exc:
                     raise StrategyError(f"{type(self).__name__} exported an architecture the space refuses: {exc}") from exc
-            checked.append(sample)
+            checked.setdefault(sample_key(sample), sample)
+        if not checked:
+            raise StrategyError(
+                f"{type(self).__name__}: none of the {len(samples)} architectures the trained supernet ranks best "
+                f"satisfies the space's constraint(s) {sorted(set(violated))}. One-shot strategies train every path "
+                "and apply constraints when they export: loosen the constraint, raise top_k, or search with a "
+                "multi-trial strategy, which only proposes architectures that satisfy it"
+            )
+        checked = list(checked.values())[: self.top_k]
         self.exported = checked
+        if violated:
+            _log.info("%s: %d exported architecture(s) violated a constraint and were dropped", type(self).__name__, len(violated))
         _log.info("%s exported %d architecture(s); best: %s", type(self).__name__, len(checked), checked[0])
         return checked
 

@@ -388,4 +388,11 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
         ranked = sorted(zip(scores, unique), key=lambda pair: -pair[0])
         return [(score, sample) for score, sample in ranked]
 
-    return strategy.export_top(strategy.top_k, ranker)
+    space = strategy.space
+    constrained = space is not None and bool(space.decisions().constraints)
+    # With constraints, rank more architectures: those that violate one are dropped after the export.
+    return strategy.export_top(strategy.top_k * (CONSTRAINED_EXPORT_FACTOR if constrained else 1), ranker)
+
+
+#: With constraints in the space, the supernet ranks this many times ``top_k`` architectures to keep ``top_k``.
+CONSTRAINED_EXPORT_FACTOR = 20
