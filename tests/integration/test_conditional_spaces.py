@@ -204,27 +204,42 @@ class Supernet(ModelSpace):
         return self.out(self.body(self.inp(x)))
 
 
+class NestedSupernet(ModelSpace):
+    """A LayerChoice inside a LayerChoice candidate: "inner" is active only with op == "nested"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(64, 16)
+        nested = nn.Sequential(nn.Linear(16, 16), LayerChoice([nn.ReLU(), nn.Tanh()], label="inner"))
+        self.op = LayerChoice({"nested": nested, "id": nn.Identity()}, label="op")
+        self.out = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.out(self.op(self.inp(x)))
+
+
 @pytest.fixture
 def digits():
     return digits_classification(n_train=512, max_epochs=1)
 
 
+@pytest.mark.parametrize("space_class", [Supernet, NestedSupernet])
 @pytest.mark.parametrize("name", ONE_SHOT)
-def test_one_shot_strategies_train_a_conditional_supernet_and_export_canonical_samples(name, digits, tmp_path):
+def test_one_shot_strategies_train_a_conditional_supernet_and_export_canonical_samples(name, space_class, digits, tmp_path):
     from nascore_strategies.oneshot import DARTS, ENAS, GumbelDARTS, Proxyless, RandomOneShot
 
     strategy = {"darts": DARTS, "gumbel-darts": GumbelDARTS, "enas": ENAS, "random-oneshot": RandomOneShot,
                 "proxyless": Proxyless}[name](top_k=3)
     torch.manual_seed(0)
-    exp = Experiment(Supernet(), digits, strategy, ExperimentConfig(format="raw", experiment_dir=tmp_path, seed=0))
+    exp = Experiment(space_class(), digits, strategy, ExperimentConfig(format="raw", experiment_dir=tmp_path, seed=0))
     assert exp.run() == "DONE"
     trials = exp.trials()
     assert trials and all(t.succeeded for t in trials)
     keys = [json.dumps(t.sample, sort_keys=True) for t in trials]
     assert len(keys) == len(set(keys))
     for trial in trials:
-        assert set(trial.sample) == set(Supernet().active_labels(trial.sample))
-        assert Supernet().contains(trial.sample)
+        assert set(trial.sample) == set(space_class().active_labels(trial.sample))
+        assert space_class().contains(trial.sample)
 
 
 # --- constraints ------------------------------------------------------------------------------------
@@ -292,3 +307,17 @@ def test_one_shot_exports_only_architectures_within_the_constraints(name, digits
     for trial in trials:
         assert ConstrainedSupernet().contains(trial.sample)
         assert sum(trial.sample.get(f"b{i}/op") == "lin" for i in range(3)) <= 1
+
+
+@pytest.mark.parametrize("engine", ["sequential", "training-service"])
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_conditional_samples_run_in_every_format_on_every_engine(format_name, engine, tmp_path):
+    config = ExperimentConfig(format=format_name, engine=engine, experiment_dir=tmp_path, max_trials=8, seed=3)
+    exp = Experiment(Nested(), _evaluator(), "random", config)
+    assert exp.run() == "DONE"
+    trials = exp.trials()
+    assert len(trials) == 8 and all(t.succeeded for t in trials), [t.error for t in trials]
+    for trial in trials:
+        assert set(trial.sample) == set(Nested().active_labels(trial.sample))
+    [best] = exp.export_top_models(formatter="instance")
+    assert best(torch.randn(2, 4)).shape[0] == 2
