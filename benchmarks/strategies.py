@@ -55,15 +55,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch.nn as nn
-
 from nascore.engine import TrialStatus
-from nascore.format import ExecutableSpace
 from nascore.record import TrialRecord
 from nascore.space import Categorical, Sample, sample_key
 from nascore.space.conditions import Condition, Decisions
 from nascore.strategy import MultiTrialStrategy
-from nascore.testing.fakes import DictSpace, SampleModel, ScriptedContext
+from nascore.testing.fakes import DictSpace, ScriptedContext
 from nascore_strategies import TPE, GridSearch, PolicyBasedRL, Random, RegularizedEvolution
 
 HERE = Path(__file__).parent
@@ -128,7 +125,7 @@ def search(table: Table, name: str, seed: int, budget: int, args: argparse.Names
 # --- a conditional space over the table -----------------------------------------------------------------
 
 
-class ConditionalTableSpace(ExecutableSpace):
+class ConditionalTableSpace(DictSpace):
     """The table as a conditional space: a learning rate per optimizer, a dropout rate only with dropout.
 
     ``conditional=False`` gives the same decisions without conditions: nascore before conditional
@@ -146,11 +143,7 @@ class ConditionalTableSpace(ExecutableSpace):
         entries.append((Categorical([0.25, 0.5], label="dropout_rate"), (Condition.equals(regularizer, "dropout"),)))
         self.conditional_decisions = Decisions(entries)
         decisions = self.conditional_decisions if conditional else Decisions((m, ()) for m, _ in entries)
-        super().__init__(nn.Identity(), dict(decisions.mutables), decisions)
-
-    def freeze(self, sample: Sample) -> SampleModel:
-        self.validate(sample)
-        return SampleModel(dict(sample))
+        super().__init__(dict(decisions.mutables), decisions)
 
     def row(self, sample: Sample) -> dict[str, object]:
         """The table's decisions for ``sample`` (what the model trains with)."""

@@ -15,7 +15,6 @@ Without decisions in the evaluator, the experiment searches the format's space i
 from __future__ import annotations
 
 import itertools
-import random as _random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -106,31 +105,6 @@ class SearchSpace(ExecutableSpace):
             if error is not None:
                 return error
         return None
-
-    def default_sample(self) -> Sample:
-        sample = self.model_space.default_sample()
-        for label in self._own_labels:
-            sample[label] = self.evaluator_mutables[label].default_value()
-        return sample
-
-    def random_sample(
-        self, memo: Sample | None = None, *, seed: int | None = None, random_state: _random.Random | None = None
-    ) -> Sample:
-        rng = random_state if random_state is not None else _random.Random(seed)
-        sample = self.model_space.random_sample(memo, random_state=rng)
-        for label in self._own_labels:
-            if label not in sample:
-                sample[label] = self.evaluator_mutables[label].random_value(rng)
-        return sample
-
-    def grid_samples(self, memo: Sample | None = None, granularity: int | None = None) -> Iterator[Sample]:
-        """The model space's grid, each architecture with every combination of the evaluator's values."""
-        fixed = dict(memo) if memo else {}
-        labels = [label for label in self._own_labels if label not in fixed]
-        value_lists = [list(self.evaluator_mutables[label].grid_values(granularity)) for label in labels]
-        for sample in self.model_space.grid_samples(memo, granularity):
-            for values in itertools.product(*value_lists):
-                yield {**sample, **dict(zip(labels, values))}
 
     def freeze(self, sample: Sample) -> ExecutableModel:
         """The executable model of ``sample``'s architecture (validated, the evaluator's values too)."""

@@ -446,12 +446,10 @@ class ParametrizedModule(MutableModule):
         return (_Restoring,), {}
 
     def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
-        if "_nascore_trace" in self.__dict__:
-            yield from conditional_leaves(self.__dict__["_nascore_trace"])
-            known = {id(m) for m, _ in conditional_leaves(self.__dict__["_nascore_trace"])}
-            yield from conditional_leaves([m for m in self.mutables if id(m) not in known])  # added by hand
-        else:
-            yield from conditional_leaves(self.mutables)
+        traced = list(conditional_leaves(self.__dict__.get("_nascore_trace", ())))
+        yield from traced
+        known = {id(m) for m, _ in traced}
+        yield from conditional_leaves([m for m in self.mutables if id(m) not in known])  # added by hand
         yield from _child_conditional_leaves(self)
 
     @property

@@ -34,7 +34,7 @@ from nascore.errors import (
     SearchSpaceError,
     UnknownLabelError,
 )
-from nascore.space.mutable import LabelledMutable, Mutable, Sample
+from nascore.space.mutable import LabelledMutable, Mutable, Sample, dedup_mutables
 
 __all__ = ["Condition", "Constraint", "ExpressionConstraint", "Decisions", "conditional_leaves"]
 
@@ -176,8 +176,7 @@ class Decisions:
     """
 
     def __init__(self, entries: Iterable[tuple[Any, Path]]) -> None:
-        mutables: dict[str, LabelledMutable] = {}
-        paths: dict[str, list[Path]] = {}
+        decisions: list[tuple[LabelledMutable, Path]] = []
         constraints: dict[str, tuple[Constraint, list[Path]]] = {}
         for leaf, path in entries:
             if isinstance(leaf, Constraint):
@@ -185,15 +184,11 @@ class Decisions:
                 if kept[0] is not leaf:
                     raise LabelConflictError(f"label {leaf.label!r} is used for two constraints: {kept[0]!r} and {leaf!r}")
                 kept[1].append(path)
-                continue
-            seen = mutables.get(leaf.label)
-            if seen is None:
-                mutables[leaf.label] = leaf
-            elif seen is not leaf and not seen.equals(leaf):
-                raise LabelConflictError(
-                    f"label {leaf.label!r} is used for two different decisions: {seen!r} and {leaf!r}. The same label "
-                    "means the same decision: use the same candidates, or give one of them another label."
-                )
+            else:
+                decisions.append((leaf, path))
+        mutables = dedup_mutables(leaf for leaf, _ in decisions)  # one decision per label
+        paths: dict[str, list[Path]] = {}
+        for leaf, path in decisions:
             paths.setdefault(leaf.label, []).append(path)
         self.mutables = mutables
         self.paths: dict[str, list[Path]] = {label: _simplify(found) for label, found in paths.items()}

@@ -23,6 +23,7 @@ from nascore.engine import TrialEvent, TrialStatus
 from nascore.format import ExecutableModel, ExecutableSpace
 from nascore.record import TrialRecord
 from nascore.space import LabelledMutable, Sample
+from nascore.space.conditions import Decisions
 from nascore.strategy import Strategy, StrategyContext
 
 __all__ = ["DictSpace", "RecordingSink", "SampleModel", "ScriptedContext"]
@@ -41,16 +42,24 @@ class SampleModel(ExecutableModel):
 
 
 class DictSpace(ExecutableSpace):
-    """An executable space over ``{label: decision}`` (decisions from :mod:`nascore.space`)."""
+    """An executable space over ``{label: decision}`` (decisions from :mod:`nascore.space`).
 
-    def __init__(self, mutables: dict[str, LabelledMutable] | list[LabelledMutable]) -> None:
+    ``decisions`` (a :class:`~nascore.space.conditions.Decisions`) makes it conditional or constrained;
+    by default every decision is always active.
+    """
+
+    def __init__(
+        self, mutables: dict[str, LabelledMutable] | list[LabelledMutable], decisions: Decisions | None = None
+    ) -> None:
         if isinstance(mutables, list):
             mutables = {m.label: m for m in mutables}
-        super().__init__(nn.Identity(), mutables)
+        super().__init__(nn.Identity(), mutables, decisions)
 
     def freeze(self, sample: Sample) -> SampleModel:
         self.validate(sample)
-        return SampleModel({label: m.canonical_value(sample[label]) for label, m in self._mutables.items()})
+        return SampleModel(
+            {label: m.canonical_value(sample[label]) for label, m in self._mutables.items() if label in sample}
+        )
 
 
 class ScriptedContext(StrategyContext):

@@ -301,7 +301,7 @@ class TPE(MultiTrialStrategy):
         space) has none, as hyperopt's own conditional parameters."""
         assert self.space is not None
         vals: dict[str, Any] = {}
-        active = self.space.active_labels(sample)
+        active = set(self.space.active_labels(sample))
         for label, decision in self._decisions.items():
             if label not in sample:
                 if label in active:
