@@ -305,3 +305,17 @@ def test_an_argument_without_weight_sharing_is_refused_with_its_path():
 def test_a_numerical_decision_is_refused_with_its_label():
     with pytest.raises(StrategyError, match=r"decision 'width' is a Numerical.*categorical"):
         mixed(MutableLinear(3, nascore.Numerical(2, 8, quantize=1, label="width")), "sampling")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_input_wider_than_every_candidate_is_refused_not_sliced(mode):
+    linear, arch = mixed(MutableLinear(nascore.choice("fin", [3, 6]), 4), mode)
+    choose(linear, arch, {"fin": 6})
+    linear(torch.randn(2, 6))  # the largest candidate: fine
+    with pytest.raises(StrategyError, match=r"module 'net.op' \(MutableLinear 'fin'\): the input has 8 features, more than the largest in_features of this "
+                       r"nn.Linear \(6\) \(decided by 'fin'\).*add 8 to the candidates of in_features"):
+        linear(torch.randn(2, 8))
+    conv, arch = mixed(MutableConv2d(nascore.choice("cin", [2, 4]), 3, 3, padding=1), mode)
+    choose(conv, arch, {"cin": 2})
+    with pytest.raises(StrategyError, match=r"the input has 5 channels, more than the largest in_channels of this nn.Conv2d \(4\)"):
+        conv(torch.randn(1, 5, 6, 6))

@@ -185,6 +185,22 @@ class MixedOperation(BaseSuperNetModule):
 
     # --- helpers for subclasses ------------------------------------------------------------------
 
+    def check_input_width(self, size: int, largest: int, argument: str, what: str) -> None:
+        """Refuse an input wider than the largest value of ``argument``: no candidate could take it.
+
+        Slicing it would hide the error and export architectures that cannot be built.
+        """
+        if size <= largest:
+            return
+        choice = self.mutable_arguments.get(argument)
+        decided = f" (decided by {', '.join(map(repr, choice.labels))})" if choice is not None else ""
+        raise StrategyError(
+            f"{self.where}: the input has {size} {what}, more than the largest {argument} of this "
+            f"nn.{self.bound_type.__name__} ({largest}){decided}. No candidate can take it, so every exported "
+            f"model would fail to build: make the layer before it give at most {largest} {what}, or add {size} "
+            f"to the candidates of {argument}"
+        )
+
     def mask(self, name: str, value: Any) -> torch.Tensor:
         """The (weighted) mask of a maskable argument: concrete value or :class:`Weighted`."""
         matrix: torch.Tensor = getattr(self, f"_mask_{name}")
@@ -346,12 +362,14 @@ class MixedLinear(MixedOperation, nn.Linear):
 
     def forward_with_args(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         in_features, out_features = args["in_features"], args["out_features"]
+        self.check_input_width(x.shape[-1], self.in_features, "in_features", "features")
         weight = self.weight[:out_features, :in_features]
         bias = self.bias[:out_features] if self.bias is not None else None
         return F.linear(slice_dim(x, -1, in_features) if x.shape[-1] > in_features else x, weight, bias)
 
     def forward_weighted(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         weight, bias = self.weight, self.bias
+        self.check_input_width(x.shape[-1], self.in_features, "in_features", "features")
         if "in_features" in self.mutable_arguments:
             x = pad_dim(x, -1, self.in_features)
             weight = weight * self.mask("in_features", args["in_features"])[None, :]
@@ -482,6 +500,7 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
         in_channels, out_channels, groups = args["in_channels"], args["out_channels"], args["groups"]
         weight = self._sliced_kernel(self.weight[:out_channels, : in_channels // groups], args["kernel_size"])
         bias = self.bias[:out_channels] if self.bias is not None else None
+        self.check_input_width(x.shape[1], self.max_in_channels, "in_channels", "channels")
         if x.shape[1] > in_channels:
             x = slice_dim(x, 1, in_channels)
         return self._conv(x, weight, bias, args, args["padding"])
@@ -489,6 +508,7 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
     def forward_weighted(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         weight, bias = self.weight, self.bias
         groups = args["groups"]
+        self.check_input_width(x.shape[1], self.max_in_channels, "in_channels", "channels")
         if "in_channels" in self.maskable:
             x = pad_dim(x, 1, self.max_in_channels)
             weight = weight * self.mask("in_channels", args["in_channels"])[None, :, None, None]
