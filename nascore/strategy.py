@@ -44,6 +44,10 @@ from nascore.strategy_behaviours import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch.nn as nn
+
     from nascore.evaluator import Evaluator
     from nascore.format import ExecutableModel, ExecutableSpace
     from nascore.record import TrialRecord
@@ -62,11 +66,14 @@ class StrategyContext(ABC):
     :ivar space: the executable space being searched.
     :ivar optimize_mode: ``"maximize"`` or ``"minimize"``.
     :ivar evaluator: the experiment's evaluator (one-shot strategies train their supernet with it).
+    :ivar artifact_dir: a folder of the experiment where the strategy may keep files (trained weights),
+        read back by :meth:`Strategy.trained_model`; ``None`` where there is none (in-memory searches).
     """
 
     space: ExecutableSpace
     optimize_mode: str
     evaluator: Evaluator
+    artifact_dir: Path | None = None
 
     @abstractmethod
     def submit(self, sample: Sample) -> int:
@@ -129,6 +136,16 @@ class Strategy(ABC):
     @abstractmethod
     def run(self, context: StrategyContext) -> None:
         """Drive the search until the budget is spent or the space is exhausted."""
+
+    def trained_model(self, sample: Sample, artifact_dir: Path) -> nn.Module | None:
+        """The model of ``sample`` with weights this strategy trained, or ``None`` (the default).
+
+        Weight-sharing strategies save what they trained in the experiment's ``artifact_dir`` (see
+        :class:`StrategyContext`) and return sub-nets that inherit it; ``export_top_models(formatter=
+        "instance")`` then gives trained models, also from :meth:`Experiment.view` in a later session
+        (the strategy is set up on the space first). ``None`` means: build the model untrained.
+        """
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state that cannot be rebuilt from the trial history (e.g. random generator state).

@@ -45,6 +45,10 @@ __all__ = ["TrialDriver"]
 _log = logging.getLogger("nascore.experiment")
 
 
+#: The folder of an experiment where its strategy keeps files (``StrategyContext.artifact_dir``).
+STRATEGY_FOLDER = "strategy"
+
+
 class TrialDriver(StrategyContext):
     """Connects strategy, engine and store for one run of an experiment."""
 
@@ -63,6 +67,7 @@ class TrialDriver(StrategyContext):
     ) -> None:
         self.experiment_id = experiment_id
         self.space = space
+        self.artifact_dir = config.experiment_dir / experiment_id / STRATEGY_FOLDER
         self.optimize_mode = config.optimize_mode
         self._evaluator = evaluator
         self.strategy = strategy

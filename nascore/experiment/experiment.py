@@ -27,7 +27,7 @@ import torch.nn as nn
 from nascore.errors import ExperimentError, NascoreError, ShippingError, StrategyError
 from nascore.evaluator import Evaluator
 from nascore.experiment.config import ExperimentConfig, default_experiment_dir, trial_resources
-from nascore.experiment.driver import TrialDriver
+from nascore.experiment.driver import STRATEGY_FOLDER, TrialDriver
 from nascore.experiment.space import SearchSpace, check_evaluator, model_sample, search_space, stored_value
 from nascore.experiment.store import HEARTBEAT_INTERVAL, ExperimentStore
 from nascore.format import ExecutableSpace
@@ -359,6 +359,8 @@ class Experiment:
 
         ``formatter``: ``"dict"`` gives samples (``{label: value}``, usable with :func:`nascore.fixed_arch`),
         ``"instance"`` built ``nn.Module`` objects, ``"code"`` Python source (formats that generate code).
+        After a weight-sharing (one-shot) search, ``"instance"`` models are sub-nets with the supernet's
+        trained weights (:meth:`~nascore.strategy.Strategy.trained_model`), also from :meth:`view`.
         A sample holds the values of the evaluator's decisions too (``evaluator.freeze(sample)`` gives the
         evaluator the trial trained with); ``"instance"`` and ``"code"`` are the models alone.
         """
@@ -373,11 +375,26 @@ class Experiment:
         model_space = space.model_space if isinstance(space, SearchSpace) else space
         models = [model_space.freeze(model_sample(space, t.sample)) for t in best]
         if formatter == "instance":
-            return [m.build() for m in models]
+            trained = self._trained_models([model_sample(space, t.sample) for t in best])
+            return [t if t is not None else m.build() for t, m in zip(trained, models)]
         try:
             return [m.to_code() for m in models]
         except NotImplementedError as exc:
             raise ExperimentError(f"formatter 'code' is not available: {exc}; use format='graph'") from None
+
+    def _trained_models(self, samples: list[dict[str, Any]]) -> list[Any]:
+        """The models the strategy trained for ``samples`` (``None`` each where it trained none).
+
+        Only a strategy that kept files in the experiment's strategy folder is asked; one given by name
+        (as in :meth:`view`) is created and set up on the space first.
+        """
+        artifact_dir = self.path / STRATEGY_FOLDER
+        if not artifact_dir.is_dir() or self.strategy is None:
+            return [None] * len(samples)
+        strategy = self._resolve_strategy(self._plugins())
+        if strategy.space is None:
+            strategy.setup(self.executable_space(), optimize_mode=self.config.optimize_mode, seed=self.config.seed)
+        return [strategy.trained_model(sample, artifact_dir) for sample in samples]
 
     def _exported_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
         """A recorded sample, with the evaluator's values that the store kept as text mapped back to the candidates."""

@@ -47,6 +47,7 @@ __all__ = [
     "model_context",
     "freeze_tree",
     "is_frozen_build",
+    "module_conditional_leaves",
 ]
 
 

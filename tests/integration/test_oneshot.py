@@ -125,3 +125,24 @@ def test_an_unsupported_space_is_refused_before_anything_runs(plugins, tmp_path)
     with pytest.raises(StrategyError, match=r"Proxyless cannot search module 'drop' \(MutableDropout, label 'p'\)"):
         exp.run()
     assert not (tmp_path / exp.id).exists()  # refused in setup, before the store was created
+
+
+@pytest.mark.parametrize("name", ["darts", "random-oneshot"])
+def test_exported_instances_inherit_the_trained_supernet_weights_also_in_a_later_session(name, plugins, evaluator, tmp_path):
+    exp = Experiment(Net(), evaluator, name, ExperimentConfig(format="raw", experiment_dir=tmp_path, seed=0))
+    assert exp.run() == "DONE"
+    assert (exp.path / "strategy" / "supernet.pt").is_file()
+    [best] = exp.export_top_models()
+    [model] = exp.export_top_models(formatter="instance")
+    assert not any(isinstance(m, nascore.nn.MutableModule) for m in list(model.modules())[1:])
+    expected = exp.strategy.supernet.freeze(best).state_dict()
+    assert model.state_dict().keys() == expected.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+    untrained = Net().freeze(best)
+    assert not all(torch.equal(untrained.state_dict()[k], v) for k, v in expected.items())
+
+    x = torch.randn(4, 64)
+    later = Experiment.view(exp.id, Net(), experiment_dir=tmp_path)  # a new strategy object, set up from the store
+    [again] = later.export_top_models(formatter="instance")
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), model.eval()(x))

@@ -10,7 +10,12 @@ ask/tell loop):
    recipe wrapped in the strategy's Lightning module), exports the ``top_k`` architectures the
    algorithm ranks best, and records each as a trial of the experiment: the experiment's
    evaluator trains it on its own and its validation metric is the trial's result. So
-   ``exp.export_top_models()``, ``nascore show`` and resume work as for any strategy.
+   ``exp.export_top_models()``, ``nascore show`` and resume work as for any strategy;
+3. the trained supernet's weights (its state dict, no pickled objects) are saved in the
+   experiment's strategy folder (``<experiment>/strategy/supernet.pt``), so that
+   ``exp.export_top_models(formatter="instance")`` gives sub-nets that inherit them
+   (:meth:`~OneShotStrategy.trained_model`, ``supernet.freeze(sample)``), also from
+   ``Experiment.view`` in a later session, without training again.
 
 With a seed (the strategy's, or the experiment's ``ExperimentConfig(seed=...)`` given to
 :meth:`~OneShotStrategy.setup`), the search is deterministic: building the supernet (the weights
@@ -37,6 +42,7 @@ import logging
 import random
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,6 +70,9 @@ if TYPE_CHECKING:
 __all__ = ["OneShotStrategy", "SeededRandomState", "k_best"]
 
 _log = logging.getLogger(__name__)
+
+#: The file in the experiment's strategy folder holding the trained supernet's state dict.
+SUPERNET_FILE = "supernet.pt"
 
 
 def initialised_cuda_devices() -> list[int]:
@@ -288,6 +297,8 @@ class OneShotStrategy(Strategy):
             raise StrategyError(f"{type(self).__name__}.setup(space) must be called before run()")
         if self.exported is None:
             self.search(context.evaluator, should_stop=context.should_stop)
+            if context.artifact_dir is not None:
+                self.save_supernet(context.artifact_dir)
         assert self.exported is not None
         # One spelling per architecture (decisions of branches it does not take left out), each once.
         canonical: dict[str, Sample] = {}
@@ -307,6 +318,44 @@ class OneShotStrategy(Strategy):
             self._submitted.add(sample_key(sample))
         while context.running() > 0:
             context.wait()
+
+    # --- trained weights ---------------------------------------------------------------------------
+
+    def save_supernet(self, folder: Path) -> Path:
+        """Save the supernet's trained weights (its state dict: tensors only) to ``folder/supernet.pt``."""
+        if self.supernet is None:
+            raise StrategyError(f"{type(self).__name__}: there is no supernet to save; call setup(space) and search() first")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / SUPERNET_FILE
+        partial = path.with_suffix(".partial")
+        torch.save(self.supernet.state_dict(), partial)
+        partial.replace(path)  # a reader never sees half a file
+        return path
+
+    def freeze(self, sample: Sample) -> nn.Module:
+        """The sub-net of ``sample`` with the supernet's weights: a plain PyTorch model (``supernet.freeze``)."""
+        if self.supernet is None:
+            raise StrategyError(f"{type(self).__name__}: there is no supernet yet; call setup(space) first")
+        return self.supernet.freeze(sample)
+
+    def trained_model(self, sample: Sample, artifact_dir: Path) -> nn.Module | None:
+        """The sub-net of ``sample`` inheriting the weights saved in ``artifact_dir`` (``None`` if none were)."""
+        path = artifact_dir / SUPERNET_FILE
+        if not path.is_file():
+            return None
+        if self.supernet is None:
+            raise StrategyError(f"{type(self).__name__}: call setup(space) before asking for trained models")
+        if self.__dict__.get("_loaded_from") != path:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                self.supernet.load_state_dict(state)
+            except RuntimeError as exc:
+                raise StrategyError(
+                    f"{type(self).__name__}: the supernet weights in {str(path)!r} do not fit the supernet of this space "
+                    f"(was the space changed since the search?): {exc}"
+                ) from exc
+            self.__dict__["_loaded_from"] = path
+        return self.freeze(sample).eval()
 
     def search(self, evaluator: Evaluator, *, should_stop: Callable[[], bool] | None = None) -> list[Sample]:
         """Train the supernet with ``evaluator`` (a Lightning evaluator) and return the exported architectures.

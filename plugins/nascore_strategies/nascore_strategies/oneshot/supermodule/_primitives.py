@@ -9,15 +9,17 @@ decide how a forward pass chooses or mixes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
-from nascore.nn.cell import build_op
+from nascore.nn import Cell, ChosenInputs, InputChoice, LayerChoice, Repeat
+from nascore.nn.base import freeze_tree, module_conditional_leaves
+from nascore.nn.cell import FrozenCell, build_op
 from nascore.space import Categorical, CategoricalMultiple, LabelledMutable, Sample
+from nascore.space.conditions import Condition, under
 from nascore_strategies.oneshot.supermodule._expression import ArgumentChoice
 from nascore_strategies.oneshot.supermodule.base import BaseSuperNetModule
 
@@ -90,6 +92,14 @@ class MixedLayerBase(MixedPrimitiveBase):
     def search_space_spec(self) -> dict[str, LabelledMutable]:
         return {self.label: self.decision}
 
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        yield self.decision, ()
+        for name in self.names:
+            yield from under(Condition.equals(self.decision, name), module_conditional_leaves(self.candidate(name)))
+
+    def frozen(self, sample: Sample) -> nn.Module:
+        return freeze_tree(self.candidate(self.decision.freeze(sample)), sample)
+
     def extra_repr(self) -> str:
         return f"label={self.label!r}"
 
@@ -121,6 +131,9 @@ class MixedInputBase(MixedPrimitiveBase):
     def search_space_spec(self) -> dict[str, LabelledMutable]:
         return {self.label: self.decision}
 
+    def frozen(self, sample: Sample) -> nn.Module:
+        return ChosenInputs(self.decision.freeze(sample), self.reduction)
+
     def extra_repr(self) -> str:
         return f"n_candidates={self.n_candidates}, n_chosen={self.n_chosen}, label={self.label!r}"
 
@@ -151,6 +164,20 @@ class MixedRepeatBase(MixedPrimitiveBase):
 
     def search_space_spec(self) -> dict[str, LabelledMutable]:
         return {leaf.label: leaf for leaf in self.depth.leaves}
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        for leaf in self.depth.leaves:
+            yield leaf, ()
+        for index, block in enumerate(self.blocks):
+            entries = module_conditional_leaves(block)
+            if index < self.depth_values[0]:
+                yield from entries
+            else:
+                yield from under(Condition.greater(self.depth.expression, index), entries)
+
+    def frozen(self, sample: Sample) -> nn.Module:
+        depth = self.depth.value(sample)
+        return nn.Sequential(*(freeze_tree(block, sample) for block in list(self.blocks)[:depth]))
 
     def prefix_outputs(self, x: Any, depths: Sequence[int]) -> dict[int, Any]:
         """The output after each depth in ``depths`` (running the blocks once, up to the largest)."""
@@ -240,6 +267,39 @@ class MixedCellBase(MixedPrimitiveBase):
             spec[input_decision.label] = input_decision
             spec[op_decision.label] = op_decision
         return spec
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        for state, k, input_decision, op_decision in self.slots:
+            yield input_decision, ()
+            yield op_decision, ()
+            ops = self.slot_ops(state, k)
+            for name in ops.names:
+                chosen = Condition.equals(op_decision, name)
+                if str(name) in ops.per_input:
+                    for j in range(state):
+                        entries = module_conditional_leaves(ops.get(name, j))
+                        yield from under(chosen, under(Condition.equals(input_decision, j), entries))
+                else:
+                    yield from under(chosen, module_conditional_leaves(ops.get(name, 0)))
+        for processor in (self.preprocessor, self.postprocessor):
+            if isinstance(processor, nn.Module):
+                yield from module_conditional_leaves(processor)
+
+    def frozen(self, sample: Sample) -> nn.Module:
+        ops: list[list[nn.Module]] = [[] for _ in range(self.num_nodes)]
+        inputs: list[list[ChosenInputs]] = [[] for _ in range(self.num_nodes)]
+        for state, k, input_decision, op_decision in self.slots:
+            chosen_input = input_decision.freeze(sample)
+            op = self.slot_ops(state, k).get(op_decision.freeze(sample), chosen_input)
+            ops[state - self.num_predecessors].append(freeze_tree(op, sample))
+            inputs[state - self.num_predecessors].append(ChosenInputs(chosen_input, "none"))
+        processors = [
+            freeze_tree(fn, sample) if isinstance(fn, nn.Module) else fn for fn in (self.preprocessor, self.postprocessor)
+        ]
+        return FrozenCell(
+            ops, inputs, num_predecessors=self.num_predecessors, merge_op=self.merge_op, preprocessor=processors[0],
+            postprocessor=processors[1], concat_dim=self.concat_dim, label=self.label,
+        )
 
     def slot_ops(self, state: int, k: int) -> SlotOps:
         return self.ops[state - self.num_predecessors][k]  # type: ignore[index,return-value]

@@ -13,6 +13,13 @@ Supernet modules come in three kinds, one per family of algorithms:
 
 Modules that hold the same label share its architecture parameters and its sampled value: the same
 label is the same decision.
+
+Every supernet module is a :class:`~nascore.nn.MutableModule`: a supernet is still a space of the
+same decisions (``supernet.simplify()``, ``supernet.contains(sample)``), and freezing it with a
+sample (``supernet.freeze(sample)``, or one module's ``freeze``) gives the plain PyTorch model of that
+architecture with the supernet's trained weights: each module's :meth:`~BaseSuperNetModule.frozen`
+returns its chosen candidate, or for a mixed operation the plain layer with its slice of the super
+weights.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nascore.errors import StrategyError
+from nascore.nn import MutableModule
+from nascore.nn.base import module_conditional_leaves
 from nascore.space import Categorical, CategoricalMultiple, LabelledMutable, Sample
 
 __all__ = ["ArchParameters", "BaseSuperNetModule", "MODES", "weighted_sum"]
@@ -176,10 +185,11 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-class BaseSuperNetModule(nn.Module):
+class BaseSuperNetModule(MutableModule):
     """A module of a supernet: it stands for one or more decisions of the model space.
 
-    Subclasses implement :meth:`search_space_spec` (the decisions), and as the algorithm needs:
+    Subclasses implement :meth:`search_space_spec` (the decisions) and :meth:`frozen` (the plain
+    module for a sample, with the supernet's weights), and as the algorithm needs:
     :meth:`resample` (choose the path to run), :meth:`export` (the best value of each decision) and
     :meth:`export_probs`. The classmethod :meth:`mutate` is a mutation hook that builds the module
     from a primitive of the space (see :mod:`nascore_strategies.oneshot.hooks`).
@@ -191,6 +201,29 @@ class BaseSuperNetModule(nn.Module):
     def search_space_spec(self) -> dict[str, LabelledMutable]:
         """The decisions this module stands for, ``{label: decision}``."""
         raise NotImplementedError
+
+    def leaf_mutables(self) -> Iterator[LabelledMutable]:
+        for leaf, _ in self.conditional_leaves():
+            if isinstance(leaf, LabelledMutable):
+                yield leaf
+
+    def conditional_leaves(self) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """This module's decisions (always active), then those inside its children.
+
+        Modules with branches (a layer choice's candidates, a repeat's blocks) say when each is active.
+        """
+        for decision in self.search_space_spec().values():
+            yield decision, ()
+        for child in self.children():
+            yield from module_conditional_leaves(child)
+
+    def frozen(self, sample: Sample) -> nn.Module:
+        """The plain module this one stands for under ``sample``, with the supernet's weights (no supernet
+        module left inside). Called on a copy: it may hand out its own parts."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be frozen into a plain module: implement frozen(sample) to export "
+            "sub-nets with inherited weights"
+        )
 
     def resample(self, memo: Sample) -> Sample:
         """Choose the path to run: values in ``memo`` are used as they are, others are chosen here.

@@ -259,6 +259,23 @@ class MixedOperation(BaseSuperNetModule):
 
     # --- forward --------------------------------------------------------------------------------------
 
+    def frozen(self, sample: Sample) -> nn.Module:
+        """The plain layer for ``sample``: its arguments' values, and its slice of the super weights."""
+        args = self.concrete_arguments(sample)
+        layer = self.bound_type(**args)
+        reference = next(iter(self.parameters()), None)
+        if reference is not None:
+            layer = layer.to(device=reference.device, dtype=reference.dtype)
+        with torch.no_grad():
+            layer.load_state_dict(self.sliced_state(args, layer.state_dict()))
+        return layer.train(self.training)
+
+    def sliced_state(self, args: dict[str, Any], shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state of the plain layer for ``args`` (``shapes``: its own state dict) taken from the super
+        layer: by default the leading slice of each tensor (prefix channels, features)."""
+        own = self.state_dict()
+        return {name: own[name][tuple(slice(0, n) for n in tensor.shape)].clone() for name, tensor in shapes.items()}
+
     def concrete_arguments(self, sample: Sample) -> dict[str, Any]:
         args = dict(self.arguments)
         for name, choice in self.mutable_arguments.items():
@@ -496,6 +513,12 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
             return weight
         return weight[:, :, top : top + kh, left : left + kw]
 
+    def sliced_state(self, args: dict[str, Any], shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        state = super().sliced_state(args, {name: t for name, t in shapes.items() if name != "weight"})
+        in_channels, out_channels, groups = args["in_channels"], args["out_channels"], args["groups"]
+        state["weight"] = self._sliced_kernel(self.weight[:out_channels, : in_channels // groups], args["kernel_size"]).clone()
+        return state
+
     def forward_with_args(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         in_channels, out_channels, groups = args["in_channels"], args["out_channels"], args["groups"]
         weight = self._sliced_kernel(self.weight[:out_channels, : in_channels // groups], args["kernel_size"])
@@ -701,6 +724,14 @@ class MixedMultiheadAttention(MixedOperation, nn.MultiheadAttention):
         if self.batch_first:
             output = output.transpose(1, 0)
         return output, weights
+
+    def sliced_state(self, args: dict[str, Any], shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        embed, full = args["embed_dim"], self.embed_dim
+        state = super().sliced_state(args, {n: t for n, t in shapes.items() if n not in ("in_proj_weight", "in_proj_bias")})
+        state["in_proj_weight"] = torch.cat([self.in_proj_weight[i * full : i * full + embed, :embed] for i in range(3)])
+        if self.in_proj_bias is not None:
+            state["in_proj_bias"] = torch.cat([self.in_proj_bias[i * full : i * full + embed] for i in range(3)])
+        return state
 
     def forward_weighted(self, args: dict[str, Any], *inputs: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
         output, weights = self.forward_with_args(args, *inputs, **kwargs)
