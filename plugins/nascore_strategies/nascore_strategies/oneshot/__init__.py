@@ -18,6 +18,11 @@ own and its validation metric is the trial's result. Strategies are registered a
 ``gumbel-darts``, ``enas``, ``random-oneshot`` and ``proxyless``; training needs the
 ``oneshot`` extra (``pip install 'nascore-strategies[oneshot]'``, i.e. PyTorch Lightning).
 
+A trained supernet hands its weights to sub-nets: ``export_top_models(formatter="instance")`` and
+``supernet.freeze(sample)`` give plain models that inherit them, and :class:`SubnetEvaluator` lets
+any multi-trial strategy search the trained supernet (each trial a sub-net with inherited weights,
+batch norm recalibrated, evaluated without training: the SPOS / once-for-all workflow).
+
 Your own primitives join through mutation hooks (:mod:`nascore_strategies.oneshot.hooks`) that
 return supernet modules (:mod:`nascore_strategies.oneshot.supermodule`).
 """
@@ -30,6 +35,7 @@ from nascore_strategies.oneshot.hooks import MutationHook, no_default_hook, trav
 from nascore_strategies.oneshot.penalty import ExpectedCostPenalty
 from nascore_strategies.oneshot.proxyless import Proxyless
 from nascore_strategies.oneshot.random_oneshot import RandomOneShot
+from nascore_strategies.oneshot.subnet import SubnetEvaluator
 from nascore_strategies.oneshot.supermodule import BaseSuperNetModule, MixedOperation
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "RandomOneShot",
     "ReinforceController",
     "ReinforceField",
+    "SubnetEvaluator",
     "no_default_hook",
     "traverse_and_mutate_submodules",
 ]
