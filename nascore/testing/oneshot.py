@@ -174,6 +174,22 @@ class _CellSpace(ModelSpace):
         return self.head(self.cell(torch.relu(self.stem(x))))
 
 
+class _LooseEndCellSpace(ModelSpace):
+    """``loose_end_cell``: a ``Cell`` whose output concatenates its loose ends (1 or 2 nodes); the head adds them up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(FEATURES, 8)
+        self.cell = Cell(
+            {"linear": lambda: nn.Linear(8, 8), "tanh": lambda: nn.Tanh()}, num_nodes=2, merge_op="loose_end", label="cell"
+        )
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.cell(torch.relu(self.stem(x)))
+        return self.head(out.view(out.shape[0], -1, 8).sum(1))
+
+
 class _ConvSpace(ModelSpace):
     """``channels`` and ``kernel``: choices in the arguments of a ``MutableConv2d`` (inputs seen as 1x4x4 images)."""
 
@@ -235,6 +251,7 @@ class UnknownPrimitiveSpace(ModelSpace):
 PRIMITIVES: dict[str, tuple[Callable[[], ModelSpace], str]] = {
     "repeat": (_RepeatSpace, "depth"),
     "cell": (_CellSpace, "cell"),
+    "loose_end_cell": (_LooseEndCellSpace, "cell"),
     "conv2d": (_ConvSpace, "channels"),
     "two_inputs": (lambda: _InputsSpace(2), "inputs"),
     "any_inputs": (lambda: _InputsSpace(None), "inputs"),

@@ -29,4 +29,4 @@ class TestRandomOneShot(OneShotStrategyTestSuite):
 
 class TestProxyless(OneShotStrategyTestSuite):
     strategy_name = "proxyless"
-    unsupported = {"two_inputs", "any_inputs"}
+    unsupported = {"any_inputs"}

@@ -99,7 +99,7 @@ def test_choices_in_layer_arguments(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_layer_choice_repeat_and_input_choice(mode):
     torch.manual_seed(0)
-    space = Structural(pair_chosen=1 if mode == "proxyless" else 2)
+    space = Structural()
     rng = random.Random(0)
     samples = [space.random_sample(random_state=rng) for _ in range(6)]
     check(space, mode, (torch.randn(5, 6),), samples)

@@ -94,7 +94,7 @@ def run_path(net: nn.Module, arch: ArchParameters | None, sample: dict) -> None:
 @pytest.mark.parametrize("mode", ["sampling", "differentiable", "proxyless"])
 def test_layer_input_and_repeat_run_the_chosen_architecture(mode):
     torch.manual_seed(0)
-    space = Structural(pair_chosen=1 if mode == "proxyless" else 2)  # Proxyless samples a single input
+    space = Structural()  # "pair" chooses two inputs: Proxyless draws two distinct ones
     net, arch = supernet(space, mode)
     x = torch.randn(5, 6)
     rng = random.Random(0)
@@ -132,9 +132,36 @@ def test_loose_end_cells_concatenate_the_nodes_no_sampled_input_reads(mode):
     assert len(ends) > 1  # the samples had different loose ends
 
 
-def test_differentiable_cell_refuses_loose_end_naming_the_module():
-    with pytest.raises(StrategyError, match=r"module 'cell' \(Cell 'cell'\).*merge_op='loose_end'.*sampling strategy"):
-        supernet(CellSpace(merge_op="loose_end"), "differentiable")
+def test_differentiable_loose_end_cells_scale_each_node_by_the_chance_no_slot_reads_it():
+    space = CellSpace(merge_op="loose_end")
+    net, arch = supernet(space, "differentiable")
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    rng = random.Random(2)
+    for _ in range(6):
+        sample = space.random_sample(random_state=rng)
+        run_path(net, arch, sample)  # every weight on this architecture
+        frozen = space.freeze(sample)
+        output = net(x, y)
+        chunks = output.split(4, dim=1)  # every node, in order
+        ends = frozen.cell.output_node_indices
+        expected = frozen(x, y).split(4, dim=1)
+        for node, chunk in zip(range(2, 5), chunks):
+            if node in ends:
+                torch.testing.assert_close(chunk, expected[ends.index(node)])
+            else:
+                assert torch.count_nonzero(chunk) == 0
+        sub = net.freeze(sample)  # the exported sub-net concatenates only its loose ends
+        torch.testing.assert_close(sub(x, y), frozen(x, y))
+
+
+def test_differentiable_loose_end_cells_train_with_darts_and_gumbel_darts():
+    from nascore_strategies.oneshot import DARTS, GumbelDARTS
+
+    for strategy in (DARTS(), GumbelDARTS()):
+        net = strategy.create_supernet(CellSpace(merge_op="loose_end"))
+        out = net(torch.randn(3, 4), torch.randn(3, 4))
+        out.sum().backward()
+        assert all(strategy.arch.alpha(label).grad is not None for label in strategy.arch.labels())
 
 
 def test_differentiable_layer_choice_is_the_softmax_weighted_sum():
@@ -172,6 +199,49 @@ def test_proxyless_binary_gates_give_the_proxylessnas_gradient():
         p = torch.softmax(alpha, 0)
         expected = p * (gate_grads - (gate_grads * p).sum())
     torch.testing.assert_close(alpha.grad, expected)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "concat"])
+def test_proxyless_multiple_inputs_draw_distinct_inputs_and_gate_each(reduction):
+    torch.manual_seed(0)
+
+    class Pair(ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pair = InputChoice(4, 2, reduction=reduction, label="pair")
+
+        def forward(self, xs):
+            return self.pair(xs)
+
+    net, arch = supernet(Pair(), "proxyless")
+    drawn = set()
+    for _ in range(30):
+        memo = {}
+        net.pair.resample(memo)
+        assert len(memo["pair"]) == 2 and memo["pair"] == sorted(set(memo["pair"]))
+        drawn.add(tuple(memo["pair"]))
+    assert len(drawn) > 3
+    xs = [torch.randn(3, 5) for _ in range(4)]
+    net.pair.resample({"pair": [1, 3]})
+    frozen = Pair().freeze({"pair": [1, 3]})
+    torch.testing.assert_close(net(xs), frozen(xs))
+    arch.binary_gates = True
+    direction = torch.randn_like(net(xs))
+    (net(xs) * direction).sum().backward()
+    arch.binary_gates = False
+    grad = arch.alpha("pair").grad
+    assert grad is not None and grad.abs().sum() > 0
+    torch.testing.assert_close(grad.sum(), torch.tensor(0.0), atol=1e-5, rtol=0)  # softmax gradients sum to zero
+
+
+def test_proxyless_refuses_any_number_of_inputs():
+    class AnyInputs(ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pick = InputChoice(3, None, label="pick")
+
+    with pytest.raises(StrategyError, match=r"n_chosen=None .*Proxyless"):
+        supernet(AnyInputs(), "proxyless")
 
 
 def test_proxyless_runs_only_the_sampled_candidate():
@@ -231,3 +301,51 @@ def test_differentiable_multiple_inputs_reduce_like_the_chosen_ones(reduction):
     run_path(net, arch, {"inputs": [0, 2]})
     xs = [torch.randn(4) for _ in range(3)]
     torch.testing.assert_close(net(xs), space.freeze({"inputs": [0, 2]})(xs))
+
+
+@pytest.mark.parametrize("kind", ["tuple", "dict", "number"])
+def test_differentiable_repeat_mixes_blocks_that_return_tuples_dicts_or_numbers(kind):
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, state):
+            if kind == "tuple":
+                x, count = state
+                return self.fc(x), count + 1
+            if kind == "dict":
+                return {"x": self.fc(state["x"]), "aux": state["aux"] * 2}
+            return state + 1.0  # numbers through the blocks
+
+    class Deep(ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = Repeat(lambda i: Block(), (1, 3), label="depth")
+
+        def forward(self, state):
+            return self.body(state)
+
+    torch.manual_seed(0)
+    space = Deep()
+    net, arch = supernet(space, "differentiable")
+    x = torch.randn(2, 4)
+    state = {"tuple": (x, torch.tensor(0.0)), "dict": {"x": x, "aux": torch.ones(1)}, "number": 0.0}[kind]
+    for depth in (1, 2, 3):
+        run_path(net, arch, {"depth": depth})
+        got, expected = net(state), space.freeze({"depth": depth})(state)
+        if kind == "tuple":
+            torch.testing.assert_close(got[0], expected[0])
+            torch.testing.assert_close(got[1], expected[1].float())
+        elif kind == "dict":
+            assert set(got) == {"x", "aux"}
+            torch.testing.assert_close(got["x"], expected["x"])
+            torch.testing.assert_close(got["aux"], expected["aux"])
+        else:
+            assert float(got.detach()) == pytest.approx(expected)
+    with torch.no_grad():
+        arch.alpha("depth").zero_()  # equal weights: the mean over depths, and alpha gets a gradient
+    out = net(state)
+    value = {"tuple": lambda o: o[0].sum() + o[1], "dict": lambda o: o["x"].sum() + o["aux"].sum(), "number": lambda o: o}[kind](out)
+    value.backward()
+    assert arch.alpha("depth").grad is not None

@@ -310,6 +310,10 @@ class MixedCellBase(MixedPrimitiveBase):
     def output_indices(self) -> list[int]:
         return list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
 
+    def output_states(self, states: list[Any]) -> list[Any]:
+        """The states the cell concatenates into its output (by default those of :meth:`output_indices`)."""
+        return [states[i] for i in self.output_indices()]
+
     def forward(self, *inputs: Any) -> Any:
         if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
             predecessors = list(inputs[0])
@@ -329,7 +333,7 @@ class MixedCellBase(MixedPrimitiveBase):
                 state, k, input_decision, op_decision = next(slot_iter)
                 outputs.append(self.slot_forward(state, k, input_decision, op_decision, states))
             states.append(sum(outputs[1:], outputs[0]))
-        this_cell = torch.cat([states[i] for i in self.output_indices()], self.concat_dim)
+        this_cell = torch.cat(self.output_states(states), self.concat_dim)
         if self.postprocessor is None:
             return this_cell
         return self.postprocessor(this_cell, predecessors)

@@ -287,7 +287,8 @@ def attach(module: nn.Module, name: str, obj: Any) -> None:
 
 
 def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor], where: str) -> Any:
-    """``sum(w * out)``; outputs may be tensors, or tuples / lists of tensors (``None`` entries stay ``None``).
+    """``sum(w * out)``; outputs may be tensors, numbers (the sum is a tensor), or tuples / lists / dicts
+    of them, nested (``None`` entries stay ``None``).
 
     :raises StrategyError: the outputs differ in shape, so they cannot be mixed; the message names ``where``.
     """
@@ -312,12 +313,22 @@ def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor],
             mixed = torch.addcmul(mixed, outputs[i], w[i])
         return mixed
     if isinstance(first, (tuple, list)):
+        if len({len(out) for out in outputs}) != 1:
+            raise StrategyError(f"{where}: the candidates give sequences of different lengths; they cannot be mixed")
         items = [weighted_sum([out[i] for out in outputs], weights, where) if first[i] is not None else None
                  for i in range(len(first))]
         return type(first)(items)
+    if isinstance(first, dict):
+        if any(set(out) != set(first) for out in outputs):
+            raise StrategyError(f"{where}: the candidates give dicts with different keys; they cannot be mixed")
+        return type(first)((key, weighted_sum([out[key] for out in outputs], weights, where)) for key in first)
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        w = weights if isinstance(weights, torch.Tensor) else torch.stack(list(weights))
+        return sum(w[i] * float(out) for i, out in enumerate(outputs))
     if first is None:
         return None
     raise StrategyError(
-        f"{where}: a differentiable strategy can mix tensor outputs (or tuples of tensors), not {type(first).__name__}"
+        f"{where}: a differentiable strategy can mix tensors, numbers and tuples / lists / dicts of them, not "
+        f"{type(first).__name__}"
     )
 

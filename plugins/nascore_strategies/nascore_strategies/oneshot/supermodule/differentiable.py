@@ -101,21 +101,33 @@ class DifferentiableMixedCell(ArchModuleMixin, MixedCellBase):
 
     A slot's output is ``sum_j sum_o w_input[j] * w_op[o] * op_o(state_j)``, with one weight vector per
     decision of the space (``<cell>/input_<i>_<k>`` and ``<cell>/op_<i>_<k>``); exported, each slot
-    takes its strongest input and operator. ``merge_op="loose_end"`` is refused: which nodes are
-    loose ends depends on the inputs finally chosen.
+    takes its strongest input and operator.
+
+    ``merge_op="loose_end"`` (the output concatenates the nodes no operator reads) is relaxed: the
+    supernet concatenates every node, node ``i`` scaled by the probability that no slot reads it,
+    ``prod_slots (1 - w_input[i])``. With the weights on one architecture, those are its loose ends at
+    full strength and zeros. The exported sub-net concatenates only its loose ends, as the frozen space
+    does (NNI's supernet merges every node unscaled).
     """
 
     mode = "differentiable"
 
     def __init__(self, cell: Cell, arch: ArchParameters, where: str) -> None:
-        if cell.merge_op != "all":
-            raise StrategyError(
-                f"{where}: merge_op={cell.merge_op!r} makes the cell's output depend on which inputs are chosen, "
-                "which a differentiable strategy cannot relax; use merge_op='all', or a sampling strategy "
-                "(random-oneshot, enas, proxyless)"
-            )
         super().__init__(cell, where)
         self.bind_arch(arch, where)
+
+    def output_states(self, states: list[Any]) -> list[Any]:
+        if self.merge_op == "all":
+            return super().output_states(states)
+        nodes = range(self.num_predecessors, self.num_predecessors + self.num_nodes)
+        unread = {i: None for i in nodes}
+        for _, _, input_decision, _ in self.slots:
+            weights = self.arch.weights(input_decision.label)
+            for position, j in enumerate(input_decision.values):
+                if j in unread:
+                    factor = 1 - weights[position]
+                    unread[j] = factor if unread[j] is None else unread[j] * factor
+        return [states[i] if unread[i] is None else states[i] * unread[i].to(states[i].dtype) for i in nodes]
 
     def slot_forward(self, state: int, k: int, input_decision: Categorical, op_decision: Categorical, states: list[Any]) -> Any:
         ops = self.slot_ops(state, k)

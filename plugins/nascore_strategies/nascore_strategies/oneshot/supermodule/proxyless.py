@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from nascore.errors import StrategyError
-from nascore.nn import Cell, InputChoice, LayerChoice, Repeat
-from nascore.space import Categorical, Sample
+from nascore.nn import Cell, ChosenInputs, InputChoice, LayerChoice, Repeat
+from nascore.space import Categorical, CategoricalMultiple, Sample
 from nascore_strategies.oneshot.supermodule.base import ArchModuleMixin, ArchParameters
 from nascore_strategies.oneshot.supermodule.sampling import (
     PathSamplingCell,
@@ -104,21 +104,27 @@ class ProxylessMixin(ArchModuleMixin, SamplingMixin):
     def gates_on(self) -> bool:
         return self.arch.binary_gates and torch.is_grad_enabled()
 
-    def gate(self, label: str, output: Any, recompute: Callable[[int], Any]) -> Any:
-        """Gate ``output`` on ``label`` when an architecture step is running."""
+    def gate(self, label: str, output: Any, recompute: Callable[[int], Any], index: int | None = None) -> Any:
+        """Gate ``output`` (of the candidate at ``index``: by default the sampled one) on ``label`` when an
+        architecture step is running."""
         alpha = self.arch.alpha(label)
         if not (self.gates_on() and alpha.requires_grad):
             return output
-        decision = self.arch.decisions[label]
-        index = decision.index_of(self._sampled[label])  # type: ignore[attr-defined]
+        if index is None:
+            index = self.arch.decisions[label].index_of(self._sampled[label])  # type: ignore[attr-defined]
         return binary_gate(alpha, output, recompute, index, self.where)  # type: ignore[attr-defined]
 
 
 def sample_from_alpha(arch: ArchParameters, label: str) -> Any:
-    """One value of ``label`` drawn from ``softmax(alpha)``."""
+    """A value of ``label`` drawn from ``softmax(alpha)``: for a multiple choice, ``n_chosen`` distinct
+    candidates drawn without replacement (in candidate order)."""
     decision = arch.decisions[label]
     with torch.no_grad():
-        index = int(torch.multinomial(arch.probs(label).float(), 1))
+        probs = arch.probs(label).float()
+        if isinstance(decision, CategoricalMultiple):
+            picked = torch.multinomial(probs, int(decision.n_chosen or 1), replacement=False)
+            return [decision.values[int(i)] for i in sorted(picked.tolist())]
+        index = int(torch.multinomial(probs, 1))
     return decision.values[index]  # type: ignore[attr-defined]
 
 
@@ -137,22 +143,37 @@ class ProxylessMixedLayer(ProxylessMixin, PathSamplingLayer):
 
 
 class ProxylessMixedInput(ProxylessMixin, PathSamplingInput):
-    """``InputChoice`` with ``n_chosen=1``: passes the sampled input, gated on the decision."""
+    """``InputChoice``: passes the sampled input(s), each gated on the decision.
+
+    With ``n_chosen = k > 1``, ``k`` distinct inputs are drawn from ``softmax(alpha)`` and reduced as
+    the frozen model reduces them; each chosen input goes through its own binary gate, so the
+    architecture gradient is the ProxylessNAS gradient of every chosen position (for ``"sum"``,
+    ``k`` times the single-input gradient). ``n_chosen=None`` (any number) is refused.
+    """
 
     mode = "proxyless"
 
     def __init__(self, input_choice: InputChoice, arch: ArchParameters, where: str) -> None:
         super().__init__(input_choice, where)
-        if not isinstance(self.decision, Categorical):
+        if not isinstance(self.decision, Categorical) and self.n_chosen is None:
             raise StrategyError(
-                f"{where}: Proxyless samples one input per InputChoice, so it needs n_chosen=1 "
-                f"(got n_chosen={self.n_chosen}); use n_chosen=1, or random-oneshot / enas"
+                f"{where}: n_chosen=None (any number of inputs) cannot be sampled from Proxyless's probabilities; "
+                "give a fixed n_chosen, or use random-oneshot / enas"
             )
         self.bind_arch(arch, where)
 
     def forward(self, candidate_inputs: list[Any]) -> Any:
-        output = candidate_inputs[self._sampled[self.label]]
-        return self.gate(self.label, output, lambda k: candidate_inputs[k])
+        chosen = self._sampled[self.label]
+
+        def recompute(k: int) -> Any:
+            return candidate_inputs[k]
+
+        if isinstance(chosen, int):
+            return self.gate(self.label, candidate_inputs[chosen], recompute)
+        gated = list(candidate_inputs)
+        for j in chosen:
+            gated[j] = self.gate(self.label, candidate_inputs[j], recompute, index=j)
+        return ChosenInputs.select(gated, chosen, self.reduction, self.label)
 
 
 class ProxylessMixedRepeat(ProxylessMixin, PathSamplingRepeat):
