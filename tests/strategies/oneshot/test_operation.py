@@ -319,3 +319,57 @@ def test_an_input_wider_than_every_candidate_is_refused_not_sliced(mode):
     choose(conv, arch, {"cin": 2})
     with pytest.raises(StrategyError, match=r"the input has 5 channels, more than the largest in_channels of this nn.Conv2d \(4\)"):
         conv(torch.randn(1, 5, 6, 6))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_depthwise_conv_groups_follow_in_channels_with_a_separate_out_channels_choice(mode):
+    torch.manual_seed(0)
+
+    def make():
+        channels = nascore.choice("c", [4, 8])
+        return MutableConv2d(channels, nascore.choice("out", [8, 16]), 3, padding=1, groups=channels)
+
+    op, arch = mixed(make(), mode)
+    for sample in ({"c": 4, "out": 8}, {"c": 8, "out": 16}, {"c": 8, "out": 8}, {"c": 4, "out": 16}):
+        with nascore.fixed_arch(sample):
+            plain = make()
+        assert plain.groups == sample["c"]
+        choose(op, arch, sample)
+        x = torch.randn(2, sample["c"], 5, 5)
+        frozen = op.freeze(sample)
+        assert type(frozen) is nn.Conv2d and frozen.groups == sample["c"] and frozen.weight.shape == plain.weight.shape
+        compare(op(x), frozen(x), channel_dim=1)
+
+
+def test_channel_and_group_combinations_no_conv_can_have_are_refused_up_front():
+    channels = nascore.choice("c", [4, 8])
+    space_module = MutableConv2d(channels, nascore.choice("out", [16, 6]), 3, groups=channels)  # the default builds
+    with pytest.raises(StrategyError, match=r"net.op.*multiples of groups.*c=4, out=6; c=8, out=6"):
+        mixed(space_module, "sampling")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_multihead_attention_with_key_and_value_sizes_as_choices(mode):
+    torch.manual_seed(0)
+
+    def make():
+        return MutableMultiheadAttention(
+            nascore.choice("embed", [8, 16]), 2, kdim=nascore.choice("kdim", [6, 16]), vdim=nascore.choice("vdim", [5, 8]),
+            batch_first=True,
+        )
+
+    op, arch = mixed(make(), mode)
+    op.eval()
+    for sample in ({"embed": 8, "kdim": 6, "vdim": 5}, {"embed": 16, "kdim": 16, "vdim": 8}, {"embed": 8, "kdim": 16, "vdim": 8}):
+        with nascore.fixed_arch(sample):
+            plain = make()
+        assert (plain.kdim, plain.vdim) == (sample["kdim"], sample["vdim"])
+        frozen = op.freeze(sample).eval()
+        assert type(frozen) is nn.MultiheadAttention and frozen.state_dict().keys() == plain.state_dict().keys()
+        choose(op, arch, sample)
+        q = torch.randn(3, 4, sample["embed"])
+        k, v = torch.randn(3, 7, sample["kdim"]), torch.randn(3, 7, sample["vdim"])
+        output, weights = op(q, k, v)
+        expected, expected_weights = frozen(q, k, v)
+        compare(output, expected, channel_dim=-1)
+        torch.testing.assert_close(weights, expected_weights, rtol=1e-5, atol=1e-5)

@@ -37,7 +37,7 @@ from nascore.errors import StrategyError
 from nascore.nn import ParametrizedModule
 from nascore.space import Categorical, LabelledMutable, Sample
 from nascore.space.mutable import contains_mutable
-from nascore_strategies.oneshot.supermodule._expression import ArgumentChoice, one_hot
+from nascore_strategies.oneshot.supermodule._expression import MAX_COMBINATIONS, ArgumentChoice, one_hot
 from nascore_strategies.oneshot.supermodule.base import (
     MODES,
     ArchParameters,
@@ -133,6 +133,7 @@ class MixedOperation(BaseSuperNetModule):
             name: (self.super_init_argument(name, choices[name]) if name in choices else value)
             for name, value in arguments.items()
         }
+        self.__dict__["where"] = where  # for messages of init_layer (before nn.Module.__init__ has run)
         self.init_layer(super_arguments, arguments, choices)
         self.where = where
         self.mode = mode
@@ -428,6 +429,7 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
     argument_list = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
 
     def init_layer(self, super_arguments: dict[str, Any], arguments: dict[str, Any], choices: dict[str, ArgumentChoice]) -> None:
+        self._check_groups(arguments, choices)
         in_channels, groups = arguments["in_channels"], arguments["groups"]
         if "in_channels" in choices or "groups" in choices:
             pairs = ArgumentChoice("in_channels/groups", (in_channels, groups), "conv")
@@ -448,6 +450,35 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
             dtype=arguments.get("dtype"),
         )
         self.super_padding: tuple[int, int] | None = self._kernel_mask_padding(arguments, choices)
+
+    def _check_groups(self, arguments: dict[str, Any], choices: dict[str, ArgumentChoice]) -> None:
+        """Refuse up front the combinations of channels and groups that no conv can have.
+
+        ``groups`` may follow ``in_channels`` (a depthwise conv: ``groups=in_channels``) while
+        ``out_channels`` is a choice of its own: every combination the decisions can make must have
+        both channel counts divisible by ``groups``, or the space itself could not build that model.
+        """
+        names = [n for n in ("in_channels", "out_channels", "groups") if n in choices]
+        if not names or "groups" not in choices and arguments["groups"] == 1:
+            return
+        leaves: dict[str, Categorical] = {}
+        for name in names:
+            for leaf in choices[name].leaves:
+                leaves.setdefault(leaf.label, leaf)
+        bad: list[str] = []
+        combinations = itertools.islice(itertools.product(*(leaf.values for leaf in leaves.values())), MAX_COMBINATIONS)
+        for combination in combinations:
+            sample = dict(zip(leaves, combination))
+            value = {n: choices[n].value(sample) if n in choices else arguments[n] for n in ("in_channels", "out_channels", "groups")}
+            if value["in_channels"] % value["groups"] or value["out_channels"] % value["groups"]:
+                bad.append(", ".join(f"{label}={v!r}" for label, v in sample.items()))
+        if bad:
+            shown = "; ".join(bad[:5]) + (f"; ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+            raise StrategyError(
+                f"{self.where}: in_channels and out_channels must be multiples of groups, but "
+                f"these decisions make a conv that cannot exist: {shown}. Make the channel choices multiples of every "
+                "groups value (e.g. out_channels = groups * a choice of multipliers)"
+            )
 
     def _kernel_mask_padding(self, arguments: dict[str, Any], choices: dict[str, ArgumentChoice]) -> tuple[int, int] | None:
         """The padding of the super kernel when kernel sizes can be mixed by masks, else ``None``."""
@@ -658,27 +689,26 @@ class MixedLayerNorm(MixedOperation, nn.LayerNorm):
 
 
 class MixedMultiheadAttention(MixedOperation, nn.MultiheadAttention):
-    """``nn.MultiheadAttention`` with choices of ``embed_dim``, ``num_heads`` and ``dropout``.
+    """``nn.MultiheadAttention`` with choices of ``embed_dim``, ``num_heads``, ``kdim``, ``vdim`` and ``dropout``.
 
-    The query, key and value projections use the first ``embed_dim`` rows of each third of the super
-    ``in_proj_weight`` and its first ``embed_dim`` columns; the output projection its top-left
-    square. Every ``embed_dim`` must be divisible by every ``num_heads`` it is used with. Key and
-    value dimensions must equal ``embed_dim``. Differentiable: every combination runs and the
-    outputs (zero-padded to the super ``embed_dim``) are mixed.
+    The query, key and value projections use the first ``embed_dim`` rows of each projection of the
+    super layer and its first ``embed_dim`` (query), ``kdim`` (key) and ``vdim`` (value) columns; the
+    output projection its top-left square. Every ``embed_dim`` must be divisible by every
+    ``num_heads`` it is used with. Without ``kdim`` / ``vdim`` the key and value have ``embed_dim``
+    features; with them (fixed or choices), sizes of their own. Differentiable: every combination runs and the outputs (zero-padded to the super
+    ``embed_dim``) are mixed.
     """
 
     bound_type = nn.MultiheadAttention
-    argument_list = ("embed_dim", "num_heads", "dropout")
+    argument_list = ("embed_dim", "num_heads", "kdim", "vdim", "dropout")
 
     def init_layer(self, super_arguments: dict[str, Any], arguments: dict[str, Any], choices: dict[str, ArgumentChoice]) -> None:
-        if "embed_dim" in choices and (arguments.get("kdim") is not None or arguments.get("vdim") is not None):
-            raise StrategyError("MultiheadAttention with a choice of embed_dim needs kdim=vdim=None (the same size as embed_dim)")
         pairs = ArgumentChoice("embed_dim/num_heads", (arguments["embed_dim"], arguments["num_heads"]), "attention") \
             if ("embed_dim" in choices or "num_heads" in choices) else None
         if pairs is not None:
             bad = [(e, h) for e, h in pairs.values if e % h]
             if bad:
-                raise StrategyError(f"embed_dim is not divisible by num_heads for {bad}; every combination must divide")
+                raise StrategyError(f"{self.where}: embed_dim is not divisible by num_heads for {bad}; every combination must divide")
         kwargs = dict(super_arguments)
         kwargs["num_heads"] = 1
         if "dropout" in choices:
@@ -686,9 +716,39 @@ class MixedMultiheadAttention(MixedOperation, nn.MultiheadAttention):
         nn.MultiheadAttention.__init__(self, **kwargs)
 
     def super_init_argument(self, name: str, choice: ArgumentChoice) -> Any:
-        if name == "embed_dim":
+        if name in ("embed_dim", "kdim", "vdim"):
             return max(choice.values)
         return choice.values[0]
+
+    def _sizes(self, args: dict[str, Any]) -> tuple[int, int, int]:
+        embed = args["embed_dim"]
+        return embed, args.get("kdim") or embed, args.get("vdim") or embed
+
+    def _projections(self, args: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The query, key and value projection weights and the packed bias for ``args``, sliced from the
+        super layer (whether it packs its projections or not)."""
+        embed, kdim, vdim = self._sizes(args)
+        full = self.embed_dim
+        if self._qkv_same_embed_dim:
+            q, k, v = (self.in_proj_weight[i * full : (i + 1) * full] for i in range(3))
+        else:
+            q, k, v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        bias = None
+        if self.in_proj_bias is not None:
+            bias = torch.cat([self.in_proj_bias[i * full : i * full + embed] for i in range(3)])
+        return q[:embed, :embed], k[:embed, :kdim], v[:embed, :vdim], bias
+
+    def sliced_state(self, args: dict[str, Any], shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        names = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias")
+        state = super().sliced_state(args, {n: t for n, t in shapes.items() if n not in names})
+        q, k, v, bias = self._projections(args)
+        if "in_proj_weight" in shapes:  # the plain layer packs equal sizes into one projection
+            state["in_proj_weight"] = torch.cat([q, k, v]).clone()
+        else:
+            state.update(q_proj_weight=q.clone(), k_proj_weight=k.clone(), v_proj_weight=v.clone())
+        if bias is not None and "in_proj_bias" in shapes:
+            state["in_proj_bias"] = bias.clone()
+        return state
 
     def forward_with_args(  # type: ignore[override]
         self,
@@ -702,36 +762,29 @@ class MixedMultiheadAttention(MixedOperation, nn.MultiheadAttention):
         average_attn_weights: bool = True,
         is_causal: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        embed, heads, dropout = args["embed_dim"], args["num_heads"], args["dropout"]
-        full = self.embed_dim
+        embed, kdim, vdim = self._sizes(args)
+        heads, dropout = args["num_heads"], args["dropout"]
         if self.batch_first:
             query, key, value = (t.transpose(1, 0) for t in (query, key, value))
-        query, key, value = (slice_dim(t, -1, embed) if t.shape[-1] > embed else pad_dim(t, -1, embed) for t in (query, key, value))
-        weight = self.in_proj_weight
-        in_weight = torch.cat([weight[i * full : i * full + embed, :embed] for i in range(3)])
-        in_bias = None
-        if self.in_proj_bias is not None:
-            in_bias = torch.cat([self.in_proj_bias[i * full : i * full + embed] for i in range(3)])
+
+        def fit(t: torch.Tensor, size: int) -> torch.Tensor:
+            return slice_dim(t, -1, size) if t.shape[-1] > size else pad_dim(t, -1, size)
+
+        query, key, value = fit(query, embed), fit(key, kdim), fit(value, vdim)
+        q_weight, k_weight, v_weight, in_bias = self._projections(args)
         bias_k = self.bias_k[..., :embed] if self.bias_k is not None else None
         bias_v = self.bias_v[..., :embed] if self.bias_v is not None else None
         out_bias = self.out_proj.bias[:embed] if self.out_proj.bias is not None else None
         output, weights = F.multi_head_attention_forward(
-            query, key, value, embed, heads, in_weight, in_bias, bias_k, bias_v, self.add_zero_attn, dropout,
-            self.out_proj.weight[:embed, :embed], out_bias, training=self.training,
-            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
-            average_attn_weights=average_attn_weights, is_causal=is_causal,
+            query, key, value, embed, heads, None, in_bias, bias_k, bias_v, self.add_zero_attn, dropout,
+            self.out_proj.weight[:embed, :embed], out_bias, training=self.training, key_padding_mask=key_padding_mask,
+            need_weights=need_weights, attn_mask=attn_mask, average_attn_weights=average_attn_weights,
+            is_causal=is_causal, use_separate_proj_weight=True, q_proj_weight=q_weight, k_proj_weight=k_weight,
+            v_proj_weight=v_weight,
         )
         if self.batch_first:
             output = output.transpose(1, 0)
         return output, weights
-
-    def sliced_state(self, args: dict[str, Any], shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        embed, full = args["embed_dim"], self.embed_dim
-        state = super().sliced_state(args, {n: t for n, t in shapes.items() if n not in ("in_proj_weight", "in_proj_bias")})
-        state["in_proj_weight"] = torch.cat([self.in_proj_weight[i * full : i * full + embed, :embed] for i in range(3)])
-        if self.in_proj_bias is not None:
-            state["in_proj_bias"] = torch.cat([self.in_proj_bias[i * full : i * full + embed] for i in range(3)])
-        return state
 
     def forward_weighted(self, args: dict[str, Any], *inputs: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
         output, weights = self.forward_with_args(args, *inputs, **kwargs)
