@@ -168,13 +168,14 @@ def test_a_supernet_without_spatial_layers_stays_contiguous(mlp_space, evaluator
     assert strategy.oneshot_module.layout == "contiguous"
 
 
-def test_global_pooling_hands_back_gradients_in_its_inputs_layout():
+@pytest.mark.parametrize("pool", [nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)], ids=["avg", "max"])
+def test_global_pooling_hands_back_gradients_in_its_inputs_layout(pool):
     from nascore_strategies.oneshot.layout import keep_gradient_layout
 
-    model = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    model = nn.Sequential(nn.ReLU(), pool, nn.Flatten(), nn.Linear(3, 2))
     x = torch.randn(4, 3, 5, 5).contiguous(memory_format=CL)
     seen = []
-    model[0].register_full_backward_hook(lambda m, grad_in, grad_out: seen.append(grad_out[0]))
+    model[0].register_full_backward_hook(lambda m, grad_in, grad_out: seen.append((grad_in[0], grad_out[0])))
 
     def input_gradient() -> torch.Tensor:
         leaf = x.clone().requires_grad_()
@@ -182,11 +183,19 @@ def test_global_pooling_hands_back_gradients_in_its_inputs_layout():
         return leaf.grad
 
     plain = input_gradient()
-    assert not seen[-1].is_contiguous(memory_format=CL)  # what PyTorch's pooling backward gives
+    if isinstance(pool, nn.AdaptiveAvgPool2d):
+        assert not seen[-1][1].is_contiguous(memory_format=CL)  # what PyTorch's pooling backward gives
     handles = keep_gradient_layout(model)
     assert len(handles) == 1
     hooked = input_gradient()
-    assert seen[-1].is_contiguous(memory_format=CL) and not seen[-1].is_contiguous()
+    grad_in, grad_out = seen[-1]
+    if isinstance(pool, nn.AdaptiveAvgPool2d):
+        assert grad_out.stride()[2:] == (0, 0)  # expanded from the pooled gradient, never materialized
+    else:
+        assert grad_out.is_contiguous(memory_format=CL) and not grad_out.is_contiguous()
+    assert grad_in.is_contiguous(memory_format=CL) and not grad_in.is_contiguous()
     torch.testing.assert_close(hooked, plain)
     for handle in handles:
         handle.remove()
+    with torch.no_grad():  # without gradients the hooks leave the output alone
+        torch.testing.assert_close(model(x), model(x.contiguous()))

@@ -152,6 +152,9 @@ class OneShotStrategy(Strategy):
     :param memory_format: the supernet's memory layout in training: ``"auto"`` (``channels_last``
         for convolutional supernets on CPU, where it is much faster), ``"channels_last"`` or
         ``"contiguous"`` (see :mod:`nascore_strategies.oneshot.layout`).
+    :param reuse_memory: keep freed memory in the process while the supernet trains, so a step
+        reuses the buffers of the step before instead of faulting fresh pages in from the kernel
+        (glibc's ``malloc`` on Linux; see :mod:`nascore_strategies.oneshot.allocator`).
     """
 
     #: Algorithm family: ``"differentiable"``, ``"sampling"`` or ``"proxyless"``.
@@ -166,11 +169,15 @@ class OneShotStrategy(Strategy):
         top_k: int = 1,
         seed: int | None = None,
         memory_format: str = "auto",
+        reuse_memory: bool = True,
     ) -> None:
         super().__init__(seed=seed)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise StrategyError(f"{type(self).__name__}: top_k must be a positive int, got {top_k!r}")
         self.memory_format = check_memory_format(memory_format, type(self).__name__)
+        if not isinstance(reuse_memory, bool):
+            raise StrategyError(f"{type(self).__name__}: reuse_memory must be True or False, got {reuse_memory!r}")
+        self.reuse_memory = reuse_memory
         self.mutation_hooks = list(mutation_hooks or [])
         self.top_k = top_k
         self.supernet: nn.Module | None = None

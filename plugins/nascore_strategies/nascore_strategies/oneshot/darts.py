@@ -77,6 +77,8 @@ class DARTS(OneShotStrategy):
     :param seed: seed of the architecture parameters' initialization.
     :param memory_format: the supernet's memory layout in training (``"auto"``, ``"channels_last"``,
         ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
+    :param reuse_memory: keep freed memory in the process while the supernet trains (see
+        :mod:`nascore_strategies.oneshot.allocator`).
     """
 
     mode = "differentiable"
@@ -93,8 +95,10 @@ class DARTS(OneShotStrategy):
         top_k: int = 1,
         seed: int | None = None,
         memory_format: str = "auto",
+        reuse_memory: bool = True,
     ) -> None:
-        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format)
+        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format,
+                         reuse_memory=reuse_memory)
         if penalty is not None and not isinstance(penalty, ExpectedCostPenalty):
             raise StrategyError(f"{type(self).__name__}: penalty must be an ExpectedCostPenalty, got {type(penalty).__name__}")
         self.arc_learning_rate = arc_learning_rate

@@ -45,6 +45,8 @@ class ENAS(OneShotStrategy):
     :param seed: seed of the controller's initialization.
     :param memory_format: the supernet's memory layout in training (``"auto"``, ``"channels_last"``,
         ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
+    :param reuse_memory: keep freed memory in the process while the supernet trains (see
+        :mod:`nascore_strategies.oneshot.allocator`).
     """
 
     mode = "sampling"
@@ -66,8 +68,10 @@ class ENAS(OneShotStrategy):
         top_k: int = 1,
         seed: int | None = None,
         memory_format: str = "auto",
+        reuse_memory: bool = True,
     ) -> None:
-        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format)
+        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format,
+                         reuse_memory=reuse_memory)
         if ctrl_steps_aggregate < 1:
             raise StrategyError(f"ENAS: ctrl_steps_aggregate must be at least 1, got {ctrl_steps_aggregate}")
         if export_candidates < top_k:

@@ -73,26 +73,72 @@ def convert_batch(batch: Any, layout: str) -> Any:
     return batch
 
 
-def keep_gradient_layout(module: nn.Module) -> list[Any]:
-    """Make the global pooling layers of ``module`` hand back ``channels_last`` gradients for ``channels_last`` inputs.
+class _GlobalMeanGradient(torch.autograd.Function):
+    """The identity on a global average pooling's output ``y = mean(x)``, whose backward gives ``x`` the
+    gradient ``g / (H * W)`` *expanded* to ``x``'s shape (stride 0 over the spatial dimensions).
 
-    The backward of ``AdaptiveAvgPool2d`` / ``AdaptiveMaxPool2d`` returns an NCHW gradient whatever
-    its input's layout, and the layer before (a ReLU, typically) then runs its backward on mixed
-    layouts, several times slower on CPU than on one layout. A gradient hook on the pooling input
-    converts the gradient once. Returns the hook handles (``handle.remove()`` undoes it).
+    PyTorch's own backward materializes that gradient in NCHW, whatever ``x``'s layout; the
+    elementwise backward before it (a ReLU's) then converts it to ``channels_last``: two passes
+    over a full activation-sized tensor, freshly allocated each step. The expanded gradient costs
+    nothing, and the next backward kernel writes its result in its own input's layout.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.input_shape = x.shape
+        ctx.area = x.shape[-1] * x.shape[-2]
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return (grad / ctx.area).expand(ctx.input_shape), None
+
+
+def _is_global(pool: nn.Module) -> bool:
+    size = pool.output_size  # type: ignore[attr-defined]
+    sizes = size if isinstance(size, tuple) else (size, size)
+    return all(s == 1 for s in sizes)
+
+
+def keep_gradient_layout(module: nn.Module) -> list[Any]:
+    """Make the global pooling layers of ``module`` hand back cheap gradients in their inputs' layout.
+
+    * ``AdaptiveAvgPool2d(1)`` on a ``channels_last`` input: its gradient is handed back expanded
+      from the pooled gradient, never materialized (see :class:`_GlobalMeanGradient`); the forward
+      pass is PyTorch's own.
+    * other ``AdaptiveAvgPool2d`` / ``AdaptiveMaxPool2d``: their backward returns an NCHW gradient
+      whatever the input's layout, and the layer before (a ReLU, typically) would then run its
+      backward on mixed layouts, several times slower on CPU than on one layout; a gradient hook
+      on the pooling input converts the gradient once.
+
+    Returns the hook handles (``handle.remove()`` undoes it).
     """
 
     def to_input_layout(grad: torch.Tensor) -> torch.Tensor:
         return grad.contiguous(memory_format=torch.channels_last)
 
+    def channels_last_grad(x: Any) -> bool:
+        return (isinstance(x, torch.Tensor) and x.requires_grad and x.dim() == 4
+                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+
     def pre_hook(_: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0] if args else None
-        if (isinstance(x, torch.Tensor) and x.requires_grad and x.dim() == 4
-                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
+        if channels_last_grad(x):
             x.register_hook(to_input_layout)
 
-    pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-    return [m.register_forward_pre_hook(pre_hook) for m in module.modules() if isinstance(m, pools)]
+    def global_mean_hook(_: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        x = args[0] if args else None
+        if channels_last_grad(x) and isinstance(output, torch.Tensor) and torch.is_grad_enabled():
+            return _GlobalMeanGradient.apply(x, output.detach())
+        return None
+
+    handles = []
+    for m in module.modules():
+        if isinstance(m, nn.AdaptiveAvgPool2d) and _is_global(m):
+            handles.append(m.register_forward_hook(global_mean_hook))
+        elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            handles.append(m.register_forward_pre_hook(pre_hook))
+    return handles
 
 
 def trial_run(module: nn.Module, forward: Callable[[], None]) -> BaseException | None:

@@ -27,6 +27,7 @@ import torch.nn as nn
 from nascore.errors import StrategyError
 from nascore.evaluators.lightning import Lightning, fit, pl, quiet_lightning
 from nascore.space import Sample, sample_key
+from nascore_strategies.oneshot.allocator import reused_memory
 from nascore_strategies.oneshot.layout import (
     convert_batch,
     convert_module,
@@ -374,7 +375,8 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
     with warnings.catch_warnings():
         # Steps that only train an architecture optimizer (ENAS's controller) return None on purpose.
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
-        fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
+        with reused_memory(strategy.reuse_memory):
+            fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
 
     def ranker(samples: list[Sample]) -> list[tuple[float, Sample]]:
         """Score ``samples`` by the validation metric of each path of the trained supernet, best first."""

@@ -31,6 +31,8 @@ class RandomOneShot(OneShotStrategy):
     :param seed: seed of the sampling.
     :param memory_format: the supernet's memory layout in training (``"auto"``, ``"channels_last"``,
         ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
+    :param reuse_memory: keep freed memory in the process while the supernet trains (see
+        :mod:`nascore_strategies.oneshot.allocator`).
     """
 
     mode = "sampling"
@@ -46,8 +48,10 @@ class RandomOneShot(OneShotStrategy):
         top_k: int = 1,
         seed: int | None = None,
         memory_format: str = "auto",
+        reuse_memory: bool = True,
     ) -> None:
-        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format)
+        super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format,
+                         reuse_memory=reuse_memory)
         if filter is not None and not callable(filter):
             raise StrategyError(f"RandomOneShot: filter must be a function sample -> bool, got {filter!r}")
         if export_candidates < top_k:
