@@ -15,7 +15,7 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = [
-    "lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "integration",
+    "lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "plugin-hub", "integration",
 ]
 nox.options.reuse_existing_virtualenvs = True
 
@@ -25,12 +25,18 @@ PLUGINS = {
     "engines": "plugins/nascore_engines",
     "strategies": "plugins/nascore_strategies",
     "cgo": "plugins/nascore_cgo",
+    "hub": "plugins/nascore_hub",
 }
 # What each plugin is installed with: its extras, so that every feature it has is tested.
-EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]", "cgo": ""}
+EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]", "cgo": "", "hub": "[all]"}
 # Plugins a plugin depends on, or its tests need to run experiments: installed from this checkout with it
 # (not from PyPI), and listed with it.
-REQUIRES = {"cgo": ["formats", "engines"], "strategies": ["formats", "engines"]}
+REQUIRES = {
+    "cgo": ["formats", "engines"],
+    "strategies": ["formats", "engines"],
+    # The hub's spaces are tested in every format and one-shot strategy, its evaluators in experiments.
+    "hub": ["formats", "engines", "strategies"],
+}
 # Tests outside tests/<plugin> that a plugin session also runs.
 EXTRA_TESTS = {"cgo": ["tests/integration/test_cgo.py"]}
 TEST_DEPS = ["pytest>=7.4", "hypothesis>=6", "numpy"]
