@@ -6,12 +6,9 @@ import random
 
 import pytest
 import torch
-import torch.nn as nn
-from torch.utils.data import DataLoader, TensorDataset
 
 import nascore
 from nascore.nn import LayerChoice, MutableModule
-from nascore.plugin import create_format
 from nascore_hub.spaces import NasBench201, NasBench201Cell
 from nascore_hub.spaces.nasbench201 import (
     EDGE_LABELS,
@@ -78,40 +75,12 @@ def test_a_frozen_model_has_one_architecture_in_every_cell():
 
 
 @pytest.mark.parametrize("format_name", ["raw", "simplified", "graph"])
-def test_a_sample_builds_and_runs_in_each_format(format_name):
-    space = create_format(format_name).build(small())
-    sample = a_sample()
-    assert space.contains(sample)
-    module = space.freeze(sample).build()
-    assert isinstance(module, nn.Module)
-    module.eval()
-    with torch.no_grad():
-        out = module(image_batch())
-    assert out.shape == (2, 10) and torch.isfinite(out).all()
+def test_a_sample_builds_and_runs_in_each_format(format_name, format_checks):
+    format_checks.runs(format_name, small, a_sample())
 
 
-def test_the_graph_format_computes_what_the_simplified_format_builds():
-    sample = a_sample(1)
-    generated = create_format("graph").build(small()).freeze(sample).build()
-    reference = create_format("simplified").build(small()).freeze(sample).build()
-    generated.load_state_dict(reference.state_dict())  # strict: the same parameter names
-    generated.eval()
-    reference.eval()
-    with torch.no_grad():
-        inputs = image_batch()
-        assert torch.allclose(generated(inputs), reference(inputs), atol=1e-5)
-
-
-@pytest.fixture
-def tiny_evaluator():
-    """A Classification evaluator on 8 random 3x8x8 images: one training step per epoch."""
-    from nascore.evaluators import Classification
-
-    generator = torch.Generator().manual_seed(0)
-    x, y = torch.randn(8, 3, 8, 8, generator=generator), torch.randint(0, 10, (8,), generator=generator)
-    train = DataLoader(TensorDataset(x, y), batch_size=8)
-    val = DataLoader(TensorDataset(x, y), batch_size=8)
-    return Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, max_epochs=1)
+def test_the_graph_format_computes_what_the_simplified_format_builds(format_checks):
+    format_checks.graph_matches_simplified(small, a_sample(1))
 
 
 @pytest.mark.parametrize("strategy_name", ["DARTS", "RandomOneShot"])

@@ -8,7 +8,6 @@ edges, is repeated in every cell of a fixed skeleton of three stacks of cells.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -18,7 +17,7 @@ import torch.nn as nn
 import nascore
 from nascore.errors import ConstraintViolationError, SearchSpaceError
 from nascore.nn import LayerChoice, ModelSpace
-from nascore.space import Sample
+from nascore_hub.spaces.presets import PresetSpace, UnknownPresetError, Zero
 
 __all__ = [
     "OPERATORS",
@@ -66,21 +65,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class UnknownPresetError(SearchSpaceError, KeyError):
-    """A preset name that :class:`NasBench101` does not know (a ``KeyError`` too)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
 
 # --- operators -------------------------------------------------------------------------------------
 
-
-class Zero(nn.Module):
-    """An absent edge: zeros shaped like the input."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
 
 
 class ConvBNReLU(nn.Sequential):
@@ -185,7 +172,7 @@ class NasBench101Cell(nn.Module):
 # --- the model space -------------------------------------------------------------------------------
 
 
-class NasBench101(ModelSpace):
+class NasBench101(PresetSpace, ModelSpace):
     """The NAS-Bench-101 search space (Ying et al., "NAS-Bench-101: Towards Reproducible Neural
     Architecture Search", ICML 2019, https://arxiv.org/abs/1902.09635).
 
@@ -216,6 +203,7 @@ class NasBench101(ModelSpace):
     """
 
     #: The names :meth:`preset` knows.
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = PRESETS
     PRESET_NAMES: ClassVar[tuple[str, ...]] = tuple(PRESETS)
 
     def __init__(self, stem_out_channels: int = 128, num_modules_per_stack: int = 3, num_labels: int = 10) -> None:
@@ -244,21 +232,9 @@ class NasBench101(ModelSpace):
         out = self.global_pooling(self.cells(self.stem(x)))
         return self.classifier(torch.flatten(out, 1))
 
-    @classmethod
-    def preset(cls, name: str) -> dict[str, Any]:
-        """The sample of the fixed architecture ``name``: ``"chain"`` (five 3x3 convolutions in a row)
-        or ``"resnet"`` (two 3x3 convolutions and an input -> output edge).
-
-        An unknown name raises :class:`UnknownPresetError` listing the known ones.
-        """
-        if name not in PRESETS:
-            raise UnknownPresetError(
-                f"NasBench101 has no preset {name!r}; the presets are {', '.join(map(repr, PRESETS))}"
-            )
-        return dict(PRESETS[name])
 
     @classmethod
-    def _sample_of(cls, arch: str | Mapping[str, Any]) -> dict[str, Any]:
+    def sample_of(cls, arch: str | Mapping[str, Any]) -> dict[str, Any]:
         sample = dict(arch) if isinstance(arch, Mapping) else cls.preset(arch)
         # nascore.fixed_arch checks labels, not constraints: check the cell's constraint here
         edges = sum(1 for label in EDGE_LABELS if sample.get(label) == 1)
@@ -269,22 +245,4 @@ class NasBench101(ModelSpace):
             )
         return sample
 
-    @classmethod
-    def fixed_arch(cls, arch: str | Mapping[str, Any]) -> contextlib.AbstractContextManager[Sample]:
-        """:func:`nascore.fixed_arch` for ``arch``: a preset name or a sample. A sample with more than
-        nine edges raises :class:`~nascore.errors.ConstraintViolationError` (``nascore.fixed_arch``
-        itself checks labels, not constraints).
 
-        ::
-
-            with NasBench101.fixed_arch("chain"):
-                model = NasBench101()  # one frozen model, every cell the chain cell
-        """
-        return nascore.fixed_arch(cls._sample_of(arch))
-
-    @classmethod
-    def load_preset(cls, arch: str | Mapping[str, Any], **kwargs: Any) -> NasBench101:
-        """The model of ``arch`` (a preset name or a sample), built frozen with the init arguments
-        ``kwargs`` (freshly initialized weights)."""
-        with cls.fixed_arch(arch):
-            return cls(**kwargs)

@@ -8,17 +8,15 @@ ResNet-like skeleton. The space has ``5 ** 6 = 15,625`` architectures.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 
-import nascore
 from nascore.errors import SearchSpaceError
 from nascore.nn import LayerChoice, ModelSpace
-from nascore.space import Sample
+from nascore_hub.spaces.presets import PresetSpace, UnknownPresetError, Zero
 
 __all__ = [
     "OPERATORS",
@@ -56,12 +54,6 @@ PRESETS: dict[str, dict[str, str]] = {
 }
 
 
-class UnknownPresetError(SearchSpaceError, KeyError):
-    """A preset name that :class:`NasBench201` does not know (a ``KeyError`` too)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
 
 class ArchStringError(SearchSpaceError, ValueError):
     """A string that is not a NAS-Bench-201 architecture string (a ``ValueError`` too)."""
@@ -69,12 +61,6 @@ class ArchStringError(SearchSpaceError, ValueError):
 
 # --- operators -------------------------------------------------------------------------------------
 
-
-class Zero(nn.Module):
-    """The ``none`` operator: an output of zeros shaped like the input (the edge is absent)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -228,7 +214,7 @@ def parse_arch_string(string: str, *, label_prefix: str | None = None) -> dict[s
 # --- the model space -------------------------------------------------------------------------------
 
 
-class NasBench201(ModelSpace):
+class NasBench201(PresetSpace, ModelSpace):
     """The NAS-Bench-201 search space (Dong & Yang, "NAS-Bench-201: Extending the Scope of Reproducible
     Neural Architecture Search", ICLR 2020, https://arxiv.org/abs/2001.00326).
 
@@ -254,6 +240,7 @@ class NasBench201(ModelSpace):
     """
 
     #: The names :meth:`preset` knows.
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = PRESETS
     PRESET_NAMES: ClassVar[tuple[str, ...]] = tuple(PRESETS)
 
     def __init__(self, stem_out_channels: int = 16, num_modules_per_stack: int = 5, num_labels: int = 10) -> None:
@@ -278,44 +265,16 @@ class NasBench201(ModelSpace):
         out = self.global_pooling(self.lastact(self.cells(self.stem(x))))
         return self.classifier(torch.flatten(out, 1))
 
-    @classmethod
-    def preset(cls, name: str) -> dict[str, str]:
-        """The sample (edge label -> operator) of the fixed architecture ``name``: ``"resnet"`` (the
-        ResNet-like cell of the paper) or ``"best-cifar10"`` (the benchmark's best on CIFAR-10).
-
-        An unknown name raises :class:`UnknownPresetError` listing the known ones.
-        """
-        if name not in PRESETS:
-            raise UnknownPresetError(
-                f"NasBench201 has no preset {name!r}; the presets are {', '.join(map(repr, PRESETS))}"
-            )
-        return dict(PRESETS[name])
 
     @classmethod
-    def _sample_of(cls, arch: str | Mapping[str, str]) -> dict[str, str]:
+    def sample_of(cls, arch: str | Mapping[str, str]) -> dict[str, str]:
         if isinstance(arch, Mapping):
             return dict(arch)
         if isinstance(arch, str) and arch.startswith("|"):
             return parse_arch_string(arch)
         return cls.preset(arch)
 
-    @classmethod
-    def fixed_arch(cls, arch: str | Mapping[str, str]) -> contextlib.AbstractContextManager[Sample]:
-        """:func:`nascore.fixed_arch` for ``arch``: a preset name, an architecture string or a sample.
 
-        ::
-
-            with NasBench201.fixed_arch("resnet"):
-                model = NasBench201()  # one frozen model, every cell the ResNet cell
-        """
-        return nascore.fixed_arch(cls._sample_of(arch))
-
-    @classmethod
-    def load_preset(cls, arch: str | Mapping[str, str], **kwargs: Any) -> NasBench201:
-        """The model of ``arch`` (a preset name, an architecture string or a sample), built frozen with
-        the init arguments ``kwargs`` (freshly initialized weights)."""
-        with cls.fixed_arch(arch):
-            return cls(**kwargs)
 
     @staticmethod
     def arch_string(sample: Mapping[str, str]) -> str:
