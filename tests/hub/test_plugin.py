@@ -10,19 +10,22 @@ import pytest
 
 from nascore.experiment import Experiment, ExperimentConfig
 from nascore.plugin import get_plugins
-from nascore_hub.benchmarks import NasBench201Benchmark
+from nascore_hub.benchmarks import NasBench201Benchmark, NasBenchGraphBenchmark
 from nascore_hub.spaces import NasBench201
 
 
-def test_the_benchmark_evaluator_is_registered_and_listed():
-    entry = get_plugins().evaluators.registration("nasbench201")
-    assert entry.distribution == "nascore-hub"
-    evaluator = entry.obj("cifar100")
-    assert isinstance(evaluator, NasBench201Benchmark)
+def test_the_benchmark_evaluators_are_registered_and_listed():
+    for name, cls, dataset in [("nasbench201", NasBench201Benchmark, "cifar100"),
+                               ("nasbenchgraph", NasBenchGraphBenchmark, "pubmed")]:
+        entry = get_plugins().evaluators.registration(name)
+        assert entry.distribution == "nascore-hub"
+        evaluator = entry.obj(dataset)
+        assert isinstance(evaluator, cls) and evaluator.dataset == dataset
     rows = json.loads(subprocess.check_output([sys.executable, "-m", "nascore", "plugins", "--json"]))
-    assert {"kind": "evaluator", "name": "nasbench201", "distribution": "nascore-hub"}.items() <= next(
-        row for row in rows if row["name"] == "nasbench201"
-    ).items()
+    for name in ("nasbench201", "nasbenchgraph"):
+        assert {"kind": "evaluator", "name": name, "distribution": "nascore-hub"}.items() <= next(
+            row for row in rows if row["name"] == name
+        ).items()
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution"])

@@ -32,10 +32,25 @@ def a_sample(seed: int = 0) -> dict:
     return small().random_sample(random_state=random.Random(seed))
 
 
-def test_the_space_reports_the_unconstrained_upper_bound():
-    # 169,093,980 decision sets satisfy the constraint: too many to enumerate, so the bound is reported
-    assert 3**5 * sum(comb(21, k) for k in range(MAX_EDGES + 1)) == 169_093_980
-    assert small().space_size() == 3**5 * 2**21 == 509_607_936
+def test_the_space_counts_the_decision_sets_under_the_constraint():
+    assert small().space_size() == 3**5 * sum(comb(21, k) for k in range(MAX_EDGES + 1)) == 169_093_980
+    # the closed form counts the 21-edge sets of at most 9 edges, as enumerating them does
+    assert sum(1 for edges in range(2**21) if edges.bit_count() <= MAX_EDGES) == 695_860 == 169_093_980 // 3**5
+    nine = {**a_sample(), **{label: int(index < 9) for index, label in enumerate(EDGE_LABELS)}}
+    assert small().contains(nine) and not small().contains({**nine, EDGE_LABELS[9]: 1})
+
+
+def test_a_subclass_with_more_decisions_is_counted_generically(monkeypatch):
+    import nascore.space.conditions
+
+    monkeypatch.setattr(nascore.space.conditions, "COUNT_LIMIT", 10)  # enumerate 10 samples, not 200,000
+
+    class Wider(NasBench101):
+        def __init__(self) -> None:
+            super().__init__(**SMALL)
+            self.extra = LayerChoice([nn.Identity(), nn.Identity()], label="extra")
+
+    assert Wider().space_size() == 3**5 * 2**21 * 2  # the generic count: the bound, too many to enumerate
 
 
 def test_every_cell_shares_the_26_labels():

