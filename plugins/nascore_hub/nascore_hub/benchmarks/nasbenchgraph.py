@@ -15,12 +15,11 @@ An architecture is the hub's :class:`~nascore_hub.spaces.NasBenchGraph` sample: 
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
 from nascore.errors import EvaluatorError, MissingDependencyError
-from nascore_hub.benchmarks.tabular import TabularBenchmark
+from nascore_hub.benchmarks.tabular import TabularBenchmark, require_package
 
 __all__ = ["NasBenchGraphBenchmark", "GRAPH_DATASETS", "GRAPH_METRICS"]
 
@@ -37,11 +36,9 @@ _NUM_NODES = 4
 
 
 def _require_package() -> None:
-    if importlib.util.find_spec("nas_bench_graph") is None:
-        raise MissingDependencyError(
-            "NasBenchGraphBenchmark needs the tables of the 'nas-bench-graph' package (import name "
-            f"nas_bench_graph), which is not installed: {_INSTALL_HINT}"
-        )
+    require_package(
+        "nas_bench_graph", "NasBenchGraphBenchmark needs the tables of the 'nas-bench-graph' package", _INSTALL_HINT
+    )
 
 
 @functools.cache

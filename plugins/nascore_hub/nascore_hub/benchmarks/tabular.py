@@ -9,15 +9,24 @@ evaluator travels to workers as its arguments.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from nascore.errors import MissingDependencyError
 from nascore.evaluator import Evaluator
 from nascore.serialization import object_spec
 from nascore.trial import get_current_sample, report_final_result
 
-__all__ = ["TabularBenchmark"]
+__all__ = ["TabularBenchmark", "require_package"]
+
+
+def require_package(import_name: str, needed_by: str, hint: str) -> None:
+    """Raise :class:`~nascore.errors.MissingDependencyError` saying what ``needed_by`` needs and how to
+    install it (``hint``) when ``import_name`` cannot be imported."""
+    if importlib.util.find_spec(import_name) is None:
+        raise MissingDependencyError(f"{needed_by} (import name {import_name}), which is not installed: {hint}")
 
 
 class TabularBenchmark(Evaluator):
