@@ -21,6 +21,7 @@ padding 1 is ``C*C*9*H*W``) or ``unit="flop"`` (twice that, PyTorch's convention
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -176,20 +177,32 @@ class ModelProfiler:
 
     def build(self, sample: Sample) -> nn.Module:
         """The frozen ``nn.Module`` of ``sample`` (validated by the space)."""
-        ids = getattr(_building, "ids", None)
-        if ids is None:
-            ids = _building.ids = set()
-        ids.add(id(self))
-        try:
+        with self.asking_space():
             frozen = self.space.freeze(sample)
-        finally:
-            ids.discard(id(self))
         if not isinstance(frozen, nn.Module) and hasattr(frozen, "build"):  # an ExecutableModel
             frozen = frozen.build()
         if not isinstance(frozen, nn.Module):
             raise TypeError(f"freezing the space gave {type(frozen).__name__}, not an nn.Module")
         self.builds += 1
         return frozen
+
+    @contextlib.contextmanager
+    def asking_space(self) -> Iterator[None]:
+        """While the profiler has the space validate or freeze a sample, its own
+        :class:`ProfilerConstraint` in that space holds without asking it again (no recursion)."""
+        ids = getattr(_building, "ids", None)
+        if ids is None:
+            ids = _building.ids = set()
+        ids.add(id(self))
+        try:
+            yield
+        finally:
+            ids.discard(id(self))
+
+    def profile(self, sample: Sample) -> float:
+        """The number for ``sample``, uncached: :meth:`measure` of its built model (a subclass may
+        compute it without building, see :mod:`nascore_hub.profiler.symbolic`)."""
+        return self.measure(self.build(sample))
 
     def key(self, sample: Sample) -> str:
         """The cache key of ``sample``: its canonical form (only active decisions)."""
@@ -211,11 +224,11 @@ class ModelProfiler:
                 f"got {sample!r}"
             )
         if not self.cache_enabled:
-            return self.measure(self.build(sample))
+            return self.profile(sample)
         key = self.key(sample)
         value = self.cache.get(key)
         if value is None:
-            value = self.cache[key] = self.measure(self.build(sample))
+            value = self.cache[key] = self.profile(sample)
         return value
 
 
@@ -228,9 +241,9 @@ class FlopsProfiler(ModelProfiler):
     :param unit: ``"mac"`` (default; 1 per multiply-add) or ``"flop"`` (2 per multiply-add).
 
     Each sample is built once (``space.freeze(sample)``) and counted with :func:`count_flops`; the
-    answer is cached by the canonical sample. (A symbolic count that measures each ``LayerChoice``
-    candidate once and sums per sample is not implemented: it is exact only when no decision
-    changes the shapes around it, which ``MutableConv2d(out_channels=choice)`` breaks.)
+    answer is cached by the canonical sample. For a space whose decisions are all ``LayerChoice``
+    with candidates that keep their input's output shape, :class:`~nascore_hub.profiler.SymbolicFlopsProfiler`
+    gives the same numbers without building a model per sample.
 
     >>> profiler = FlopsProfiler(space, torch.randn(1, 3, 32, 32))
     >>> profiler({"op": "conv3x3", "width": 16})
