@@ -118,3 +118,17 @@ def test_parameters_are_validated():
     strategy = RegularizedEvolution(optimize_mode="minimize")
     strategy.setup(space(), optimize_mode="minimize")
     assert strategy.optimize_mode == "minimize"
+
+
+@pytest.mark.parametrize("seed", [0, 69, 76, 94, 98, 101])  # before the fallback, the last five stopped at 5
+def test_a_small_space_is_searched_to_the_end(seed):
+    """Six architectures, population 3, concurrency 2: the fittest parents' neighbours run out before
+    the space does; proposals then go random instead of the search stopping short."""
+    s = DictSpace([Categorical([2, 4, 8], label="width"), Categorical([0, 1], label="act")])
+    strategy = RegularizedEvolution(population_size=3, sample_size=2)
+    strategy.setup(s, seed=seed, optimize_mode="maximize")
+    ctx = ScriptedContext(s, lambda sample: sample["width"] / 8, max_trials=6, concurrency=2)
+    strategy.run(ctx)
+    assert sorted((t.sample["width"], t.sample["act"]) for t in ctx.trials) == sorted(
+        (w, a) for w in (2, 4, 8) for a in (0, 1)
+    )

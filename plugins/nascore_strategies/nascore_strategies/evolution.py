@@ -21,6 +21,11 @@ __all__ = ["RegularizedEvolution", "Individual"]
 
 _log = logging.getLogger(__name__)
 
+#: After this many proposals in a row are refused (all their mutations already seen, say, in a small
+#: space where the fittest parents' neighbours are used up), proposals are random until one is accepted,
+#: so that the search goes on to the architectures mutation cannot reach from the population.
+STUCK_LIMIT = 50
+
 
 @attrs.frozen
 class Individual:
@@ -103,6 +108,7 @@ class RegularizedEvolution(MultiTrialStrategy):
         self.crossover = crossover
         self.population: collections.deque[Individual] = collections.deque(maxlen=population_size)
         self._decisions: list[tuple[str, LabelledMutable]] = []
+        self._stuck = 0  # proposals refused in a row (duplicates, constraint, model_filter)
 
     def setup(self, space: ExecutableSpace, *, optimize_mode: str = "maximize", seed: int | None = None) -> None:
         if self.requested_optimize_mode is not None and self.requested_optimize_mode != optimize_mode:
@@ -121,7 +127,7 @@ class RegularizedEvolution(MultiTrialStrategy):
         if self.proposals >= self.cycles:
             _log.info("RegularizedEvolution: all %d cycles proposed", self.cycles)
             return None
-        if self.proposals < self.population_size or not self.population:
+        if self.proposals < self.population_size or not self.population or self._stuck >= STUCK_LIMIT:
             return self._random()
         if self.crossover:
             first, second = self._tournament(), self._tournament()
@@ -135,6 +141,16 @@ class RegularizedEvolution(MultiTrialStrategy):
         # A mutation that switches a branch on gives the decisions inside random values; those of a
         # branch switched off are dropped.
         return self.space.canonical_sample(self._mutate(parent), fill=self.rng)
+
+    def rejected(self, sample: Sample, reason: str) -> None:
+        """Count the proposals in a row that were refused: past :data:`STUCK_LIMIT`, propose at random."""
+        self._stuck += 1
+
+    def next_sample(self) -> Sample | None:
+        """As the base class; an accepted proposal ends a run of refused ones."""
+        sample = super().next_sample()
+        self._stuck = 0
+        return sample
 
     def _random(self) -> Sample:
         return self.space.decisions().random(self.rng)
