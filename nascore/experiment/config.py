@@ -150,6 +150,24 @@ def _settings(hint: str, objects: bool = True) -> Any:
     return check
 
 
+def _progress_default() -> str:
+    from nascore.experiment.progress import default_progress
+
+    return default_progress()
+
+
+def _progress_mode(value: Any, field: attrs.Attribute) -> str:
+    """Accept a progress mode, or a bool (``True``: ``"auto"``, ``False``: ``"off"``)."""
+    from nascore.experiment.progress import PROGRESS_MODES
+
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if value not in PROGRESS_MODES:
+        modes = ", ".join(map(repr, PROGRESS_MODES))
+        raise _field_error(field.name, f"must be one of {modes} or a bool, got {describe(value)}; 'off' silences it")
+    return value
+
+
 def _checked(field: attrs.Attribute, value: Any) -> Any:
     """``value`` as :class:`ExperimentConfig` would hold it in ``field``, after that field's own checks."""
     if isinstance(field.converter, attrs.Converter):
@@ -181,6 +199,9 @@ class ExperimentConfig:
     :param fail_fast: if the first ``fail_fast`` trials that end all fail with the same error (a setup
         mistake, such as a misspelled Trainer argument), stop the experiment with that error; the trials
         rerun after the fix when it is resumed. ``0`` turns this off.
+    :param progress: what a run shows on standard error: ``"auto"`` (a live line on a terminal, one
+        line per finished trial otherwise), ``"bar"``, ``"lines"`` or ``"off"`` (``True`` / ``False``
+        mean ``"auto"`` / ``"off"``). Default: ``$NASCORE_PROGRESS``, else ``"auto"``.
     :param experiment_dir: where experiments are stored; each gets ``<experiment_dir>/<id>/``.
     :param experiment_name: a free-form name shown by ``nascore list``.
     :param strategy: the strategy's registered name (``"evolution"``), used when ``Experiment`` is given
@@ -229,6 +250,8 @@ class ExperimentConfig:
         minimum=0, optional=False,
         hint="give how many first trials failing with the same error stop the experiment (default 3); 0 turns this off",
     ))
+    progress: str = attrs.field(factory=lambda: _progress_default(), converter=attrs.Converter(
+        lambda value, field: _progress_mode(value, field), takes_field=True))
     experiment_dir: Path = attrs.field(factory=default_experiment_dir, converter=attrs.Converter(_folder, takes_field=True))
     experiment_name: str | None = attrs.field(default=None, validator=_text(
         optional=True, empty=True, hint="give a free-form name such as 'resnet-search', or None",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialSubmission
 from nascore.errors import ExperimentError, NascoreError, StoreError
 from nascore.experiment.config import trial_resources
+from nascore.experiment.progress import Progress
 from nascore.experiment.space import SearchSpace, freeze_trial
 from nascore.record import TrialRecord
 from nascore.space import Sample
@@ -86,6 +87,14 @@ class TrialDriver(StrategyContext):
         self._fatal: BaseException | None = None
         self._early_failures: list[TrialRecord] = []
         self._judged_setup = config.fail_fast == 0
+        self.progress = Progress(
+            config.progress, max_trials=config.max_trials, max_duration=config.max_duration,
+            optimize_mode=config.optimize_mode, elapsed_before=elapsed_before,
+        )
+        if self._trial_count and self.progress.enabled:  # a resumed experiment: count what it ran before
+            for record in store.trials():
+                if record.status.finished:
+                    self.progress.count_earlier(record)
 
     @property
     def evaluator(self) -> Evaluator:
@@ -151,6 +160,7 @@ class TrialDriver(StrategyContext):
     def _dispatch(self, trial_id: int, model: Any, evaluator: Evaluator, sample: Sample) -> None:
         log_dir = self.store.trial_dir(trial_id)  # the engine makes it (a folder it cannot make aborts the trial)
         self._running.add(trial_id)
+        self.progress.trial_started()
         self.plugins.notify_trial_started(self.experiment_id, trial_id, dict(sample))
         seed = trial_seed(self.config.seed, sample)
         self.engine.submit(TrialSubmission(trial_id, model, evaluator, log_dir, dict(sample), seed))
@@ -210,6 +220,7 @@ class TrialDriver(StrategyContext):
         else:
             reason = (record.error or "").strip().splitlines()[0] if record.error else "no result"
             _log.warning("Trial %d FAILED: %s", record.id, reason)
+        self.progress.trial_finished(record)
         self.plugins.notify_trial_finished(
             self.experiment_id, record.id, record.status.value, None if metric is None or math.isnan(metric) else metric
         )

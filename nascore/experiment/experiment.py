@@ -182,6 +182,7 @@ class Experiment:
                 _quietly(lambda: store.set_meta("elapsed", driver.elapsed()), "record the elapsed time")
                 if started:
                     engine.shutdown()
+                driver.progress.close(self.status)
         self._log_summary(store)
         return self.status
 
