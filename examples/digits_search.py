@@ -39,7 +39,6 @@ import functools
 import json
 import logging
 import sys
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -55,6 +54,7 @@ import nascore
 from nascore.errors import NascoreError
 from nascore.evaluators import FunctionalEvaluator
 from nascore.experiment import Experiment, ExperimentConfig
+from nascore.experiment.config import default_experiment_dir
 from nascore.nn import (
     LayerChoice,
     ModelSpace,
@@ -66,7 +66,7 @@ from nascore.nn import (
 )
 
 DATA_SEED = 0  # the train/validation split never changes, so scores from different runs compare
-DEFAULT_EXPERIMENT_DIR = Path(tempfile.gettempdir()) / "nascore-experiments"
+DEFAULT_EXPERIMENT_DIR = default_experiment_dir()  # where `nascore list` looks: ~/nascore-experiments or $NASCORE_EXPERIMENT_DIR
 
 
 # --- 1. Data ---------------------------------------------------------------------------------------
@@ -216,7 +216,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seeds the strategy and every trial's training")
     parser.add_argument(
         "--experiment-dir", type=Path, default=DEFAULT_EXPERIMENT_DIR,
-        help="where the experiment is recorded (in a new <id>/ folder); default: under the system temp dir",
+        help="where the experiment is recorded (in a new <id>/ folder); default: nascore's own folder, "
+        "$NASCORE_EXPERIMENT_DIR or ~/nascore-experiments, where `nascore list` looks",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return parser.parse_args(argv)
@@ -224,9 +225,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Progress: nascore logs every trial on the "nascore.experiment" logger at INFO.
+    # Progress shows on stderr by itself (ExperimentConfig.progress); nascore's warnings are logging records.
     logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("nascore").setLevel(logging.INFO)
     # Tiny models and batches: one thread is as fast as several, and much faster on a busy machine
     # (threads of the intra-op pool spin waiting for each other when the cores are shared).
     torch.set_num_threads(args.threads)
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     print("    from digits_search import DigitsNet   # with examples/ on sys.path")
     print(f"    with nascore.fixed_arch({str(arch_file)!r}):   # or the dict above")
     print("        model = DigitsNet()")
+    print(f"See every trial with: nascore show {experiment.id} --experiment-dir {experiment.config.experiment_dir}")
     experiment.close()
     return 0
 

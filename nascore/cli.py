@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugins_parser(subparsers)
     _add_list_parser(subparsers)
     _add_show_parser(subparsers)
+    _add_run_parser(subparsers)
+    _add_resume_parser(subparsers)
     return parser
 
 
@@ -281,4 +283,78 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     detail = experiment_detail(_existing_experiment_dir(args), args.experiment_id, top=args.top)
     print(json.dumps(detail, indent=2) if args.json else format_detail(detail, _table, show_all=not args.summary))
+    return EXIT_OK
+
+
+# --- nascore run / nascore resume ------------------------------------------------------------------
+
+
+def _add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a search described by a TOML file (space, evaluator, strategy, config)",
+        description="Run the search a run file describes: its [space] and [evaluator] tables name them by "
+        "import path with JSON arguments, the other keys are ExperimentConfig fields. Ctrl-C stops it "
+        "cleanly; `nascore resume EXP` continues it.",
+    )
+    parser.add_argument("run_file", metavar="CONFIG", type=Path, help="the run file (.toml or .json)")
+    _experiment_dir_argument(parser)
+    parser.add_argument("--max-trials", type=int, default=None, help="override the file's max_trials")
+    parser.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``nascore run CONFIG.toml``: build the space and evaluator, run, print where the results are."""
+    from nascore.experiment import Experiment
+    from nascore.experiment.runfile import load_run_file
+
+    run_file = load_run_file(args.run_file, max_trials=args.max_trials, experiment_dir=args.experiment_dir)
+    experiment = Experiment(run_file.build_space(), run_file.build_evaluator(), None, run_file.config)
+    return _run_experiment(experiment, args)
+
+
+def _add_resume_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "resume",
+        help="continue a stopped experiment (optionally with a larger budget)",
+        description="Continue an interrupted or finished experiment: finished trials are kept, interrupted "
+        "ones run again. Its space and evaluator are rebuilt from the store (they must be importable).",
+    )
+    parser.add_argument("experiment_id", metavar="EXP", help="the experiment id (see `nascore list`)")
+    _experiment_dir_argument(parser)
+    parser.add_argument("--max-trials", type=int, default=None, help="a new trial budget (in all, not more)")
+    parser.set_defaults(func=cmd_resume)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``nascore resume EXP``: reopen the experiment from the store and run it on."""
+    from nascore.errors import ConfigError
+    from nascore.experiment import Experiment
+
+    if os.getcwd() not in sys.path:  # a space module in the current folder imports, as it did for `nascore run`
+        sys.path.insert(0, os.getcwd())
+    experiment = Experiment.resume(args.experiment_id, experiment_dir=_existing_experiment_dir(args))
+    if args.max_trials is not None:
+        done = len(experiment.trials())
+        if args.max_trials <= done:
+            raise ConfigError(
+                f"--max-trials {args.max_trials}: experiment {args.experiment_id} has {done} trials already; "
+                "the budget counts every trial, so give more than that"
+            )
+        experiment.extend_budget(max_trials=args.max_trials)
+    return _run_experiment(experiment, args)
+
+
+def _run_experiment(experiment: Any, args: argparse.Namespace) -> int:
+    print(f"experiment {experiment.id} in {experiment.path}", file=sys.stderr)
+    status = experiment.run()
+    best = experiment.best_trial()
+    if best is not None:
+        print(json.dumps({"experiment": experiment.id, "status": status, "best_trial": best.id,
+                          "metric": best.metric, "sample": best.sample}))
+    if status == "INTERRUPTED":
+        print(f"stopped; continue with: nascore resume {experiment.id} --experiment-dir {experiment.config.experiment_dir}",
+              file=sys.stderr)
+        return 130
+    print(f"see it with: nascore show {experiment.id} --experiment-dir {experiment.config.experiment_dir}", file=sys.stderr)
     return EXIT_OK

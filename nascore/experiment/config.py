@@ -168,6 +168,20 @@ def _progress_mode(value: Any, field: attrs.Attribute) -> str:
     return value
 
 
+def read_settings(path: Path, what: str) -> Any:
+    """The parsed content of a ``.toml`` or ``.json`` file (``what`` names it in errors)."""
+    if path.suffix not in (".json", ".toml"):
+        raise ConfigError(f"{path}: a {what} must end in .toml or .json")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {str(path)!r}: {exc.strerror}") from exc
+    try:
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+
+
 def _checked(field: attrs.Attribute, value: Any) -> Any:
     """``value`` as :class:`ExperimentConfig` would hold it in ``field``, after that field's own checks."""
     if isinstance(field.converter, attrs.Converter):
@@ -308,17 +322,7 @@ class ExperimentConfig:
     def load(cls, path: str | os.PathLike[str]) -> ExperimentConfig:
         """Load from a ``.toml`` or ``.json`` file."""
         path = Path(path)
-        if path.suffix not in (".json", ".toml"):
-            raise ConfigError(f"{path}: a configuration file must end in .toml or .json")
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the configuration file {str(path)!r}: {exc.strerror}") from exc
-        try:
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
-        return cls.from_dict(data, source=path.name)
+        return cls.from_dict(read_settings(path, "configuration file"), source=path.name)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write to a ``.toml`` or ``.json`` file (chosen by the suffix)."""

@@ -79,6 +79,7 @@ class Experiment:
         self.status = "CREATED"
         self._resuming = False
         self._readonly = False
+        self._budget_changed = False
         self._store: ExperimentStore | None = None
         self._executable_space: ExecutableSpace | None = None
         self._model_space: ExecutableSpace | None = None
@@ -186,6 +187,16 @@ class Experiment:
         self._log_summary(store)
         return self.status
 
+    def extend_budget(self, *, max_trials: int | None = None, max_duration: float | str | None = None) -> None:
+        """Give a resumed experiment a new budget (``max_trials`` counts every trial, those run before
+        included); saved with the experiment when :meth:`run` continues it."""
+        if not self._resuming:
+            raise ExperimentError("extend_budget() is for an experiment opened with Experiment.resume()")
+        changes = {name: value for name, value in (("max_trials", max_trials), ("max_duration", max_duration))
+                   if value is not None}
+        self.config = attrs.evolve(self.config, **changes)
+        self._budget_changed = True
+
     def _follow_evaluator_direction(self, evaluator: Evaluator) -> None:
         """Take the evaluator's metric direction unless the config sets one; a contradiction is an error."""
         wanted, known = self.config.optimize_mode, evaluator.optimize_mode
@@ -231,6 +242,8 @@ class Experiment:
                         f"the space given to resume experiment {self.id} differs from the one it was run with "
                         "(labels or candidates changed); resume with the original space"
                     )
+                if self._budget_changed:
+                    store.set_meta("config", self.config.to_dict())
             except BaseException:
                 store.close()
                 raise
@@ -327,8 +340,8 @@ class Experiment:
         config = ExperimentConfig.from_dict({**meta.get("config", {}), "experiment_dir": str(experiment_dir)})
         if space is None and meta.get("space_spec"):
             space = _try_spec(lambda: build_from_spec(meta["space_spec"]), strict=not readonly)
-        if evaluator is None and meta.get("evaluator_spec"):
-            evaluator = build_from_spec(meta["evaluator_spec"])
+        if evaluator is None and meta.get("evaluator_spec"):  # read-only: results need no evaluator
+            evaluator = _try_spec(lambda: build_from_spec(meta["evaluator_spec"]), strict=not readonly)
         if strategy is None:
             strategy = meta.get("strategy", {}).get("name")
         exp = cls(space, evaluator, strategy, config, id=experiment_id)

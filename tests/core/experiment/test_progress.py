@@ -5,33 +5,12 @@ from __future__ import annotations
 import io
 
 import pytest
-import torch.nn as nn
 
-import nascore
 from nascore.engine import TrialStatus
 from nascore.errors import ConfigError
-from nascore.evaluators import FunctionalEvaluator
-from nascore.experiment import Experiment, ExperimentConfig
+from nascore.experiment import ExperimentConfig
 from nascore.experiment.progress import Progress, default_progress, format_duration
-from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 from nascore.record import TrialRecord
-
-
-class Space(ModelSpace):
-    def __init__(self):
-        super().__init__()
-        self.fc = MutableLinear(3, nascore.choice("width", [2, 4, 8]))
-        self.act = LayerChoice([nn.ReLU(), nn.Sigmoid()], label="act")
-
-    def forward(self, x):
-        return self.act(self.fc(x))
-
-
-def score(model):
-    sample = nascore.get_current_sample()
-    if sample["width"] == 2 and sample["act"] == 1:
-        raise RuntimeError("width 2 with a sigmoid is not allowed here")
-    return sample["width"] / 8
 
 
 class Terminal(io.StringIO):
@@ -52,21 +31,10 @@ def record(trial_id, metric=None, sample=None, status=TrialStatus.SUCCEEDED, err
                        error=error)
 
 
-def test_an_experiment_shows_its_progress_without_set_up(tmp_path, capfd):
-    config = ExperimentConfig(max_trials=6, seed=0, experiment_dir=tmp_path, progress="auto")
-    Experiment(Space(), FunctionalEvaluator(score), "grid", config).run()
-    lines = capfd.readouterr().err.splitlines()
-    trial_lines = [line for line in lines if line.startswith("[")]
-    assert [line.split("]")[0] for line in trial_lines] == [f"[{i}/6" for i in range(1, 7)]  # not a terminal: a line per trial
-    failed = next(line for line in trial_lines if "FAILED" in line)
-    assert "width 2 with a sigmoid" in failed and "1 failed" in failed
-    assert lines[-1].startswith("DONE: 6/6 trials | 1 failed | best 1 (trial ") and "width=8" in lines[-1]
-
-
-def test_progress_off_prints_nothing(tmp_path, capfd, monkeypatch):
-    Experiment(Space(), FunctionalEvaluator(score), "grid",
-               ExperimentConfig(max_trials=3, experiment_dir=tmp_path, progress=False)).run()
-    assert capfd.readouterr().err.count("trials") == 0
+def test_the_setting_and_its_environment_variable(monkeypatch):
+    monkeypatch.delenv("NASCORE_PROGRESS", raising=False)
+    assert ExperimentConfig().progress == "auto"
+    assert ExperimentConfig(progress=False).progress == "off" and ExperimentConfig(progress=True).progress == "auto"
     monkeypatch.setenv("NASCORE_PROGRESS", "off")
     assert ExperimentConfig().progress == "off" and default_progress() == "off"
     monkeypatch.setenv("NASCORE_PROGRESS", "lines")
