@@ -6,10 +6,31 @@
   cell architectures (Dong & Yang, ICLR 2020).
 * :class:`NasBenchGraph`: the NAS-Bench-Graph space of graph neural networks, 157,440 samples
   (26,206 architectures up to isomorphism) (Qin et al., NeurIPS 2022 Datasets and Benchmarks).
+* :class:`ShuffleNetSpace` (blocks :class:`ShuffleNetBlock`, :class:`ShuffleXceptionBlock`): the SPOS
+  space, 4 ** 20 architectures, with channel search 32 ** 20 (Guo et al., ECCV 2020).
+* :class:`AutoFormer`: the vision-transformer space of AutoFormer, 280,804,921,344 architectures in its
+  "tiny" configuration (Chen et al., ICCV 2021).
+* :class:`AutoActivation` and :class:`AutoActivationResNet`: activation functions searched from unary and
+  binary operators, 6,250 per unit (Ramachandran et al., 2017).
 """
 
+from nascore_hub.spaces.autoactivation import AutoActivation, AutoActivationResNet
+from nascore_hub.spaces.autoformer import AutoFormer
 from nascore_hub.spaces.nasbench101 import NasBench101, NasBench101Cell
 from nascore_hub.spaces.nasbench201 import NasBench201, NasBench201Cell
 from nascore_hub.spaces.nasbenchgraph import NasBenchGraph
+from nascore_hub.spaces.shufflenet import ShuffleNetBlock, ShuffleNetSpace, ShuffleXceptionBlock
 
-__all__ = ["NasBench101", "NasBench101Cell", "NasBench201", "NasBench201Cell", "NasBenchGraph"]
+__all__ = [
+    "AutoActivation",
+    "AutoActivationResNet",
+    "AutoFormer",
+    "NasBench101",
+    "NasBench101Cell",
+    "NasBench201",
+    "NasBench201Cell",
+    "NasBenchGraph",
+    "ShuffleNetBlock",
+    "ShuffleNetSpace",
+    "ShuffleXceptionBlock",
+]
