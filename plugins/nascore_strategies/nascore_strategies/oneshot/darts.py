@@ -164,6 +164,8 @@ class DARTS(OneShotStrategy):
                 loss = self.architecture_loss(module, val_batch, batch_idx)
             if not loss.requires_grad:  # no decision on the path of this batch
                 return
+            if not module.finite(loss, "architecture"):
+                return
             # Gradients of the architecture parameters only: no weight gradient is computed.
             torch.autograd.backward(loss, inputs=alphas)
         self.arch_optimizer.step()

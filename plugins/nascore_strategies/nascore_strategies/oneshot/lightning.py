@@ -83,6 +83,10 @@ class OneShotModule(pl.LightningModule):
         self.metric_name = metric_name
         self.metric_mode = metric_mode
         self.logged: dict[str, Any] = {}
+        #: Training steps skipped because their loss was not finite (see :meth:`finite`).
+        self.skipped_steps = 0
+        #: Weight steps whose loss was finite.
+        self.trained_steps = 0
         self._forward_logs = True
         self.ranking: list[Sample] | None = None
         self._ranking_totals: list[float] = []
@@ -140,7 +144,28 @@ class OneShotModule(pl.LightningModule):
         when a sampled path is only parameter-free operators.
         """
         loss = self.inner_training_step(batch, batch_idx)
-        return loss if loss.requires_grad else None
+        if not loss.requires_grad:
+            return None
+        if not self.finite(loss, "weight"):
+            return None
+        self.trained_steps += 1
+        return loss
+
+    def finite(self, loss: torch.Tensor, what: str) -> bool:
+        """Whether ``loss`` is finite; a non-finite one is skipped (it would make the shared weights or the
+        architecture weights NaN for every architecture), counted, and reported."""
+        if bool(torch.isfinite(loss.detach()).all()):
+            return True
+        self.skipped_steps += 1
+        if self.skipped_steps == 1 or self.skipped_steps % 100 == 0:
+            _log.warning(
+                "%s: the loss of %s step is %s (epoch %d, step %d); the step is skipped (%d so far). A candidate "
+                "that overflows (exp, cosh, ...) or a learning rate too high does this: restrict the candidates, "
+                "lower the learning rate or clip gradients",
+                type(self.strategy).__name__, f"an {what}" if what[0] in "aeiou" else f"a {what}", float(loss.detach().float().sum()), self.current_epoch,
+                self.global_step, self.skipped_steps,
+            )
+        return False
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner(*args, **kwargs)
@@ -377,6 +402,15 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
         with reused_memory(strategy.reuse_memory):
             fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
+    if module.skipped_steps and not module.trained_steps:
+        raise StrategyError(
+            f"{type(strategy).__name__}: every training step's loss was not finite ({module.skipped_steps} skipped), "
+            "so the supernet learned nothing and no architecture is exported. A candidate that overflows (exp, "
+            "cosh, ...) or a learning rate too high does this: restrict the candidates or lower the learning rate"
+        )
+    if module.skipped_steps:
+        _log.warning("%s: %d training step(s) skipped: their loss was not finite", type(strategy).__name__,
+                     module.skipped_steps)
 
     def ranker(samples: list[Sample]) -> list[tuple[float, Sample]]:
         """Score ``samples`` by the validation metric of each path of the trained supernet, best first."""

@@ -150,6 +150,12 @@ class ArchParameters(nn.Module):
         """The most likely value of ``label`` (for a multiple choice: the ``n_chosen`` most likely)."""
         decision = self.decisions[label]
         alpha = self.alpha(label).detach()
+        if not bool(torch.isfinite(alpha).all()):
+            raise StrategyError(
+                f"the architecture weights of {label!r} are not finite ({alpha.tolist()}): training diverged, so "
+                "no architecture can be read from them. Restrict the candidates that overflow, lower the learning "
+                "rates (arc_learning_rate too) or clip gradients, and train again"
+            )
         if isinstance(decision, CategoricalMultiple):
             chosen = _n_chosen(decision)
             top = sorted(torch.topk(alpha, chosen).indices.tolist())
