@@ -71,7 +71,7 @@ class WidthSpace(ModelSpace):
         return self.fc(x)
 
 
-def score(model, log, kill_parent_at=0):
+def score(model, log, kill_parent_at=0, experiment_pid=0):
     """Logs every call; on call ``kill_parent_at`` kills the experiment process (kill -9) once."""
     sample = nascore.get_current_sample()
     with open(log, "a") as f:
@@ -80,12 +80,12 @@ def score(model, log, kill_parent_at=0):
     marker = log + ".killed"
     if kill_parent_at and calls == kill_parent_at and not os.path.exists(marker):
         open(marker, "w").close()
-        os.kill(os.getppid(), signal.SIGKILL)
+        os.kill(experiment_pid, signal.SIGKILL)  # not getppid(): a worker may be a warm template's child
     return sample["width"] / 10
 
 
 def evaluator(log, kill_parent_at=0):
-    return FunctionalEvaluator(score, log=str(log), kill_parent_at=kill_parent_at)
+    return FunctionalEvaluator(score, log=str(log), kill_parent_at=kill_parent_at, experiment_pid=os.getpid())
 '''
 
 

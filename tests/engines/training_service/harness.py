@@ -40,4 +40,10 @@ def run_all(engine, dict_space: DictSpace, evaluator, samples: list[dict], tmp_p
             trial_id += 1
         if engine.running():
             engine.wait(timeout=1.0)
+    # A worker's seat is free a moment before its trial's end reaches the sink (a crashed worker's seat is
+    # refilled first): wait for every end, as the experiment's driver does.
+    sink = engine._context.sink
+    for trial_id in ids:
+        sink.wait_for(lambda events, i=trial_id: any(e.trial_id == i and (e.ends_trial or e.kind == "abort")
+                                                     for e in events), what=f"the end of trial {trial_id}")
     return ids

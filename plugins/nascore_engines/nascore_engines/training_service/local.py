@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ _log = logging.getLogger(__name__)
 
 #: How long start() waits for the first worker to import torch and say it is ready.
 READY_TIMEOUT = 300.0
+#: Overrides how local workers start (``auto``, the default: forked from a template; ``spawn``: new processes).
+WORKER_START_VARIABLE = "NASCORE_WORKER_START"
 
 
 def local_seats(resources: TrialResources, settings: TrainingServiceOptions, gpus: Sequence[int] | None = None) -> list[Seat]:
@@ -40,7 +43,13 @@ def local_seats(resources: TrialResources, settings: TrainingServiceOptions, gpu
 
 
 class LocalService:
-    """Runs trials in worker processes on this machine (``engine_options.platform = "local"``)."""
+    """Runs trials in worker processes on this machine (``engine_options.platform = "local"``).
+
+    Workers fork from a template process that has torch and nascore imported (see
+    :mod:`~nascore_engines.training_service.template`), milliseconds each instead of a second; where no
+    template can run they start as new processes. ``worker_start`` (default: ``$NASCORE_WORKER_START``,
+    else ``engine_options.worker_start``) picks one of :data:`~nascore_engines.training_service.pool.WORKER_STARTS`.
+    """
 
     name = "local"
 
@@ -51,8 +60,10 @@ class LocalService:
         experiment_dir: Path,
         on_event: Callable[[TrialEvent], None],
         gpus: Sequence[int] | None = None,
+        worker_start: str | None = None,
     ) -> None:
         self.seats = local_seats(resources, settings, gpus)
+        worker_start = worker_start or os.environ.get(WORKER_START_VARIABLE) or settings.worker_start
         self.pool = WorkerPool(
             self.seats,
             on_event=on_event,
@@ -61,6 +72,7 @@ class LocalService:
             trial_timeout=resources.trial_timeout,  # type: ignore[arg-type]
             memory_limit=resources.trial_memory_limit,  # type: ignore[arg-type]
             name="local",
+            worker_start=worker_start,
         )
 
     def start(self) -> None:
@@ -69,7 +81,10 @@ class LocalService:
         except BaseException:
             self.pool.shutdown()
             raise
-        _log.info("Local training service: %d worker(s) on %s", len(self.seats), ", ".join(s.describe() for s in self.seats))
+        template = self.pool.template
+        how = f"forked from a {template.kind} template" if template is not None else "new processes"
+        _log.info("Local training service: %d worker(s) on %s (%s)", len(self.seats),
+                  ", ".join(s.describe() for s in self.seats), how)
 
     def capacity(self) -> int:
         return len(self.seats)

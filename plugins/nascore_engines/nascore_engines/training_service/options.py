@@ -138,6 +138,10 @@ class TrainingServiceOptions:
     :param max_requeues: how many times a trial is re-queued after machines dropped under it before
         it is recorded FAILED.
     :param all_down_timeout: when no remote machine is reachable for this long, waiting trials fail.
+    :param worker_start: how local workers start: ``"auto"`` (the default: forked from a template process
+        with torch and nascore imported, milliseconds each; new processes where no template can run),
+        ``"fork"`` / ``"exec"`` (one kind of template), ``"spawn"`` (new processes, a second each).
+        ``$NASCORE_WORKER_START`` overrides it.
     """
 
     platform: str = attrs.field(default="local", validator=_one_of("local", "remote"))
@@ -158,6 +162,7 @@ class TrainingServiceOptions:
     retry_max_delay: float | str = attrs.field(default=60.0, converter=parse_duration)
     max_requeues: int = attrs.field(default=3, validator=_non_negative)
     all_down_timeout: float | str = attrs.field(default=600.0, converter=parse_duration)
+    worker_start: str = attrs.field(default="auto", validator=_one_of("auto", "fork", "exec", "spawn"))
 
     def __attrs_post_init__(self) -> None:
         if self.platform == "remote" and not self.machines:

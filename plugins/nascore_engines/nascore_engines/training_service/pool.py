@@ -7,6 +7,12 @@ free, reads its events on a thread of its own and passes them on. A worker that 
 ``trial_timeout`` (the pool kills it) is replaced, and its trial ends FAILED with the reason and
 the last lines of its output. The same pool runs trials in the experiment process (the ``local``
 service) and on every remote machine (inside the agent).
+
+How a worker starts is ``worker_start``: ``"spawn"`` runs a new interpreter per worker (it imports
+torch: about a second); ``"auto"`` (the local service) forks workers from a template process that
+has imported torch and nascore already (:mod:`.template`: milliseconds per worker), and falls back to
+``"spawn"``, with a log line, where no template can run; ``"fork"`` and ``"exec"`` ask for one kind
+of template (tests).
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from nascore.engine import TrialEvent, TrialStatus
 from nascore.errors import EngineError
 from nascore_engines.training_service import protocol
 from nascore_engines.training_service.gpu import Seat
+from nascore_engines.training_service.template import ForkedProcess, Template, TemplateError
 
-__all__ = ["PoolTrial", "WorkerPool", "tail", "describe_exit"]
+__all__ = ["PoolTrial", "WorkerPool", "tail", "describe_exit", "WORKER_STARTS"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +44,10 @@ _log = logging.getLogger(__name__)
 MAX_START_FAILURES = 3
 #: Lines of a trial's output quoted in the error of a trial whose worker died.
 TAIL_LINES = 30
+#: How workers may start (see the module docstring).
+WORKER_STARTS = ("spawn", "auto", "fork", "exec")
+
+_Process = subprocess.Popen[bytes] | ForkedProcess
 
 
 @attrs.define
@@ -112,7 +123,7 @@ def describe_exit(returncode: int, timed_out: float | None = None, during_trial:
 class _Worker:
     """One worker process and what it is doing."""
 
-    def __init__(self, seat: Seat, generation: int, proc: subprocess.Popen[bytes], outbox: protocol.Outbox) -> None:
+    def __init__(self, seat: Seat, generation: int, proc: _Process, outbox: protocol.Outbox) -> None:
         self.seat = seat
         self.generation = generation
         self.proc = proc
@@ -123,6 +134,7 @@ class _Worker:
         self.evaluator_keys: set[str] = set()
         self.ready = False
         self.reader: threading.Thread | None = None
+        self.started = time.perf_counter()
 
     @property
     def name(self) -> str:
@@ -143,6 +155,7 @@ class WorkerPool:
     :param memory_limit: bytes a trial may allocate beyond what its worker holds.
     :param env: extra environment variables for the workers.
     :param name: the machine, in messages.
+    :param worker_start: ``"spawn"``, ``"auto"``, ``"fork"`` or ``"exec"`` (see the module docstring).
     """
 
     def __init__(
@@ -158,7 +171,10 @@ class WorkerPool:
         memory_limit: int | None = None,
         env: dict[str, str] | None = None,
         name: str = "local",
+        worker_start: str = "spawn",
     ) -> None:
+        if worker_start not in WORKER_STARTS:
+            raise EngineError(f"{name}: worker_start must be one of {', '.join(WORKER_STARTS)}, got {worker_start!r}")
         if not seats:
             raise EngineError(f"{name}: a worker pool needs at least one seat")
         self.seats = list(seats)
@@ -171,6 +187,10 @@ class WorkerPool:
         self.memory_limit = memory_limit
         self.env = dict(env or {})
         self.name = name
+        self.worker_start = worker_start
+        self.template: Template | None = None
+        #: Seconds from asking for each worker to its ``ready`` message, in the order they became ready.
+        self.startup_seconds: list[float] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._workers: dict[int, _Worker] = {}
@@ -189,6 +209,14 @@ class WorkerPool:
         :raises EngineError: no worker could start (the message quotes the worker's output).
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.worker_start != "spawn":
+            self.template = Template.start(
+                self.log_dir / "template.log", kind=self.worker_start, python=self.python, sys_path=self.sys_path,
+                cwd=self.cwd, env=self.env, ready_timeout=300.0 if wait_ready is None else wait_ready,
+            )
+            if self.template is not None:
+                _log.debug("%s: workers fork from a %s template (pid %d), started in %.3f s", self.name,
+                           self.template.kind, self.template.pid, self.template.started_in or 0.0)
         with self._lock:
             for seat in self.seats:
                 self._spawn(seat)
@@ -223,6 +251,9 @@ class WorkerPool:
                 worker.reader.join(timeout=10)
         if self._monitor is not None:
             self._monitor.join(timeout=10)
+        template, self.template = self.template, None
+        if template is not None:
+            template.close()
 
     @property
     def pids(self) -> list[int]:
@@ -274,10 +305,44 @@ class WorkerPool:
         env.setdefault("NASCORE_MACHINE", self.name)
         log_path = self.log_dir / f"worker-{seat.index}.log"
         with open(log_path, "ab") as log:
-            log.write(f"--- worker {seat.index}.{generation} starting ({seat.describe()}) ---\n".encode())
-            log.flush()
+            how = f"forked by the {self.template.kind} template" if self.template is not None else "new process"
+            log.write(f"--- worker {seat.index}.{generation} starting ({seat.describe()}, {how}) ---\n".encode())
+        started = time.perf_counter()
+        proc = self._fork(env, log_path) if self.template is not None else None
+        if proc is None:
+            proc = self._popen(env, log_path)
+        assert proc.stdin is not None
+        worker = _Worker(seat, generation, proc, protocol.Outbox(proc.stdin, f"{self.name}-{seat.index}"))
+        worker.started = started
+        worker.outbox.send({"op": "init", "sys_path": self.sys_path, "name": f"{self.name}/{seat.index}.{generation}"})
+        self._workers[seat.index] = worker
+        worker.reader = threading.Thread(
+            target=self._read, args=(worker,), name=f"nascore-pool-{self.name}-{seat.index}.{generation}", daemon=True
+        )
+        worker.reader.start()
+        return worker
+
+    def _fork(self, env: dict[str, str], log_path: Path) -> ForkedProcess | None:
+        """A worker forked by the template; ``None`` (and no template from now on) when the template failed."""
+        template = self.template
+        assert template is not None
+        try:
+            return template.fork_worker(env=env, cwd=self.cwd, stderr_path=log_path)
+        except TemplateError as exc:
+            if exc.usable:  # this fork failed (out of memory or processes); the template may fork the next one
+                _log.warning("%s: the worker template could not fork a worker (%s); this one starts as a new process",
+                             self.name, exc)
+                return None
+            _log.warning("%s: the worker template failed (%s); workers start as new processes from now on", self.name, exc)
+        self.template = None
+        threading.Thread(target=template.close, name=f"nascore-pool-{self.name}-template", daemon=True).start()
+        return None
+
+    def _popen(self, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+        """A worker started as a new interpreter (``python -m nascore_engines.training_service.worker``)."""
+        with open(log_path, "ab") as log:
             try:
-                proc = subprocess.Popen(
+                return subprocess.Popen(
                     [self.python, "-u", "-m", "nascore_engines.training_service.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=self.cwd,
                     start_new_session=True,  # Ctrl-C in the terminal reaches the experiment, not the workers
@@ -287,15 +352,6 @@ class WorkerPool:
                     f"{self.name}: cannot start a worker process with {self.python!r}: {exc.strerror or exc}; "
                     "set engine_options.python to a Python that has nascore and nascore-engines installed"
                 ) from None
-        assert proc.stdin is not None
-        worker = _Worker(seat, generation, proc, protocol.Outbox(proc.stdin, f"{self.name}-{seat.index}"))
-        worker.outbox.send({"op": "init", "sys_path": self.sys_path, "name": f"{self.name}/{seat.index}.{generation}"})
-        self._workers[seat.index] = worker
-        worker.reader = threading.Thread(
-            target=self._read, args=(worker,), name=f"nascore-pool-{self.name}-{seat.index}.{generation}", daemon=True
-        )
-        worker.reader.start()
-        return worker
 
     def _read(self, worker: _Worker) -> None:
         assert worker.proc.stdout is not None
@@ -318,6 +374,7 @@ class WorkerPool:
     def _on_ready(self, worker: _Worker) -> None:
         with self._lock:
             worker.ready = True
+            self.startup_seconds.append(time.perf_counter() - worker.started)
             self.ever_ready = True
             self._start_failures = 0
             self._changed.notify_all()
@@ -380,7 +437,8 @@ class WorkerPool:
         where = trial.log_path if worker.ready else log
         reason = (
             f"trial {trial.trial_id} failed: its worker process ({worker.name} on {self.name}, "
-            f"{worker.seat.describe()}) {describe_exit(returncode, timed_out)}."
+            f"{worker.seat.describe()}) {describe_exit(returncode, timed_out)}"
+            + (f" ({worker.proc.note})." if isinstance(worker.proc, ForkedProcess) and worker.proc.note else ".")
         )
         if output:
             reason += f"\nLast lines of its output ({where}):\n{output}"
@@ -403,9 +461,12 @@ class WorkerPool:
                 self._changed.wait(timeout=None if not pending else min(pending) - now)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: _Process) -> None:
     """SIGKILL a worker and everything it started (it leads its own process group)."""
     if proc.poll() is not None:  # already reaped: its pid may belong to someone else now
+        return
+    if isinstance(proc, ForkedProcess):  # its template, which reaps it, kills it
+        proc.kill()
         return
     try:
         os.killpg(proc.pid, signal.SIGKILL)
