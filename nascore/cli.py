@@ -274,6 +274,8 @@ def _add_show_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument("--top", type=int, default=3, help="how many best trials to show (default 3)")
     parser.add_argument("--summary", action="store_true", help="leave out the table of every trial")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--plot", metavar="FILE", type=Path, default=None,
+                        help="also write the history of the metric (each trial and the best so far) as an SVG file")
     parser.set_defaults(func=cmd_show)
 
 
@@ -281,8 +283,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     """``nascore show EXP``: the experiment's status, best trials and trial table."""
     from nascore.experiment.report import experiment_detail, format_detail
 
+    from nascore.errors import ConfigError
+    from nascore.experiment.plot import write_history
+
+    if args.plot is not None and args.plot.suffix != ".svg":
+        raise ConfigError(f"--plot {args.plot}: the plot is an SVG file; give a name ending in .svg")
     detail = experiment_detail(_existing_experiment_dir(args), args.experiment_id, top=args.top)
     print(json.dumps(detail, indent=2) if args.json else format_detail(detail, _table, show_all=not args.summary))
+    if args.plot is not None:
+        try:
+            write_history(args.plot, detail)
+        except OSError as exc:
+            raise ConfigError(f"--plot {args.plot}: cannot write it: {exc.strerror}") from exc
+        print(f"history written to {args.plot}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -11,7 +11,7 @@ from nascore.experiment.lock import describe_holder
 from nascore.experiment.store import ExperimentStore, list_experiments, liveness
 from nascore.record import TrialRecord
 
-__all__ = ["experiments_summary", "experiment_detail", "format_list", "format_detail"]
+__all__ = ["experiments_summary", "experiment_detail", "format_list", "format_detail", "other_metrics"]
 
 
 def _when(timestamp: float | None) -> str:
@@ -134,15 +134,34 @@ def format_detail(detail: dict[str, Any], table: Any, show_all: bool = True) -> 
     ]
     if detail["best"]:
         for t in detail["best"]:
-            lines.append(f"  trial {t['id']}: {_metric(t['metric'])}  {json.dumps(t['sample'])}")
+            others = ", ".join(f"{name}={_metric(_number(value))}" for name, value in (t["metrics"] or {}).items()
+                               if name != "default" and _number(value) is not None)
+            lines.append(f"  trial {t['id']}: {_metric(t['metric'])}  {json.dumps(t['sample'])}"
+                         + (f"  ({others})" if others else ""))
     else:
         lines.append("  no successful trial")
     if show_all and detail["trials"]:
         lines += ["", "Trials:"]
+        extra = other_metrics(detail["trials"])
         rows = []
         for t in detail["trials"]:
             note = json.dumps(t["sample"]) if t["status"] != "FAILED" else (t["error"] or "").strip().splitlines()[0][:100]
             duration = "-" if t["duration"] is None else f"{t['duration']:.2f}s"
-            rows.append([str(t["id"]), t["status"], _metric(t["metric"]), duration, note])
-        lines.append(table(["ID", "STATUS", "METRIC", "TIME", "SAMPLE / ERROR"], rows))
+            values = [_metric(_number((t["metrics"] or {}).get(name))) for name in extra]
+            rows.append([str(t["id"]), t["status"], _metric(t["metric"]), *values, duration, note])
+        lines.append(table(["ID", "STATUS", "METRIC", *(name.upper() for name in extra), "TIME", "SAMPLE / ERROR"], rows))
     return "\n".join(lines)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def other_metrics(trials: list[dict[str, Any]], limit: int = 6) -> list[str]:
+    """The numeric metrics the trials recorded besides the main one (``"default"``), in first-seen order."""
+    names: list[str] = []
+    for t in trials:
+        for name, value in (t.get("metrics") or {}).items():
+            if name != "default" and name not in names and _number(value) is not None:
+                names.append(name)
+    return names[:limit]

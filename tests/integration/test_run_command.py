@@ -167,3 +167,24 @@ def test_a_script_shows_progress_without_set_up(tmp_path, capfd, monkeypatch):
     Experiment(Space(), FunctionalEvaluator(score), "grid",
                ExperimentConfig(max_trials=3, experiment_dir=tmp_path, progress="off")).run()
     assert "trials" not in capfd.readouterr().err
+
+
+def test_show_lists_every_metric_and_plots_the_history(tmp_path):
+    from nascore_hub.benchmarks import NasBench201Benchmark
+    from nascore_hub.spaces import NasBench201
+
+    config = ExperimentConfig(max_trials=12, seed=0, experiment_dir=tmp_path / "exps", format="raw", progress="off")
+    exp = Experiment(NasBench201(stem_out_channels=4, num_modules_per_stack=1), NasBench201Benchmark(), "random", config)
+    exp.run()
+    show = subprocess.run([sys.executable, "-m", "nascore", "show", exp.id, "--experiment-dir", str(tmp_path / "exps"),
+                           "--plot", str(tmp_path / "history.svg")], capture_output=True, text=True, timeout=60)
+    assert show.returncode == 0, show.stderr
+    header = next(line for line in show.stdout.splitlines() if line.startswith("ID "))
+    assert header.split()[:7] == ["ID", "STATUS", "METRIC", "VAL_ACC", "TRAIN_TIME", "LATENCY", "MODEL_SIZE"]
+    best = exp.best_trial()
+    assert f"trial {best.id}: {best.metric:.6g}" in show.stdout and "train_time=" in show.stdout
+    svg = (tmp_path / "history.svg").read_text()
+    assert svg.count('class="trial"') == 12 and 'class="best"' in svg
+    bad = subprocess.run([sys.executable, "-m", "nascore", "show", exp.id, "--experiment-dir", str(tmp_path / "exps"),
+                          "--plot", str(tmp_path / "history.png")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "give a name ending in .svg" in bad.stderr
