@@ -281,10 +281,9 @@ def _add_show_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``nascore show EXP``: the experiment's status, best trials and trial table."""
-    from nascore.experiment.report import experiment_detail, format_detail
-
     from nascore.errors import ConfigError
     from nascore.experiment.plot import write_history
+    from nascore.experiment.report import experiment_detail, format_detail
 
     if args.plot is not None and args.plot.suffix != ".svg":
         raise ConfigError(f"--plot {args.plot}: the plot is an SVG file; give a name ending in .svg")
