@@ -15,7 +15,8 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = [
-    "lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "plugin-hub", "integration",
+    "lint", "core", "plugin-formats", "plugin-engines", "plugin-strategies", "plugin-cgo", "plugin-hub", "plugin-ray",
+    "integration",
 ]
 nox.options.reuse_existing_virtualenvs = True
 
@@ -26,9 +27,10 @@ PLUGINS = {
     "strategies": "plugins/nascore_strategies",
     "cgo": "plugins/nascore_cgo",
     "hub": "plugins/nascore_hub",
+    "ray": "plugins/nascore_ray",
 }
 # What each plugin is installed with: its extras, so that every feature it has is tested.
-EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]", "cgo": "", "hub": "[all]"}
+EXTRAS = {"formats": "", "engines": "[remote]", "strategies": "[all]", "cgo": "", "hub": "[all]", "ray": ""}
 # Plugins a plugin depends on, or its tests need to run experiments: installed from this checkout with it
 # (not from PyPI), and listed with it.
 REQUIRES = {
@@ -36,6 +38,8 @@ REQUIRES = {
     "strategies": ["formats", "engines"],
     # The hub's spaces are tested in every format and one-shot strategy, its evaluators in experiments.
     "hub": ["formats", "engines", "strategies"],
+    # The Ray engine is the training-service engine on Ray; its tests run experiments.
+    "ray": ["formats", "engines", "strategies"],
 }
 # Tests outside tests/<plugin> that a plugin session also runs.
 EXTRA_TESTS = {"cgo": ["tests/integration/test_cgo.py"]}

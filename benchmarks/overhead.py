@@ -37,6 +37,12 @@ runs the same space and evaluator at the same concurrencies for ``--nni-ts-trial
     python benchmarks/overhead.py --nni /tmp/nni-venv/bin/python        # --nni-trials N to run NNI shorter
     python benchmarks/overhead.py --training-service --nni /tmp/nni-venv/bin/python
     python benchmarks/overhead.py --training-service --no-sequential    # only the training-service section
+    python benchmarks/overhead.py --ray --no-sequential                 # the ray engine beside the local pool
+
+With ``--ray``, the ``ray`` engine (plugin ``nascore-ray``) runs the same ``--ts-trials`` on a local Ray
+cluster it starts on 127.0.0.1, at each ``--concurrency``, next to the local pool in the same process
+(``_ray_overhead.py``): wall and steady-state per trial, and start-up (``run()`` to the first trial
+started). Targets: steady state within 2x the local pool's, start-up under 5 s.
     python benchmarks/overhead.py --training-service --no-sequential --worker-start spawn,auto   # before / after
 """
 
@@ -66,6 +72,8 @@ from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 TARGET_MS = 1.0
 TS_TARGET_MS = 50.0
 TS_SHORT_TARGET_S = 0.5
+RAY_TARGET_RATIO = 2.0  # ray steady state per trial within 2x the local pool's
+RAY_STARTUP_TARGET_S = 5.0  # first trial started within 5 s of run()
 WIDTHS = [4, 8, 12, 16]
 BLOCKS = 4
 IN_FEATURES = 8
@@ -291,6 +299,28 @@ def training_service_section(args: argparse.Namespace) -> None:
               f"{short['ms_per_trial']:.1f} ms/trial wall; NNI / nascore: {ratio:.0f}x")
 
 
+def ray_section(args: argparse.Namespace) -> None:
+    """The ``ray`` engine on a local Ray cluster next to the local pool (same trials, same process), and NNI."""
+    from _ray_overhead import measure_ray
+
+    print(f"nascore: ray engine (local Ray cluster on 127.0.0.1) against the local pool, {args.ts_trials} trials")
+    for c in args.concurrency:
+        r = measure_ray(args.ts_trials, c, args.seed)
+        pool = run_training_service(args.ts_trials, args.seed, 1, c)
+        ratio = r["steady_ms_per_trial"] / pool["steady_ms_per_trial"] if pool["steady_ms_per_trial"] > 0 else math.inf
+        print(f"  concurrency {c}: ray {r['ms_per_trial']:.1f} ms/trial wall, {r['steady_ms_per_trial']:.1f} ms/trial "
+              f"steady, start-up {r['startup_s']:.1f} s; local pool {pool['ms_per_trial']:.1f} ms/trial wall, "
+              f"{pool['steady_ms_per_trial']:.1f} ms/trial steady; ray / pool steady: {ratio:.1f}x "
+              f"(target <= {RAY_TARGET_RATIO:g}x: {'PASS' if ratio <= RAY_TARGET_RATIO else 'FAIL'}; start-up target "
+              f"<= {RAY_STARTUP_TARGET_S:g} s: {'PASS' if r['startup_s'] <= RAY_STARTUP_TARGET_S else 'FAIL'})")
+        if args.nni:
+            trials = args.nni_ts_trials or max(8, 4 * c)
+            n = run_nni_training_service(args.nni, trials, args.seed, c, args.threads)
+            if n is not None:
+                print(f"  NNI {n['nni_version']} training service (local), concurrency {c}: "
+                      f"{n['total_s'] / n['trials'] * 1e3:.1f} ms/trial wall ({n['trials']} trials)")
+
+
 def run_nni(python: str, trials: int, seed: int, runs: int, repeat: int, threads: int) -> dict | None:
     """Run ``_nni_overhead_space.py`` with ``python`` on NNI's sequential engine."""
     options = [
@@ -375,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nni-trials", type=int, default=None, help="NNI trials (with --nni; default: --trials)")
     parser.add_argument("--training-service", action="store_true", help="also measure the training-service engine")
     parser.add_argument("--no-sequential", dest="sequential", action="store_false", help="skip the sequential engine")
+    parser.add_argument("--ray", action="store_true", help="also measure the ray engine on a local Ray cluster")
     parser.add_argument("--ts-trials", type=int, default=200, help="trials per training-service run")
     parser.add_argument("--ts-short-trials", type=int, default=8, help="trials per short training-service run")
     parser.add_argument("--worker-start", type=lambda v: v.split(","), default=["auto"],
@@ -392,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         sequential_section(args)
     if args.training_service:
         training_service_section(args)
+    if args.ray:
+        ray_section(args)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The boundaries between distributions, checked statically over the source.
 
 nascore (the core) and its plugin distributions (nascore_formats, nascore_engines,
-nascore_strategies, nascore_cgo, nascore_hub) may use each other's public names only:
+nascore_strategies, nascore_cgo, nascore_hub, nascore_ray) may use each other's public names only:
 
 1. no module of one distribution imports a private name (one starting with ``_``) of another,
    nor a module whose path has a private segment (``nascore.nn._foo``);
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTIONS = ("nascore", "nascore_formats", "nascore_engines", "nascore_strategies", "nascore_cgo", "nascore_hub")
+DISTRIBUTIONS = ("nascore", "nascore_formats", "nascore_engines", "nascore_strategies", "nascore_cgo", "nascore_hub", "nascore_ray")
 
 #: Private attributes (or functions) of the core's nn primitives -> the public name to use instead.
 MADE_PUBLIC = {

@@ -29,7 +29,7 @@ from nascore.serialization import load_shipped_model, ship_evaluator, ship_model
 from nascore_engines.training_service.options import TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial
 
-__all__ = ["TrainingServiceEngine", "TrialService"]
+__all__ = ["TrainingServiceEngine", "TrialService", "check_model_shipping"]
 
 _log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class TrainingServiceEngine(ExecutionEngine):
 
     def start(self, context: EngineContext) -> None:
         if context.space is not None:
-            _check_model_shipping(context)
+            check_model_shipping(context)
         self._context = context
         resources = self.resources = context.resources
         if self.settings.platform == "local":
@@ -242,7 +242,7 @@ class TrainingServiceEngine(ExecutionEngine):
         return key, shipment
 
 
-def _check_model_shipping(context: EngineContext) -> None:
+def check_model_shipping(context: EngineContext) -> None:
     """Ship (and load back) the space's default model, so a space that cannot travel fails before the first trial."""
     space = context.space
     assert space is not None

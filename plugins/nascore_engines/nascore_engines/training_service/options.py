@@ -19,15 +19,17 @@ import attrs
 from nascore.options import OptionError
 from nascore.units import parse_duration, parse_size
 
-__all__ = ["RemoteMachine", "TrainingServiceOptions", "TrainingServiceConfig"]
+__all__ = ["RemoteMachine", "TrainingServiceOptions", "TrainingServiceConfig", "positive", "non_negative"]
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An attrs validator of options: ``None`` or a positive number (the error names the option)."""
     if value is not None and value <= 0:
         raise OptionError(attribute.name, f"must be positive, got {value!r}")
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An attrs validator of options: a number that is not negative (the error names the option)."""
     if value < 0:
         raise OptionError(attribute.name, f"must not be negative, got {value!r}")
 
@@ -76,7 +78,7 @@ class RemoteMachine:
     """
 
     host: str = attrs.field(validator=_name)
-    port: int = attrs.field(default=22, validator=_positive)
+    port: int = attrs.field(default=22, validator=positive)
     user: str | None = None
     key_file: Path | None = attrs.field(default=None, converter=lambda p: None if p is None else Path(p).expanduser())
     use_agent: bool = False
@@ -84,8 +86,8 @@ class RemoteMachine:
     virtualenv: str | None = None
     workdir: str = attrs.field(default=".nascore/remote", validator=_name)
     gpu_indices: list[int] | None = attrs.field(default=None, validator=_gpu_indices)
-    max_trials_per_gpu: int = attrs.field(default=1, validator=_positive)
-    max_trials: int | None = attrs.field(default=None, validator=_positive)
+    max_trials_per_gpu: int = attrs.field(default=1, validator=positive)
+    max_trials: int | None = attrs.field(default=None, validator=positive)
     name: str | None = None
 
     @property
@@ -146,7 +148,7 @@ class TrainingServiceOptions:
 
     platform: str = attrs.field(default="local", validator=_one_of("local", "remote"))
     gpu_indices: list[int] | None = attrs.field(default=None, validator=_gpu_indices)
-    max_trials_per_gpu: int = attrs.field(default=1, validator=_positive)
+    max_trials_per_gpu: int = attrs.field(default=1, validator=positive)
     python: str | None = None
     machines: list[RemoteMachine] = attrs.field(factory=list)
     known_hosts: Path | None = attrs.field(default=None, converter=lambda p: None if p is None else Path(p).expanduser())
@@ -155,12 +157,12 @@ class TrainingServiceOptions:
     code_exclude: list[str] = attrs.field(factory=list)
     code_include: list[str] = attrs.field(factory=list)
     code_max_size: int | str | None = attrs.field(default=None, converter=parse_size)
-    code_max_files: int | None = attrs.field(default=None, validator=_positive)
+    code_max_files: int | None = attrs.field(default=None, validator=positive)
     connect_timeout: float | str = attrs.field(default=15.0, converter=parse_duration)
     heartbeat: float | str = attrs.field(default=30.0, converter=parse_duration)
     retry_delay: float | str = attrs.field(default=1.0, converter=parse_duration)
     retry_max_delay: float | str = attrs.field(default=60.0, converter=parse_duration)
-    max_requeues: int = attrs.field(default=3, validator=_non_negative)
+    max_requeues: int = attrs.field(default=3, validator=non_negative)
     all_down_timeout: float | str = attrs.field(default=600.0, converter=parse_duration)
     worker_start: str = attrs.field(default="auto", validator=_one_of("auto", "fork", "exec", "spawn"))
 

@@ -54,6 +54,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nascore_engines.training_service.worker import flush_std
+
 __all__ = ["ForkedProcess", "Template", "TemplateError", "fork_unfit_reason"]
 
 _log = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ class Template:
     def _start_fork(cls, log_path: Path) -> tuple[Template | None, str]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        _flush_std()
+        flush_std()
         pid = os.fork()
         if pid == 0:  # the template
             code = 70
@@ -610,7 +612,7 @@ def _fork_worker(message: dict[str, Any], fds: list[int], close: list[int], thre
         except BaseException:  # noqa: BLE001
             pass
     finally:
-        _flush_std()
+        flush_std()
         os._exit(code)
     return 0  # pragma: no cover - never reached
 
@@ -724,12 +726,6 @@ def _same_file(a: str, b: str) -> bool:
         return a == b
 
 
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
 
 
 if __name__ == "__main__":

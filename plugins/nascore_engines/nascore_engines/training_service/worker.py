@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["main", "is_out_of_memory"]
+__all__ = ["main", "is_out_of_memory", "flush_std", "limit_memory"]
 
 _OOM_MARKERS = ("MemoryError", "can't allocate memory", "CUDA out of memory", "OutOfMemoryError", "Cannot allocate memory")
 
@@ -119,7 +119,7 @@ class _Worker:
         memory_limit = message.get("memory_limit")
         timeout = message.get("timeout")
         with output:
-            _limit_memory(memory_limit)
+            limit_memory(memory_limit)
             if timeout:
                 faulthandler.dump_traceback_later(max(timeout * 0.95, timeout - 1.0), exit=False)
             try:
@@ -135,7 +135,7 @@ class _Worker:
             finally:
                 if timeout:
                     faulthandler.cancel_dump_traceback_later()
-                _limit_memory(None)
+                limit_memory(None)
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -217,7 +217,7 @@ class _TrialOutput:
         if self.fd is None:
             self.open()
         assert self.fd is not None
-        _flush_std()
+        flush_std()
         self.saved = os.dup(2)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
@@ -225,24 +225,25 @@ class _TrialOutput:
         self.fd = None
 
     def __exit__(self, *exc: object) -> None:
-        _flush_std()
+        flush_std()
         os.dup2(self.saved, 1)
         os.dup2(self.saved, 2)
         os.close(self.saved)
 
 
-def _flush_std() -> None:
+def flush_std() -> None:
+    """Flush Python's stdout and stderr; a full disk or a closed stream is ignored."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a full disk or a closed stream must not stop the worker
+        except (OSError, ValueError, AttributeError):  # a full disk, a closed or absent stream must not stop it
             pass
 
 
 _ORIGINAL_DATA_LIMIT = resource.getrlimit(resource.RLIMIT_DATA)
 
 
-def _limit_memory(limit: int | None) -> None:
+def limit_memory(limit: int | None) -> None:
     """Let the trial allocate ``limit`` more bytes of data memory than the worker holds now (None: as started)."""
     soft, hard = _ORIGINAL_DATA_LIMIT
     if limit is not None:

@@ -1,0 +1,107 @@
+"""Per-trial overhead of the ``ray`` engine on a local Ray cluster (for ``overhead.py --ray``).
+
+The same experiment as ``overhead.py``'s training-service section: the ``random`` strategy
+(``dedup=False``), the ``simplified`` format, ``overhead.OverheadSpace`` (65,536 tiny architectures) and
+``overhead.evaluate`` (no work: the model is built, a constant reported), now on the ``ray`` engine with
+a local cluster it starts itself (127.0.0.1 only, usage statistics off) and stops at the end::
+
+    wall per trial   = wall time of exp.run() / trials         (cluster start, actors, every trial, shutdown)
+    steady per trial = (last trial ended - first trial started) / trials
+    start-up         = first trial started - exp.run() called  (cluster start, first actor ready)
+
+    python benchmarks/_ray_overhead.py                     # 200 trials at concurrency 1 and 4
+    python benchmarks/_ray_overhead.py --trials 50 --concurrency 1,4 --pool   # the local pool beside it
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `overhead` by its module name, also in the actors
+
+import overhead  # noqa: E402 - after the path entry above
+
+__all__ = ["measure_ray"]
+
+
+def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
+    """Run ``trials`` no-op trials on the ``ray`` engine at ``concurrency``; returns the figures.
+
+    Keys: ``trials``, ``succeeded``, ``concurrency``, ``total_s``, ``ms_per_trial`` (wall), ``steady_ms_per_trial``,
+    ``startup_s``. The local cluster gets at least ``concurrency`` CPUs (one per trial actor), as the local pool
+    starts ``concurrency`` workers whatever the cores.
+    """
+    from nascore.evaluators import FunctionalEvaluator
+    from nascore.experiment import Experiment, ExperimentConfig
+    from nascore_strategies import Random
+
+    loggers = [logging.getLogger(name) for name in ("nascore", "nascore_engines", "nascore_ray")]
+    levels = [logger.level for logger in loggers]
+    experiment_dir = Path(tempfile.mkdtemp(prefix="nascore-overhead-ray-"))
+    try:
+        config = ExperimentConfig(
+            engine="ray", format="simplified", max_trials=trials, seed=seed, trial_concurrency=concurrency,
+            experiment_dir=experiment_dir,
+            engine_options={"num_cpus": 1, "local_num_cpus": max(concurrency, os.cpu_count() or 1)},
+        )
+        exp = Experiment(overhead.OverheadSpace(), FunctionalEvaluator(overhead.evaluate), Random(dedup=False), config)
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        called = time.time()
+        start = time.perf_counter()
+        exp.run()
+        total = time.perf_counter() - start
+        records = exp.trials()
+        exp.close()
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        shutil.rmtree(experiment_dir, ignore_errors=True)
+    started = min(t.started for t in records if t.started is not None)
+    ended = max(t.ended for t in records if t.ended is not None)
+    return {
+        "concurrency": concurrency,
+        "trials": len(records),
+        "succeeded": sum(t.succeeded for t in records),
+        "total_s": total,
+        "ms_per_trial": total / len(records) * 1e3,
+        "steady_ms_per_trial": (ended - started) / len(records) * 1e3,
+        "startup_s": started - called,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Per-trial overhead of the ray engine on a local Ray cluster.")
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--concurrency", type=lambda v: [int(c) for c in v.split(",")], default=[1, 4])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", action="store_true", help="also measure the local pool (training-service engine)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    print(f"nascore: ray engine (local cluster), simplified format, random strategy (dedup=False), no-op evaluator, "
+          f"{args.trials} trials")
+    for c in args.concurrency:
+        r = measure_ray(args.trials, c, args.seed)
+        line = (f"  ray, concurrency {c}: {r['total_s']:.2f} s for {r['trials']} trials ({r['succeeded']} succeeded) = "
+                f"{r['ms_per_trial']:.1f} ms/trial wall, {r['steady_ms_per_trial']:.1f} ms/trial steady, "
+                f"start-up {r['startup_s']:.2f} s")
+        if args.pool:
+            p = overhead.run_training_service(args.trials, args.seed, 1, c)
+            ratio = r["steady_ms_per_trial"] / p["steady_ms_per_trial"] if p["steady_ms_per_trial"] else float("nan")
+            line += (f"\n  local pool, concurrency {c}: {p['total_s']:.2f} s = {p['ms_per_trial']:.1f} ms/trial wall, "
+                     f"{p['steady_ms_per_trial']:.1f} ms/trial steady; ray steady / pool steady: {ratio:.2f}x")
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Connecting to a Ray cluster (or starting a local one), and checking that it can host a trial at all.
+
+A local cluster started by the engine listens on 127.0.0.1 only and has Ray's usage statistics off:
+nothing leaves the machine. Ray is imported here, when the engine starts, never when the plugin loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import attrs
+
+from nascore.errors import EngineError
+from nascore_ray.options import RayOptions
+
+__all__ = ["Connection", "check_fits", "connect", "quiet_ray"]
+
+_log = logging.getLogger(__name__)
+
+
+def quiet_ray(loopback: bool = False) -> None:
+    """Environment for a Ray started from this process: no usage statistics; with ``loopback``, 127.0.0.1 only.
+
+    Ray reads the loopback switch when it is imported (and its processes inherit it): call this before
+    ``import ray``. Values the user set already are kept.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    if loopback:
+        # Ray's switch for "single-machine cluster": its node address becomes 127.0.0.1 and nothing binds elsewhere.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+@attrs.define
+class Connection:
+    """This process's connection to Ray, as the engine found or made it.
+
+    :ivar owned: the engine called ``ray.init`` (and calls ``ray.shutdown`` at the end).
+    :ivar where: the cluster, in messages.
+    :ivar runtime_env_in_job: ``runtime_env`` went to ``ray.init`` (job-wide); else it goes to each actor.
+    """
+
+    owned: bool
+    where: str
+    runtime_env_in_job: bool
+
+
+def connect(options: RayOptions) -> Connection:
+    """Use this process's Ray connection, or connect to ``options.address``, or start a local cluster."""
+    local = options.address is None
+    if "ray" not in sys.modules:
+        quiet_ray(loopback=local)
+    elif local:
+        quiet_ray()
+    import ray
+
+    if ray.is_initialized():
+        where = _describe_connected(ray)
+        _log.info("Using this process's Ray connection (%s); engine_options.address is not used", where)
+        return Connection(owned=False, where=where, runtime_env_in_job=False)
+    common: dict[str, Any] = {"log_to_driver": False, "runtime_env": options.runtime_env}
+    try:
+        if local:
+            # "local": a new cluster of our own, never one that `ray start` (or a test's Cluster) left on this machine.
+            ray.init(address="local", num_cpus=options.local_num_cpus, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", **common)
+        else:
+            ray.init(address=options.address, **common)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        if local:
+            raise EngineError(f"cannot start a local Ray cluster: {type(exc).__name__}: {exc}") from exc
+        raise EngineError(
+            f"cannot connect to the Ray cluster at engine_options.address = {options.address!r}: "
+            f"{type(exc).__name__}: {exc}. Give 'auto' (this machine joined a cluster with `ray start`), "
+            "'ray://<head>:10001' (Ray Client) or '<head>:6379' (the GCS), or leave it out to start a local cluster"
+        ) from exc
+    where = "a local Ray cluster (127.0.0.1)" if local else f"{options.address!r} ({_describe_connected(ray)})"
+    return Connection(owned=True, where=where, runtime_env_in_job=options.runtime_env is not None)
+
+
+def _describe_connected(ray: Any) -> str:
+    try:
+        context = ray.get_runtime_context()
+        address = getattr(context, "gcs_address", None)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+    except Exception:  # noqa: BLE001 - only for messages
+        return "the Ray cluster this process is connected to"
+    return f"the Ray cluster at {address or '?'} ({len(nodes)} node(s))"
+
+
+def check_fits(ray: Any, where: str, num_cpus: float, num_gpus: float, memory: int | None = None) -> None:
+    """Raise :class:`EngineError` unless some alive node of the cluster can host one trial's actor.
+
+    A GPU request on a cluster without GPUs is named as such; it is an error before the first trial.
+    """
+    need = {"CPU": num_cpus, "GPU": num_gpus, "memory": float(memory or 0)}
+    need = {key: value for key, value in need.items() if value > 0}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get("Resources", {}).get(key, 0.0) >= value for key, value in need.items()) for node in nodes):
+        return
+    totals = ray.cluster_resources()
+    if num_gpus > 0 and totals.get("GPU", 0) <= 0:
+        raise EngineError(
+            f"each trial asks for {num_gpus:g} GPU (engine_options.num_gpus, else trial_gpu_number), but {where} has "
+            f"no GPU ({len(nodes)} node(s), {totals.get('CPU', 0):g} CPU(s)); set engine_options.num_gpus = 0 (and "
+            "trial_gpu_number = 0) to train on CPUs, or connect to a cluster with GPU nodes"
+        )
+    largest = ", ".join(
+        "{" + ", ".join(f"{k}: {node.get('Resources', {}).get(k, 0):g}" for k in need) + "}" for node in nodes[:8]
+    )
+    asked = ", ".join(f"{key}: {value:g}" for key, value in need.items())
+    raise EngineError(
+        f"no node of {where} can host one trial: each asks for {{{asked}}} (engine_options.num_cpus / num_gpus, "
+        f"trial_memory_limit), and its nodes have {largest or 'nothing'}; ask for less per trial or add nodes"
+    )

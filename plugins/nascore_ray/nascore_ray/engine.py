@@ -1,0 +1,58 @@
+"""The ``ray`` engine: the training-service engine's queue, re-queues and events, with trials on Ray actors.
+
+nascore keeps its strategy loop, its store and resume (one source of truth); Ray does the placement,
+scheduling and node-failure detection. :class:`RayEngine` is the
+:class:`~nascore_engines.training_service.TrainingServiceEngine` (ship every trial as data, queue it,
+hand it to a free seat, record events as they come, put back the trials whose machine dropped) with a
+:class:`~nascore_ray.service.RayService` as its service, configured by :class:`~nascore_ray.options.RayOptions`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nascore.engine import EngineContext, TrialResources
+from nascore.evaluator import Evaluator
+from nascore.format import ExecutableSpace
+from nascore_engines.training_service.engine import TrainingServiceEngine, check_model_shipping
+from nascore_ray.options import RayOptions
+
+__all__ = ["RayEngine"]
+
+_log = logging.getLogger(__name__)
+
+
+class RayEngine(TrainingServiceEngine):
+    """Registered as ``ray``; its settings are :class:`~nascore_ray.options.RayOptions` (``engine_options``).
+
+    :param settings: the Ray settings (default: a local cluster, one CPU per trial).
+    :param resources: what each trial may use (``trial_concurrency``, ``trial_gpu_number`` when
+        ``num_gpus`` is not given, ``trial_timeout``, ``trial_memory_limit``).
+    """
+
+    name = "ray"
+    options_class = RayOptions
+    config_aliases = ()
+
+    def __init__(self, settings: RayOptions | None = None, resources: TrialResources | None = None) -> None:
+        super().__init__(None, resources)
+        self.settings: RayOptions = settings if settings is not None else RayOptions()  # type: ignore[assignment]
+
+    @classmethod
+    def create(cls, options: RayOptions | None, resources: TrialResources) -> RayEngine:  # type: ignore[override]
+        return cls(options, resources)
+
+    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
+        self._evaluator_shipment(evaluator)  # an evaluator that cannot travel fails here, before the cluster starts
+
+    def start(self, context: EngineContext) -> None:
+        from nascore_ray.service import RayService
+
+        if context.space is not None:
+            check_model_shipping(context)
+        self._context = context
+        resources = self.resources = context.resources
+        service = RayService(resources, self.settings, self._emit, self._requeue, self._kick)
+        service.start()
+        self._service = service
+        self._capacity = min(resources.trial_concurrency, service.capacity())

@@ -1,0 +1,512 @@
+"""Trials on warm Ray actors: one actor per seat, trial after trial; events and output stream back as they come.
+
+:class:`RayService` is the :class:`~nascore_engines.training_service.engine.TrialService` of the ``ray``
+engine. Each seat has a :class:`~nascore_ray.actor.TrialActor` (``max_restarts=0``) reserving the
+trial's ``num_cpus`` / ``num_gpus``, and a thread of this process that hands it one trial at a time and
+reads the trial's streaming generator: events go to the engine as they arrive, the trial's output is
+appended to ``trial.log`` in the experiment's trial folder. An evaluator's shipment (its datasets
+included) is put into Ray's object store once per experiment; an actor fetches it once.
+
+Faults:
+
+* a trial that raises ends FAILED with the traceback from the node (``run_trial`` in the actor);
+* an actor that dies under a trial (its process killed, out of memory, its node lost) is replaced by a
+  new actor, which Ray places on the nodes that remain, and the trial is re-queued (a ``retry`` event;
+  FAILED after ``max_requeues`` re-queues);
+* a trial that outruns ``trial_timeout`` has its actor killed: it ends FAILED and the seat is replaced;
+* when the cluster itself is gone (head node lost, connection dropped), or no actor could start for
+  ``all_down_timeout``, :meth:`RayService.unavailable` says so: the engine stops with that error and the
+  trials still unfinished run again when the experiment is resumed from its store.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import attrs
+
+from nascore.engine import TrialEvent, TrialResources, TrialStatus
+from nascore.errors import EngineError
+from nascore_engines.folders import cannot_write
+from nascore_engines.training_service import protocol
+from nascore_engines.training_service.pool import PoolTrial, tail
+from nascore_ray.actor import TrialActor, store_shipment
+from nascore_ray.cluster import Connection, check_fits, connect
+from nascore_ray.options import RayOptions
+
+__all__ = ["RayService"]
+
+_log = logging.getLogger(__name__)
+
+#: Actors that die before they are ready this many times in a row break the service (no endless respawning).
+MAX_START_FAILURES = 3
+#: Seconds a probe of the cluster (is the head still there?) may take.
+PROBE_TIMEOUT = 10.0
+
+
+@attrs.define(eq=False)
+class _Seat:
+    index: int
+    generation: int
+    actor: Any
+    started: float
+    ready: bool = False
+    dead: bool = False
+    info: dict[str, Any] = attrs.field(factory=dict)
+    trial: PoolTrial | None = None
+    deadline: float | None = None
+    timed_out: float | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        where = f"pid {self.info.get('pid')} on {self.info.get('host')}" if self.info else "not started"
+        node = self.info.get("node_id") or ""
+        return f"actor {self.index}.{self.generation} ({where}{', node ' + node[:12] if node else ''})"
+
+
+class RayService:
+    """Runs trials on warm actors of a Ray cluster (see the module documentation).
+
+    :param resources: what each trial may use (concurrency, GPUs, timeout, memory).
+    :param options: the engine's :class:`~nascore_ray.options.RayOptions`.
+    :param on_event: receives every trial event, from this service's threads.
+    :param requeue: ``requeue(trials, reason, attempts)``: puts trials whose actor died back in the queue.
+    :param kick: called when seats became free outside a trial's end (a new actor is ready).
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        resources: TrialResources,
+        options: RayOptions,
+        on_event: Callable[[TrialEvent], None],
+        requeue: Callable[[list[PoolTrial], str, dict[int, int]], None],
+        kick: Callable[[], None],
+    ) -> None:
+        self.resources = resources
+        self.options = options
+        self.seat_count = min(resources.trial_concurrency, options.max_concurrency or resources.trial_concurrency)
+        self.num_gpus = options.gpus_per_trial(resources.trial_gpu_number)
+        self._on_event_callback = on_event
+        self._requeue = requeue
+        self._kick = kick
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._seats: dict[int, _Seat] = {}
+        self._generation: collections.Counter[int] = collections.Counter()
+        self._attempts: dict[int, int] = {}
+        self._refs: dict[str, Any] = {}
+        self._put_lock = threading.Lock()
+        self._start_failures = 0
+        self._closing = False
+        self._monitor: threading.Thread | None = None
+        self._actor_class: Any = None
+        self._sys_path: list[str] = []
+        self.connection: Connection | None = None
+        self.broken: str | None = None
+        self.ever_ready = False
+        #: How many times an evaluator shipment was put into the object store (once per evaluator).
+        self.object_store_puts = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (or start a local cluster), check that a trial fits, start the actors, wait for the first."""
+        self.connection = connect(self.options)
+        import ray
+
+        try:
+            check_fits(ray, self.connection.where, self.options.num_cpus, self.num_gpus, self.resources.trial_memory_limit)
+            self._actor_class = ray.remote(TrialActor)
+            if self.options.ship_sys_path:
+                self._sys_path = [entry or os.getcwd() for entry in sys.path]
+            with self._lock:
+                for index in range(self.seat_count):
+                    self._spawn(index)
+            self._monitor = threading.Thread(target=self._watch, name="nascore-ray-monitor", daemon=True)
+            self._monitor.start()
+            threading.Thread(target=self._heartbeat, name="nascore-ray-heartbeat", daemon=True).start()
+            with self._changed:
+                self._changed.wait_for(lambda: self.ever_ready or self.broken is not None, timeout=self.options.ready_timeout)
+                if self.broken is not None:
+                    raise EngineError(self.broken)
+                if not self.ever_ready:
+                    raise EngineError(
+                        f"no trial actor was ready on {self.connection.where} after {self.options.ready_timeout:g} s "
+                        f"(engine_options.ready_timeout): no node could place one ({self._asks()}), or its runtime "
+                        "environment is still being built; raise ready_timeout for pip environments"
+                    )
+        except BaseException:
+            self.shutdown()
+            raise
+        _log.info("Ray service: %d warm actor(s) on %s, each with %s", self.seat_count, self.connection.where, self._asks())
+
+    def shutdown(self) -> None:
+        """Kill every actor (trials still running get no event: they end as INTERRUPTED upstream)."""
+        with self._changed:
+            if self._closing:
+                return
+            self._closing = True
+            seats = list(self._seats.values())
+            self._changed.notify_all()
+        if "ray" in sys.modules:
+            import ray
+
+            for seat in seats:
+                try:
+                    ray.kill(seat.actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already dead, or the cluster is gone
+                    pass
+        limit = time.monotonic() + 3.0
+        for seat in seats:
+            if seat.thread is not None and seat.thread is not threading.current_thread():
+                seat.thread.join(timeout=max(0.0, limit - time.monotonic()))
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join(timeout=1.0)
+        if self.connection is not None and self.connection.owned:
+            import ray
+
+            ray.shutdown()
+
+    # --- the TrialService protocol --------------------------------------------------------------
+
+    def capacity(self) -> int:
+        return self.seat_count
+
+    def free_seats(self) -> int:
+        with self._lock:
+            if self.broken is not None or self._closing:
+                return 0
+            return sum(1 for s in self._seats.values() if s.ready and not s.dead and s.trial is None)
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for s in self._seats.values() if s.trial is not None)
+
+    def run(self, trial: PoolTrial) -> None:
+        """Hand ``trial`` to a free warm actor. :raises EngineError: none is free."""
+        with self._changed:
+            if self.broken is not None:
+                raise EngineError(self.broken)
+            seat = next((s for s in self._seats.values() if s.ready and not s.dead and s.trial is None), None)
+            if seat is None or self._closing:
+                raise EngineError(f"no free Ray actor for trial {trial.trial_id}")
+            seat.trial = trial
+            seat.deadline = seat.timed_out = None
+            self._changed.notify_all()
+
+    def unavailable(self) -> str | None:
+        """Why no trial can run any more (``None`` while trials can run)."""
+        return self.broken
+
+    def seats(self) -> list[dict[str, Any]]:
+        """The current actors: index, generation, whether ready, where they run, the trial they run."""
+        with self._lock:
+            return [
+                {"index": s.index, "generation": s.generation, "ready": s.ready, "dead": s.dead, **s.info,
+                 "trial_id": s.trial.trial_id if s.trial is not None else None, "actor": s.actor}
+                for s in self._seats.values()
+            ]
+
+    # --- seats ----------------------------------------------------------------------------------
+
+    def _asks(self) -> str:
+        gpus = f", {self.num_gpus:g} GPU" if self.num_gpus else ""
+        return f"{self.options.num_cpus:g} CPU{gpus}"
+
+    def _spawn(self, index: int) -> None:
+        """Start a new actor for seat ``index`` (called with the lock held)."""
+        self._generation[index] += 1
+        generation = self._generation[index]
+        actor_options: dict[str, Any] = {
+            "num_cpus": self.options.num_cpus, "num_gpus": self.num_gpus, "max_restarts": 0, "max_task_retries": 0,
+        }
+        if self.resources.trial_memory_limit:
+            actor_options["memory"] = int(self.resources.trial_memory_limit)
+        if self.options.runtime_env is not None and not (self.connection and self.connection.runtime_env_in_job):
+            actor_options["runtime_env"] = self.options.runtime_env
+        actor = self._actor_class.options(**actor_options).remote(f"{index}.{generation}")
+        seat = _Seat(index, generation, actor, time.monotonic())
+        self._seats[index] = seat
+        seat.thread = threading.Thread(target=self._seat_main, args=(seat,), name=f"nascore-ray-{index}.{generation}",
+                                       daemon=True)
+        seat.thread.start()
+
+    def _replace(self, seat: _Seat) -> None:
+        """Start a new actor in the place of ``seat``, which died (the cluster may be gone: then we are broken)."""
+        with self._changed:
+            if self._closing or self.broken is not None or self._seats.get(seat.index) is not seat:
+                return
+            try:
+                self._spawn(seat.index)
+                return
+            except Exception as exc:  # noqa: BLE001 - Ray raises whatever its connection raises
+                failure = exc
+        self._break(self._lost_cluster(failure))
+
+    def _seat_main(self, seat: _Seat) -> None:
+        import ray
+
+        try:
+            info = ray.get(seat.actor.ready.remote(self._sys_path))
+        except Exception as exc:  # noqa: BLE001 - the actor could not start (placement, runtime env, import)
+            self._start_failed(seat, exc)
+            return
+        with self._changed:
+            if seat.dead or self._closing:
+                return
+            seat.info, seat.ready = info, True
+            self.ever_ready = True
+            self._start_failures = 0
+            self._changed.notify_all()
+        _log.debug("Ray service: %s ready", seat.name)
+        self._kick()
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: seat.trial is not None or seat.dead or self._closing)
+                if seat.dead or self._closing:
+                    return
+                trial = seat.trial
+            assert trial is not None
+            if not self._run_trial(seat, trial):
+                return
+
+    def _start_failed(self, seat: _Seat, exc: BaseException) -> None:
+        with self._changed:
+            if self._closing or seat.dead:
+                return
+            seat.dead = True
+            self._start_failures += 1
+            text = _ray_reason(exc)
+            give_up = self._start_failures >= MAX_START_FAILURES or "RuntimeEnv" in type(exc).__name__
+        if give_up:
+            self._break(
+                f"Ray trial actors cannot start on {self.connection.where if self.connection else 'Ray'} "
+                f"({self._start_failures} failure(s) in a row): {text}"
+            )
+            return
+        _log.warning("Ray service: %s could not start (%s); starting another", seat.name, text)
+        self._replace(seat)
+
+    # --- one trial ------------------------------------------------------------------------------
+
+    def _run_trial(self, seat: _Seat, trial: PoolTrial) -> bool:
+        """Run ``trial`` on ``seat``'s actor; returns whether the actor is still there for the next trial."""
+        import ray
+
+        try:
+            trial.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log: IO[bytes] | None = open(trial.log_path, "ab")  # noqa: SIM115 - closed below
+        except OSError as exc:  # where the trial's log goes is broken, not the trial: it reruns on resume
+            with self._lock:
+                seat.trial = None
+            self._emit(TrialEvent.abort(trial.trial_id, cannot_write(trial.trial_id, trial.log_path.parent, exc)))
+            return True
+        log_error: OSError | None = None
+        try:
+            ref = self._evaluator_ref(trial)
+            message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
+            for item_ref in seat.actor.run.remote(message, [ref]):
+                item = ray.get(item_ref)
+                if "log" in item:
+                    try:
+                        assert log is not None
+                        log.write(item["log"].encode("utf-8"))
+                        log.flush()
+                    except OSError as exc:
+                        log_error = log_error or exc
+                    continue
+                event = protocol.event_from_dict(item["event"])
+                if event.trial_id not in trial.reporting_ids:
+                    continue
+                if event.ends_trial:
+                    if log_error is not None:  # its end cannot be recorded faithfully: it reruns on resume
+                        event = TrialEvent.abort(trial.trial_id, cannot_write(trial.trial_id, trial.log_path.parent,
+                                                                              log_error))
+                    with self._lock:
+                        seat.trial = None
+                        seat.deadline = None
+                    self._emit(event)
+                    return True
+                if event.kind == "status" and event.status is TrialStatus.RUNNING and self.resources.trial_timeout:
+                    with self._changed:
+                        seat.deadline = time.monotonic() + self.resources.trial_timeout
+                        self._changed.notify_all()
+                self._emit(event)
+            raise EngineError(f"the Ray actor's stream of trial {trial.trial_id} ended without the trial's end")
+        except Exception as exc:  # noqa: BLE001 - the actor, its node or the cluster is gone
+            if log is not None:
+                log.close()
+                log = None
+            self._seat_died(seat, trial, exc)
+            return False
+        finally:
+            if log is not None:
+                log.close()
+
+    def _seat_died(self, seat: _Seat, trial: PoolTrial, exc: BaseException) -> None:
+        with self._changed:
+            if self._closing:
+                return
+            seat.dead = True
+            seat.trial = None
+            timed_out = seat.timed_out
+            self._changed.notify_all()
+        if self.broken is not None:
+            return
+        if not _actor_error(exc) and not self._cluster_alive():
+            self._break(self._lost_cluster(exc))
+            return
+        if timed_out is not None:
+            reason = (
+                f"trial {trial.trial_id} failed: it timed out after {timed_out:g} s (trial_timeout); its Ray "
+                f"{seat.name} was killed and replaced."
+            )
+            output = tail(trial.log_path)
+            if output:
+                reason += f"\nLast lines of its output ({trial.log_path}):\n{output}"
+            self._replace(seat)
+            self._emit(TrialEvent.failed(trial.trial_id, reason))
+            return
+        reason = f"its Ray {seat.name} died: {_ray_reason(exc)}"
+        self._attempts[trial.trial_id] = self._attempts.get(trial.trial_id, 0) + 1
+        _log.warning("Ray service: trial %d: %s; re-queued (attempt %d), the seat gets a new actor", trial.trial_id,
+                     reason, self._attempts[trial.trial_id])
+        try:
+            with open(trial.log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n--- nascore: this attempt was lost: {reason} ---\n")
+        except OSError:
+            pass
+        self._replace(seat)
+        if not self._closing:
+            self._requeue([trial], reason, self._attempts)
+
+    def _evaluator_ref(self, trial: PoolTrial) -> Any:
+        """The object-store reference of the trial's evaluator shipment: put once per evaluator, per experiment."""
+        with self._put_lock:
+            ref = self._refs.get(trial.evaluator_key)
+            if ref is None:
+                import ray
+
+                ref = self._refs[trial.evaluator_key] = ray.put(store_shipment(trial.evaluator))
+                self.object_store_puts += 1
+            return ref
+
+    def _emit(self, event: TrialEvent) -> None:
+        if self._closing:
+            return
+        self._on_event_callback(event)
+
+    # --- the cluster ----------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        """Ask the head now and then whether it is there; report a lost cluster before Ray ends this process."""
+        interval = float(self.options.heartbeat)
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closing or self.broken is not None, timeout=interval)
+                if self._closing or self.broken is not None:
+                    return
+            if self._cluster_alive(max(PROBE_TIMEOUT, 2 * interval)):
+                continue
+            self._break(self._lost_cluster(TimeoutError(
+                f"the head node did not answer within {max(PROBE_TIMEOUT, 2 * interval):g} s")))
+            return
+
+    def _break(self, reason: str) -> None:
+        """No trial can run any more: say why; trials still running get no event (they rerun on resume)."""
+        with self._changed:
+            if self._closing or self.broken is not None:
+                return
+            self.broken = reason
+            for seat in self._seats.values():
+                seat.dead, seat.trial, seat.deadline = True, None, None
+            self._changed.notify_all()
+        _log.error("%s", reason)
+        self._kick()  # the engine's wait() notices and stops the experiment
+
+    def _cluster_alive(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        """Whether the cluster's head still answers (asked on a thread of its own, ``timeout`` seconds at most)."""
+        import ray
+
+        answer: list[bool] = []
+
+        def probe() -> None:
+            try:
+                answer.append(ray.is_initialized() and any(n.get("Alive") for n in ray.nodes()))
+            except Exception:  # noqa: BLE001 - any failure to reach the GCS
+                answer.append(False)
+
+        thread = threading.Thread(target=probe, name="nascore-ray-probe", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        return bool(answer and answer[0])
+
+    def _lost_cluster(self, exc: BaseException) -> str:
+        where = self.connection.where if self.connection else "the Ray cluster"
+        return (
+            f"lost {where}: {type(exc).__name__}: {_ray_reason(exc)}. The head node or the connection to it is gone; "
+            "finished trials are in the experiment's store: resume the experiment once the cluster is back "
+            "(unfinished trials run again)"
+        )
+
+    def _watch(self) -> None:
+        """Kill actors whose trial outran ``trial_timeout``; notice when no actor can start any more."""
+        import ray
+
+        with self._changed:
+            while not self._closing:
+                now = time.monotonic()
+                for seat in self._seats.values():
+                    if seat.deadline is not None and seat.timed_out is None and seat.deadline <= now and not seat.dead:
+                        seat.timed_out = self.resources.trial_timeout
+                        _log.info("Ray service: trial %s ran past trial_timeout=%gs; killing %s",
+                                  seat.trial.trial_id if seat.trial else None, seat.timed_out or 0, seat.name)
+                        try:
+                            ray.kill(seat.actor, no_restart=True)
+                        except Exception as exc:  # noqa: BLE001
+                            _log.debug("killing %s failed: %s", seat.name, exc)
+                alive = [s for s in self._seats.values() if s.ready and not s.dead]
+                starting = [s.started for s in self._seats.values() if not s.ready and not s.dead]
+                if self.ever_ready and not alive and starting and self.broken is None:
+                    waited = now - min(starting)
+                    if waited > self.options.all_down_timeout:
+                        reason = (
+                            f"no Ray trial actor could start on {self.connection.where if self.connection else 'Ray'} "
+                            f"for {waited:.0f} s (engine_options.all_down_timeout; each asks for {self._asks()}): nodes "
+                            "were lost and those left cannot host a trial; resume the experiment when the cluster is back"
+                        )
+                        threading.Thread(target=self._break, args=(reason,), daemon=True).start()
+                deadlines = [s.deadline - now for s in self._seats.values()
+                             if s.deadline is not None and s.timed_out is None and s.deadline > now]
+                self._changed.wait(timeout=min([1.0, *deadlines]))
+
+
+def _actor_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says that one actor (its process or its node) died, not that the cluster is gone."""
+    try:
+        from ray import exceptions
+    except ImportError:  # pragma: no cover
+        return False
+    kinds = tuple(getattr(exceptions, name) for name in ("RayActorError", "ActorUnavailableError", "WorkerCrashedError",
+                                                          "NodeDiedError", "OwnerDiedError") if hasattr(exceptions, name))
+    return isinstance(exc, kinds)
+
+
+def _ray_reason(exc: BaseException) -> str:
+    """The line of a Ray error that says what happened (they run to many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("The actor is dead because", "The actor died because")):
+            return line if len(line) <= 400 else line[:397] + "..."
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
