@@ -79,6 +79,7 @@ class TrainingServiceEngine(ExecutionEngine):
         self._service: TrialService | None = None
         self._evaluators: list[tuple[Evaluator, str, dict[str, Any]]] = []
         self._closed = False
+        self._template: Any = None  # a worker template forked in check(), before the experiment opens its store
 
     @classmethod
     def create(cls, options: TrainingServiceOptions | None, resources: TrialResources) -> TrainingServiceEngine:
@@ -96,9 +97,11 @@ class TrainingServiceEngine(ExecutionEngine):
         if self.resources.trial_memory_limit is not None and not sys.platform.startswith("linux"):
             _log.warning("trial_memory_limit is enforced on Linux only; on %s it is ignored", sys.platform)
         if self.settings.platform == "local":
-            from nascore_engines.training_service.local import local_seats
+            from nascore_engines.training_service.local import early_template, local_seats
 
             local_seats(self.resources, self.settings, self.gpus)
+            if self._template is None:
+                self._template = early_template(self.settings, self)
         else:
             from nascore_engines.training_service.remote import check_settings
 
@@ -112,7 +115,9 @@ class TrainingServiceEngine(ExecutionEngine):
         if self.settings.platform == "local":
             from nascore_engines.training_service.local import LocalService
 
-            service: TrialService = LocalService(resources, self.settings, context.experiment_dir, self._emit, self.gpus)
+            service: TrialService = LocalService(resources, self.settings, context.experiment_dir, self._emit, self.gpus,
+                                                 template=self._template)
+            self._template = None  # the pool owns it now
         else:
             from nascore_engines.training_service.remote import RemoteService, check_settings
 
@@ -174,8 +179,11 @@ class TrainingServiceEngine(ExecutionEngine):
             self._closed = True
             self._queue.clear()
             service, self._service = self._service, None
+            template, self._template = self._template, None
         if service is not None:
             service.shutdown()
+        if template is not None:  # checked, never started
+            template.close()
 
     # --- called by the services, from their threads ---------------------------------------------
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from nascore.engine import TrialEvent, TrialResources
 from nascore_engines.training_service.gpu import Seat, detect_gpus, plan_seats
 from nascore_engines.training_service.options import TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial, WorkerPool
+from nascore_engines.training_service.template import Template
 
 __all__ = ["LocalService", "local_seats"]
 
@@ -42,6 +46,28 @@ def local_seats(resources: TrialResources, settings: TrainingServiceOptions, gpu
     return seats
 
 
+def early_template(settings: TrainingServiceOptions, owner: object) -> Template | None:
+    """A ``fork`` worker template made now, while the experiment has no store open (``None`` where the
+    settings or the process rule it out).
+
+    Forked later, when the experiment's SQLite store is open, a worker would inherit SQLite's
+    per-process record of that file's locks, which is wrong in a child: a trial opening the store (no
+    trial should) could then write without the lock. So the engine forks its template in ``check()``,
+    before the store opens; the template is closed with ``owner`` if no pool ever takes it.
+    """
+    worker_start = os.environ.get(WORKER_START_VARIABLE) or settings.worker_start
+    if worker_start not in ("auto", "fork") or (settings.python and not Path(settings.python).samefile(sys.executable)):
+        return None
+    with tempfile.NamedTemporaryFile(prefix="nascore-template-", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
+    template = Template.start(log_path, kind="fork")
+    if template is None:
+        log_path.unlink(missing_ok=True)
+        return None
+    weakref.finalize(owner, template.close)
+    return template
+
+
 class LocalService:
     """Runs trials in worker processes on this machine (``engine_options.platform = "local"``).
 
@@ -61,6 +87,7 @@ class LocalService:
         on_event: Callable[[TrialEvent], None],
         gpus: Sequence[int] | None = None,
         worker_start: str | None = None,
+        template: Template | None = None,
     ) -> None:
         self.seats = local_seats(resources, settings, gpus)
         worker_start = worker_start or os.environ.get(WORKER_START_VARIABLE) or settings.worker_start
@@ -73,6 +100,7 @@ class LocalService:
             memory_limit=resources.trial_memory_limit,  # type: ignore[arg-type]
             name="local",
             worker_start=worker_start,
+            template=template,
         )
 
     def start(self) -> None:

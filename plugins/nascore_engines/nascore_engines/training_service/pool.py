@@ -172,6 +172,7 @@ class WorkerPool:
         env: dict[str, str] | None = None,
         name: str = "local",
         worker_start: str = "spawn",
+        template: Template | None = None,
     ) -> None:
         if worker_start not in WORKER_STARTS:
             raise EngineError(f"{name}: worker_start must be one of {', '.join(WORKER_STARTS)}, got {worker_start!r}")
@@ -188,7 +189,8 @@ class WorkerPool:
         self.env = dict(env or {})
         self.name = name
         self.worker_start = worker_start
-        self.template: Template | None = None
+        #: The process workers fork from; given (made before the experiment opened its store) or made in start().
+        self.template: Template | None = template
         #: Seconds from asking for each worker to its ``ready`` message, in the order they became ready.
         self.startup_seconds: list[float] = []
         self._lock = threading.Lock()
@@ -209,7 +211,10 @@ class WorkerPool:
         :raises EngineError: no worker could start (the message quotes the worker's output).
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        if self.worker_start != "spawn":
+        if self.template is not None:
+            _log.debug("%s: workers fork from a %s template made earlier (pid %d)", self.name, self.template.kind,
+                       self.template.pid)
+        elif self.worker_start != "spawn":
             self.template = Template.start(
                 self.log_dir / "template.log", kind=self.worker_start, python=self.python, sys_path=self.sys_path,
                 cwd=self.cwd, env=self.env, ready_timeout=300.0 if wait_ready is None else wait_ready,
