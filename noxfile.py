@@ -68,6 +68,17 @@ def ensure_sshd(session: nox.Session) -> None:
     session.run("apt-get", "install", "-y", "-qq", "openssh-server", external=True, env=env)
 
 
+def ensure_chromium(session: nox.Session) -> None:
+    """The dashboard's browser tests drive Debian's headless Chromium: install it and its driver if missing."""
+    if Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists():
+        return
+    if os.geteuid() != 0:
+        session.error("the dashboard's browser tests need: sudo apt-get install chromium chromium-driver")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", "chromium-driver", external=True, env=env)
+
+
 def install_core(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".", *TEST_DEPS)
@@ -84,7 +95,8 @@ def install_all(session: nox.Session, *extra: str) -> None:
 def tests(session: nox.Session) -> None:
     """Everything: the core, every plugin and the end-to-end tests."""
     ensure_sshd(session)
-    install_all(session)
+    ensure_chromium(session)
+    install_all(session, "-e.[dashboard]", "selenium")
     session.run("pytest", *(session.posargs or ["tests"]))
 
 
@@ -92,7 +104,8 @@ def tests(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """The end-to-end tests with everything installed, less those a plugin session runs already."""
     ensure_sshd(session)
-    install_all(session)
+    ensure_chromium(session)  # the dashboard's tests run in a real browser
+    install_all(session, "-e.[dashboard]", "selenium")
     claimed = [f"--ignore={path}" for paths in EXTRA_TESTS.values() for path in paths]
     session.run("pytest", "tests/integration", *claimed, *session.posargs)
 
@@ -101,7 +114,7 @@ def integration(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """The core alone: its tests pass with no plugin installed."""
     install_core(session)
-    session.install("-e", ".[lightning]", "scikit-learn")  # the core's Lightning evaluators and their tests
+    session.install("-e", ".[lightning,dashboard]", "scikit-learn")  # the core's Lightning evaluators, the dashboard
     session.run("python", "-c", CHECK_ONLY)
     session.run("pytest", "tests/core", *session.posargs)
 
@@ -139,12 +152,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "nascore", "plugins", "tests", "benchmarks", "examples", "noxfile.py")
 
 
-BENCHMARKS = ("overhead", "strategies", "graph_format", "oneshot", "cgo")
+BENCHMARKS = ("overhead", "strategies", "graph_format", "oneshot", "cgo", "dashboard")
 
 
 @nox.session
 @nox.parametrize("benchmark", BENCHMARKS)
 def bench(session: nox.Session, benchmark: str) -> None:
     """Benchmarks (figures, not pass/fail), e.g. ``nox -s "bench(benchmark='overhead')" -- --nni PYTHON``."""
-    install_all(session, "matplotlib")
+    if benchmark == "dashboard":
+        ensure_chromium(session)
+    install_all(session, "matplotlib", "-e.[dashboard]", "selenium")
     session.run("python", f"benchmarks/{benchmark}.py", *session.posargs)

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show_parser(subparsers)
     _add_run_parser(subparsers)
     _add_resume_parser(subparsers)
+    _add_dashboard_parser(subparsers)
+    _add_report_parser(subparsers)
     return parser
 
 
@@ -369,4 +371,80 @@ def _run_experiment(experiment: Any, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     print(f"see it with: nascore show {experiment.id} --experiment-dir {experiment.config.experiment_dir}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- nascore dashboard / nascore report ------------------------------------------------------------
+
+
+def _add_dashboard_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="a live web page over the stored experiments (read-only)",
+        description="Serve a local web page showing the experiments: trials, metric history, intermediate "
+        "results, the effect of each decision, architectures and their differences, one-shot architecture "
+        "weights. It updates while experiments run and never writes to their stores. Needs the dashboard "
+        'extra: pip install "nascore[dashboard]".',
+    )
+    parser.add_argument("experiment_id", metavar="EXP", nargs="?", default=None, help="the experiment to open first")
+    _experiment_dir_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves the network)")
+    parser.add_argument("--port", type=int, default=8080, help="the port (default 8080; 0 picks a free one)")
+    parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often the page updates (default 2)")
+    parser.set_defaults(func=cmd_dashboard)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """``nascore dashboard [EXP]``: serve the dashboard until Ctrl-C."""
+    from nascore.dashboard.server import require_server_dependencies, serve
+    from nascore.experiment.store import ExperimentStore
+
+    require_server_dependencies()
+    directory = _existing_experiment_dir(args)
+    if args.experiment_id is not None:
+        ExperimentStore.open(directory, args.experiment_id, readonly=True).close()  # a clear error for a wrong id
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can read the experiments",
+              file=sys.stderr)
+
+    def ready(url: str) -> None:
+        print(f"nascore dashboard of {directory} on {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+
+    try:
+        serve(directory, args.experiment_id, host=args.host, port=args.port, poll_ms=int(args.poll * 1000), on_ready=ready)
+    except KeyboardInterrupt:
+        print("dashboard stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_report_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write an experiment's dashboard views as one self-contained HTML file (read-only)",
+        description="Write the dashboard's views of one experiment (trials, history, intermediate results, "
+        "decisions, architectures, one-shot weights) as one HTML file with its data and scripts inside: "
+        "it opens offline, with no server.",
+    )
+    parser.add_argument("experiment_id", metavar="EXP", help="the experiment id (see `nascore list`)")
+    _experiment_dir_argument(parser)
+    parser.add_argument("--html", metavar="FILE", type=Path, required=True, help="the HTML file to write")
+    parser.add_argument("--code", type=int, default=20, metavar="N",
+                        help="graph format: include the generated code of the N best trials (default 20; 0: none)")
+    parser.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``nascore report EXP --html FILE``."""
+    from nascore.dashboard.report import write_report
+    from nascore.errors import ConfigError
+
+    if args.html.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--html {args.html}: the report is an HTML file; give a name ending in .html")
+    directory = _existing_experiment_dir(args)
+    try:
+        write_report(args.html, directory, args.experiment_id, code_limit=args.code)
+    except OSError as exc:
+        raise ConfigError(f"--html {args.html}: cannot write it: {exc.strerror or exc}") from exc
+    print(f"report of {args.experiment_id} written to {args.html}", file=sys.stderr)
     return EXIT_OK

@@ -38,7 +38,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import heapq
+import json
 import logging
+import math
+import os
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -73,6 +76,10 @@ _log = logging.getLogger(__name__)
 
 #: The file in the experiment's strategy folder holding the trained supernet's state dict.
 SUPERNET_FILE = "supernet.pt"
+#: The file in the experiment's strategy folder recording the architecture weights over training (JSON:
+#: ``{"strategy", "values": {label: [values]}, "points": [{"epoch", "step", "probs": {label: [p, ...]}}]}``),
+#: rewritten after every training epoch; ``nascore dashboard`` draws it.
+ARCHITECTURE_HISTORY_FILE = "architecture_weights.json"
 
 
 def initialised_cuda_devices() -> list[int]:
@@ -190,6 +197,10 @@ class OneShotStrategy(Strategy):
         self._submitted: set[str] = set()
         self.effective_seed = self.seed
         self._random_state: SeededRandomState | None = None
+        #: The probabilities of the decisions' values over training (strategies with architecture weights).
+        self.architecture_history: list[dict[str, Any]] = []
+        #: Where :meth:`save_architecture_history` writes (the experiment's strategy folder, set by :meth:`run`).
+        self.artifact_dir: Path | None = None
 
     # --- the supernet ----------------------------------------------------------------------------
 
@@ -303,6 +314,7 @@ class OneShotStrategy(Strategy):
         if self.supernet is None:
             raise StrategyError(f"{type(self).__name__}.setup(space) must be called before run()")
         if self.exported is None:
+            self.artifact_dir = context.artifact_dir
             self.search(context.evaluator, should_stop=context.should_stop)
             if context.artifact_dir is not None:
                 self.save_supernet(context.artifact_dir)
@@ -337,6 +349,39 @@ class OneShotStrategy(Strategy):
         partial = path.with_suffix(".partial")
         torch.save(self.supernet.state_dict(), partial)
         partial.replace(path)  # a reader never sees half a file
+        return path
+
+    def record_architecture(self, epoch: int, step: int) -> None:
+        """Append to :attr:`architecture_history` the probability of every value of every decision (softmax of the
+        architecture weights; ``None`` where they are not finite). Strategies without architecture weights record nothing."""
+        if self.arch is None:
+            return
+        probs: dict[str, list[float | None]] = {}
+        with torch.no_grad():
+            for label in self.arch.labels():
+                probs[label] = [round(p, 6) if math.isfinite(p) else None for p in self.arch.probs(label).cpu().tolist()]
+        point = {"epoch": epoch, "step": step, "probs": probs}
+        if self.architecture_history and self.architecture_history[-1]["step"] == step:
+            self.architecture_history[-1] = point
+        else:
+            self.architecture_history.append(point)
+
+    def save_architecture_history(self, folder: Path | None = None) -> Path | None:
+        """Write :attr:`architecture_history` to ``folder/architecture_weights.json`` (default: :attr:`artifact_dir`).
+
+        Written whole or not at all (a reader never sees half a file); ``None`` when there is nothing or nowhere to write.
+        """
+        folder = folder if folder is not None else self.artifact_dir
+        if folder is None or self.arch is None or not self.architecture_history:
+            return None
+        values = {label: [_json_value(v) for v in self.arch.decisions[label].values]  # type: ignore[attr-defined]
+                  for label in self.arch.labels()}
+        document = {"strategy": type(self).__name__, "values": values, "points": self.architecture_history}
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / ARCHITECTURE_HISTORY_FILE
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(document, allow_nan=False))
+        os.replace(partial, path)
         return path
 
     def freeze(self, sample: Sample) -> nn.Module:
@@ -478,6 +523,15 @@ class OneShotStrategy(Strategy):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(top_k={self.top_k})"
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``repr``."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def k_best(factors: Sequence[Sequence[tuple[float, Any]]], k: int) -> list[tuple[float, list[Any]]]:

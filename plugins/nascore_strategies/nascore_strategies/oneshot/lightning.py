@@ -376,6 +376,37 @@ class _Progress(pl.Callback):
         _log.info("%s epoch %d: %s", type(self.strategy).__name__, trainer.current_epoch, metrics)
 
 
+class _ArchitectureHistory(pl.Callback):
+    """Records the architecture weights (their softmax) about ten times an epoch, and saves them after each epoch."""
+
+    def __init__(self, strategy: OneShotStrategy) -> None:
+        self.strategy = strategy
+        self.steps = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.strategy.record_architecture(trainer.current_epoch, self.steps)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.steps += 1
+        batches = trainer.num_training_batches
+        every = max(1, int(batches) // 10) if isinstance(batches, int) or (isinstance(batches, float) and math.isfinite(batches)) else 10
+        if (batch_idx + 1) % every == 0:
+            self.strategy.record_architecture(trainer.current_epoch, self.steps)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.strategy.record_architecture(trainer.current_epoch, self.steps)
+        self._save()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            self.strategy.save_architecture_history()
+        except OSError as exc:  # a record for the dashboard: never a reason to stop training
+            _log.warning("%s: cannot save the architecture weights' history: %s", type(self.strategy).__name__, exc)
+
+
 def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Callable[[], bool] | None) -> list[Sample]:
     """Train ``strategy.supernet`` with the Lightning ``evaluator``; return the top architectures."""
     if not isinstance(evaluator, Lightning):
@@ -392,6 +423,9 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
     overrides: dict[str, Any] = {"num_sanity_val_steps": evaluator.trainer_kwargs.get("num_sanity_val_steps", 0)}
     overrides.update(strategy.trainer_overrides())
     callbacks: list[pl.Callback] = [_Progress(strategy)]
+    if strategy.arch is not None:
+        strategy.architecture_history = []
+        callbacks.append(_ArchitectureHistory(strategy))
     if should_stop is not None:
         callbacks.append(_Budget(should_stop))
     trainer = evaluator.create_trainer(callbacks=callbacks, **overrides)
