@@ -41,6 +41,7 @@ import nascore
 from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 
 HERE = Path(__file__).resolve().parent
+os.environ.setdefault("NASCORE_PROGRESS", "off")  # figures to read, not a progress display per trial
 
 
 class Space(ModelSpace):

@@ -70,6 +70,7 @@ from nascore.experiment import Experiment, ExperimentConfig
 from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 
 TARGET_MS = 1.0
+os.environ.setdefault("NASCORE_PROGRESS", "off")  # figures to read, not a progress display per trial
 TS_TARGET_MS = 50.0
 TS_SHORT_TARGET_S = 0.5
 RAY_TARGET_RATIO = 2.0  # ray steady state per trial within 2x the local pool's

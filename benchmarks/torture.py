@@ -69,6 +69,7 @@ from nascore.nn import LayerChoice, ModelSpace, MutableLinear
 from nascore.trial import get_current_trial
 
 ENGINES = ("sequential", "training-service")
+os.environ.setdefault("NASCORE_PROGRESS", "off")  # figures to read, not a progress display per trial
 #: Default kill window per engine (seconds after ``go``): a training-service run spends its first
 #: seconds starting workers (each imports torch), so its window is longer.
 WINDOWS = {"sequential": 1.5, "training-service": 4.0}
