@@ -74,6 +74,7 @@ class _Worker:
     def serve(self) -> None:
         import nascore
 
+        faulthandler.disable()  # forked from a template: drop the handler state the experiment process had
         faulthandler.enable(file=sys.stderr, all_threads=False)  # native crashes leave a traceback in the log
         self.send({"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0], "nascore": nascore.__version__})
         while True:
