@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 import weakref
 from collections.abc import Callable, Sequence
@@ -56,11 +55,11 @@ def early_template(settings: TrainingServiceOptions, owner: object) -> Template 
     before the store opens; the template is closed with ``owner`` if no pool ever takes it.
     """
     worker_start = os.environ.get(WORKER_START_VARIABLE) or settings.worker_start
-    if worker_start not in ("auto", "fork") or (settings.python and not Path(settings.python).samefile(sys.executable)):
+    if worker_start not in ("auto", "fork"):
         return None
     with tempfile.NamedTemporaryFile(prefix="nascore-template-", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
-    template = Template.start(log_path, kind="fork")
+    template = Template.start(log_path, kind="fork", python=settings.python)  # another interpreter: no fork
     if template is None:
         log_path.unlink(missing_ok=True)
         return None

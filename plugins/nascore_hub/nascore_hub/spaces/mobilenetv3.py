@@ -387,17 +387,3 @@ class MobileNetV3Space(PresetSpace, ModelSpace):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))
         return self.classifier(torch.flatten(x, 1))
-
-    @classmethod
-    def preset_arguments(cls, name: str) -> dict[str, Any]:
-        """The init arguments :meth:`load_preset` builds the preset ``name`` with (unless overridden)."""
-        cls.preset(name)  # unknown names raise
-        return dict(cls.PRESET_ARGUMENTS.get(name, {}))
-
-    @classmethod
-    def load_preset(cls, arch: str | Mapping[str, Any], **kwargs: Any) -> Any:
-        """The model of ``arch`` (a preset name or a sample) with fresh weights, built with the preset's
-        init arguments (:meth:`preset_arguments`) updated with ``kwargs``."""
-        if isinstance(arch, str):
-            kwargs = {**cls.preset_arguments(arch), **kwargs}
-        return super().load_preset(arch, **kwargs)

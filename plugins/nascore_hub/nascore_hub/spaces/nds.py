@@ -229,8 +229,6 @@ class NDS(PresetSpace, ModelSpace):
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: The names :meth:`preset` knows.
     PRESET_NAMES: ClassVar[tuple[str, ...]] = ()
-    #: Init arguments :meth:`load_preset` uses by default for a preset (the paper's), where known.
-    PRESET_ARGUMENTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -410,7 +408,7 @@ class NDS(PresetSpace, ModelSpace):
         """
         sample = cls.sample_of(arch)
         if isinstance(arch, str):
-            kwargs = {**cls.PRESET_ARGUMENTS.get(arch, {}), **kwargs}
+            kwargs = {**cls.preset_arguments(arch), **kwargs}
         for name, label in (("width", "width"), ("num_cells", "depth")):
             if label not in sample and not isinstance(kwargs.get(name), int):
                 raise SearchSpaceError(

@@ -39,6 +39,8 @@ class PresetSpace:
 
     #: The fixed architectures, name -> sample.
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: Init arguments a preset is built with by :meth:`load_preset` (its paper's widths, say), name -> kwargs.
+    PRESET_ARGUMENTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     @classmethod
     def preset(cls, name: str) -> dict[str, Any]:
@@ -64,7 +66,17 @@ class PresetSpace:
         return nascore.fixed_arch(cls.sample_of(arch))
 
     @classmethod
+    def preset_arguments(cls, name: str) -> dict[str, Any]:
+        """The init arguments :meth:`load_preset` builds the preset ``name`` with (unless overridden)."""
+        cls.preset(name)  # unknown names raise
+        return dict(cls.PRESET_ARGUMENTS.get(name, {}))
+
+    @classmethod
     def load_preset(cls, arch: str | Mapping[str, Any], **kwargs: Any) -> Any:
-        """The model of ``arch``, built frozen with the init arguments ``kwargs`` (fresh weights)."""
+        """The model of ``arch`` (a preset name or a sample), built frozen with fresh weights: with the
+        preset's init arguments (:meth:`preset_arguments`, for a name in :attr:`PRESET_ARGUMENTS`) updated
+        with ``kwargs``."""
+        if isinstance(arch, str) and arch in cls.PRESET_ARGUMENTS:
+            kwargs = {**cls.preset_arguments(arch), **kwargs}
         with cls.fixed_arch(arch):
             return cls(**kwargs)
