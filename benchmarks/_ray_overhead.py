@@ -6,7 +6,7 @@ The same experiment as ``overhead.py``'s training-service section: the ``random`
 a local cluster it starts itself (127.0.0.1 only, usage statistics off) and stops at the end::
 
     wall per trial   = wall time of exp.run() / trials         (cluster start, actors, every trial, shutdown)
-    steady per trial = (last trial ended - first trial started) / trials
+    steady per trial = interval between trial ends over the second half of the run (overhead.steady_state)
     start-up         = first trial started - exp.run() called  (cluster start, first actor ready)
 
     python benchmarks/_ray_overhead.py                     # 200 trials at concurrency 1 and 4
@@ -34,7 +34,7 @@ __all__ = ["measure_ray"]
 def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
     """Run ``trials`` no-op trials on the ``ray`` engine at ``concurrency``; returns the figures.
 
-    Keys: ``trials``, ``succeeded``, ``concurrency``, ``total_s``, ``ms_per_trial`` (wall), ``steady_ms_per_trial``,
+    Keys: ``trials``, ``succeeded``, ``concurrency``, ``total_s``, ``ms_per_trial`` (wall), ``steady_ms_per_trial``, ``span_ms_per_trial``,
     ``startup_s``. The local cluster gets at least ``concurrency`` CPUs (one per trial actor), as the local pool
     starts ``concurrency`` workers whatever the cores.
     """
@@ -65,14 +65,13 @@ def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
             logger.setLevel(level)
         shutil.rmtree(experiment_dir, ignore_errors=True)
     started = min(t.started for t in records if t.started is not None)
-    ended = max(t.ended for t in records if t.ended is not None)
     return {
         "concurrency": concurrency,
         "trials": len(records),
         "succeeded": sum(t.succeeded for t in records),
         "total_s": total,
         "ms_per_trial": total / len(records) * 1e3,
-        "steady_ms_per_trial": (ended - started) / len(records) * 1e3,
+        **overhead.steady_state(records),
         "startup_s": started - called,
     }
 

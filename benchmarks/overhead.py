@@ -22,8 +22,8 @@ trials (default 200), with the same no-op evaluator, now run in the workers::
     wall time per trial = wall time of exp.run() / trials
 
 which counts everything: starting the workers, shipping every trial, the worker building the model,
-events back, the store, shutting down. The steady state (first trial started to last trial ended,
-per trial) is printed beside it. Target: <= 50 ms per trial at concurrency 1. The same is printed
+events back, the store, shutting down. The steady state (the interval between trial ends over the
+second half of the run, every worker warm by then; see ``steady_state``) is printed beside it. Target: <= 50 ms per trial at concurrency 1. The same is printed
 for ``--ts-short-trials`` trials (default 8), where starting the workers dominates: target 8 trials
 at concurrency 1 in <= 0.5 s. Before those, the worker start-up time: a local worker pool with one
 seat per concurrency is started in this process (torch imported, as in an experiment), timing its
@@ -42,7 +42,8 @@ runs the same space and evaluator at the same concurrencies for ``--nni-ts-trial
 With ``--ray``, the ``ray`` engine (plugin ``nascore-ray``) runs the same ``--ts-trials`` on a local Ray
 cluster it starts on 127.0.0.1, at each ``--concurrency``, next to the local pool in the same process
 (``_ray_overhead.py``): wall and steady-state per trial, and start-up (``run()`` to the first trial
-started). Targets: steady state within 2x the local pool's, start-up under 5 s.
+started), the median of ``--runs`` runs of each, ray and the pool in turn. Targets: steady state within
+2x the local pool's, start-up under 5 s.
     python benchmarks/overhead.py --training-service --no-sequential --worker-start spawn,auto   # before / after
 """
 
@@ -55,6 +56,7 @@ import math
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -230,14 +232,12 @@ def run_training_service(trials: int, seed: int, runs: int, concurrency: int, wo
             engines_logger.setLevel(levels[1])
             shutil.rmtree(experiment_dir, ignore_errors=True)
         totals.append(total)
-        started = min(t.started for t in records if t.started is not None)
-        ended = max(t.ended for t in records if t.ended is not None)
         figures = {
             "concurrency": concurrency,
             "trials": len(records),
             "succeeded": sum(t.succeeded for t in records),
             "total_s": total,
-            "steady_ms_per_trial": (ended - started) / len(records) * 1e3,
+            **steady_state(records),
         }
         if best is None or total < best["total_s"]:
             best = figures
@@ -245,6 +245,20 @@ def run_training_service(trials: int, seed: int, runs: int, concurrency: int, wo
     best["run_totals_s"] = totals
     best["ms_per_trial"] = best["total_s"] / best["trials"] * 1e3
     return best
+
+
+def steady_state(records: list) -> dict:
+    """Per-trial figures of a run's trial records, without the start-up before the first trial.
+
+    ``span_ms_per_trial``: first trial started to last trial ended, per trial. ``steady_ms_per_trial``: the
+    interval between trial ends over the second half of the run (every worker warm by then, whatever the
+    engine's start-up: an engine that starts its workers one after the other is not charged for it twice).
+    """
+    started = min(t.started for t in records if t.started is not None)
+    ends = sorted(t.ended for t in records if t.ended is not None)
+    half = len(ends) // 2
+    steady = (ends[-1] - ends[half]) / (len(ends) - 1 - half) if len(ends) - 1 - half > 0 else ends[-1] - started
+    return {"span_ms_per_trial": (ends[-1] - started) / len(records) * 1e3, "steady_ms_per_trial": steady * 1e3}
 
 
 def run_nni_training_service(python: str, trials: int, seed: int, concurrency: int, threads: int) -> dict | None:
@@ -301,19 +315,36 @@ def training_service_section(args: argparse.Namespace) -> None:
 
 
 def ray_section(args: argparse.Namespace) -> None:
-    """The ``ray`` engine on a local Ray cluster next to the local pool (same trials, same process), and NNI."""
+    """The ``ray`` engine on a local Ray cluster next to the local pool (same trials, same process), and NNI.
+
+    Each concurrency runs ``--runs`` times, ray and the pool in turn (the machine's noise hits both alike);
+    the medians are compared.
+    """
     from _ray_overhead import measure_ray
 
-    print(f"nascore: ray engine (local Ray cluster on 127.0.0.1) against the local pool, {args.ts_trials} trials")
+    print(f"nascore: ray engine (local Ray cluster on 127.0.0.1) against the local pool, {args.ts_trials} trials, "
+          f"median of {args.runs} runs each, in turn")
     for c in args.concurrency:
-        r = measure_ray(args.ts_trials, c, args.seed)
-        pool = run_training_service(args.ts_trials, args.seed, 1, c)
-        ratio = r["steady_ms_per_trial"] / pool["steady_ms_per_trial"] if pool["steady_ms_per_trial"] > 0 else math.inf
-        print(f"  concurrency {c}: ray {r['ms_per_trial']:.1f} ms/trial wall, {r['steady_ms_per_trial']:.1f} ms/trial "
-              f"steady, start-up {r['startup_s']:.1f} s; local pool {pool['ms_per_trial']:.1f} ms/trial wall, "
-              f"{pool['steady_ms_per_trial']:.1f} ms/trial steady; ray / pool steady: {ratio:.1f}x "
-              f"(target <= {RAY_TARGET_RATIO:g}x: {'PASS' if ratio <= RAY_TARGET_RATIO else 'FAIL'}; start-up target "
-              f"<= {RAY_STARTUP_TARGET_S:g} s: {'PASS' if r['startup_s'] <= RAY_STARTUP_TARGET_S else 'FAIL'})")
+        rays, pools = [], []
+        for _ in range(args.runs):
+            rays.append(measure_ray(args.ts_trials, c, args.seed))
+            pools.append(run_training_service(args.ts_trials, args.seed, 1, c))
+
+        def median(runs: list[dict], key: str) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        ray_steady, pool_steady = median(rays, "steady_ms_per_trial"), median(pools, "steady_ms_per_trial")
+        startup = median(rays, "startup_s")
+        ratio = ray_steady / pool_steady if pool_steady > 0 else math.inf
+        ray_runs = ", ".join(f"{r['steady_ms_per_trial']:.1f}" for r in rays)
+        pool_runs = ", ".join(f"{r['steady_ms_per_trial']:.1f}" for r in pools)
+        startups = ", ".join(f"{r['startup_s']:.1f}" for r in rays)
+        print(f"  concurrency {c}: ray {median(rays, 'ms_per_trial'):.1f} ms/trial wall, {ray_steady:.1f} ms/trial "
+              f"steady ({ray_runs}), start-up {startup:.1f} s ({startups}); local pool "
+              f"{median(pools, 'ms_per_trial'):.1f} ms/trial wall, {pool_steady:.1f} ms/trial steady ({pool_runs}); "
+              f"ray / pool steady: {ratio:.2f}x (target <= {RAY_TARGET_RATIO:g}x: "
+              f"{'PASS' if ratio <= RAY_TARGET_RATIO else 'FAIL'}; start-up target <= {RAY_STARTUP_TARGET_S:g} s: "
+              f"{'PASS' if startup <= RAY_STARTUP_TARGET_S else 'FAIL'})")
         if args.nni:
             trials = args.nni_ts_trials or max(8, 4 * c)
             n = run_nni_training_service(args.nni, trials, args.seed, c, args.threads)

@@ -1,12 +1,20 @@
 """The warm trial actor: one per seat, it imports torch and nascore once and runs trial after trial.
 
 :class:`TrialActor` is a plain class; :mod:`nascore_ray.service` makes it a Ray actor (``ray.remote``)
-with the trial's resources. Its :meth:`~TrialActor.run` is a Ray streaming generator: it runs the trial
-on a thread of its own and yields, while the trial runs, each event (``{"event": ...}``, the
-JSON form of :mod:`nascore_engines.training_service.protocol`) and what the trial printed
-(``{"log": text}``; file descriptors 1 and 2 point at a node-local file during the trial), so that
-the driver records metrics as they come and writes the trial's log into the experiment's trial
-folder, wherever the node is. No port beyond Ray's own is opened.
+with the trial's resources. A trial runs on the actor's trial thread; the driver follows it with
+plain actor calls that wait for news (long polling): :meth:`~TrialActor.start` hands the trial over
+and :meth:`~TrialActor.poll` is called again until the trial's end. Each call returns a batch
+``{"events": [...], "log": text, "done": bool}``: the events that came (the JSON form of
+:mod:`nascore_engines.training_service.protocol`) and what the trial printed (file descriptors 1 and
+2 point at a node-local file during the trial), so the driver records metrics while the trial runs and
+writes its output into the experiment's trial folder, wherever the node is. No port beyond Ray's own is
+opened.
+
+A call returns as soon as an event came, after gathering what follows it within :data:`COALESCE`
+seconds (a short trial's start, metrics and end come back in one call); with output but no event, every
+:data:`LOG_POLL` seconds; with neither, after :data:`POLL_MAX` seconds. One plain call per short trial
+is what Ray does fastest: on two cores a call takes 1.5 ms where a streaming generator of three items
+takes 2.9 ms.
 
 Trials are isolated as in the local workers: every trial gets an evaluator deserialized afresh from
 its shipment (fetched from the object store once per actor and kept as data) and starts from its seed.
@@ -14,23 +22,30 @@ its shipment (fetched from the object store once per actor and kept as data) and
 
 from __future__ import annotations
 
+import codecs
 import faulthandler
 import os
 import queue
 import sys
 import tempfile
 import threading
+import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import attrs
 
 from nascore_engines.training_service.worker import flush_std, limit_memory
 
 __all__ = ["TrialActor", "load_evaluator_shipment", "store_shipment"]
 
+#: Seconds a call gathers what follows the first event it saw (a short trial's events come back in one call).
+COALESCE = 0.01
 #: Seconds between two looks at the trial's output while nothing else happens.
 LOG_POLL = 0.25
+#: Seconds a call waits at most when nothing happens at all (then it returns an empty batch).
+POLL_MAX = 5.0
 #: Most bytes of output sent in one log item.
 LOG_CHUNK = 1 << 20
 
@@ -71,6 +86,9 @@ class TrialActor:
         self.name = name
         self.shipments: dict[str, dict[str, Any]] = {}  # evaluator key -> its shipment (data, not the evaluator)
         self.scratch = Path(tempfile.mkdtemp(prefix="nascore-ray-"))
+        self._inbox: queue.SimpleQueue[tuple[dict[str, Any], _Job]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._job: _Job | None = None
 
     def ready(self, sys_path: list[str] | None = None) -> dict[str, Any]:
         """Import what trials need (torch, nascore) and say where this actor runs."""
@@ -97,50 +115,96 @@ class TrialActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, message: dict[str, Any], refs: list[Any]) -> Iterator[dict[str, Any]]:
-        """Run one trial; yield its events and output as they come (a Ray streaming generator)."""
-        from nascore.engine import TrialEvent
-        from nascore_engines.training_service import protocol
-
+    def start(self, message: dict[str, Any], refs: list[Any]) -> dict[str, Any]:
+        """Start one trial on the trial thread; return its first batch (see the module documentation)."""
         trial_id = int(message["trial_id"])
+        if self._job is not None and self._job.end is None:
+            raise RuntimeError(f"actor {self.name} was given trial {trial_id} while trial {self._job.trial_id} runs")
+        self._close_job()
         key = message["evaluator_key"]
         if key not in self.shipments:
             import ray
 
             self.shipments[key] = ray.get(refs[0])  # once per actor: from the object store, put once per experiment
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._trials, name=f"nascore-trials-{self.name}", daemon=True)
+            self._thread.start()
         log_path = self.scratch / f"trial-{trial_id}.log"
-        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        thread = threading.Thread(target=self._trial, args=(message, log_path, items), name=f"nascore-trial-{trial_id}",
-                                  daemon=True)
-        thread.start()
-        offset = 0
-        with open(log_path, "a+b") as reader:
+        log_path.write_bytes(b"")
+        self._job = _Job(trial_id, log_path, open(log_path, "rb"))  # noqa: SIM115 - closed with the job
+        self._inbox.put((message, self._job))
+        return self._collect(self._job)
 
-            def output() -> Iterator[dict[str, Any]]:
-                nonlocal offset
-                while True:
-                    reader.seek(offset)
-                    data = reader.read(LOG_CHUNK)
-                    if not data:
-                        return
-                    offset += len(data)
-                    yield {"log": data.decode("utf-8", "replace")}
+    def poll(self, trial_id: int) -> dict[str, Any]:
+        """The next batch of the running trial ``trial_id``."""
+        job = self._job
+        if job is None or job.trial_id != trial_id:
+            raise RuntimeError(f"actor {self.name} runs no trial {trial_id}")
+        return self._collect(job)
 
-            while True:
+    def _collect(self, job: _Job) -> dict[str, Any]:
+        """The trial's next batch: wait for its end, an event or output (see the module documentation).
+
+        This thread sleeps while the trial runs: it wakes for the trial's end, for the first event of a batch
+        (then it lets the trial run :data:`COALESCE` seconds more before it gathers), or on its timers.
+        """
+        from nascore.engine import TrialEvent
+        from nascore_engines.training_service import protocol
+
+        events: list[dict[str, Any]] = []
+
+        def take(item: Any) -> None:
+            if isinstance(item, TrialEvent):
+                events.append(protocol.event_to_dict(item))
+            else:  # the trial is over and its output restored: its end events
+                job.end = [protocol.event_to_dict(event) for event in item]
+
+        def drain() -> None:
+            while job.end is None:
                 try:
-                    item = items.get(timeout=LOG_POLL)
+                    take(job.items.get_nowait())
                 except queue.Empty:
-                    yield from output()
-                    continue
-                yield from output()
-                if isinstance(item, TrialEvent):
-                    yield {"event": protocol.event_to_dict(item)}
-                else:  # the trial is over and its output restored: its end events
-                    for event in item:
-                        yield {"event": protocol.event_to_dict(event)}
+                    return
+
+        if job.end is None:
+            job.ended.wait(COALESCE)  # a short trial ends here: one call for all of it
+            drain()
+        give_up = time.monotonic() + POLL_MAX
+        while job.end is None and not events:
+            now = time.monotonic()
+            try:
+                take(job.items.get(timeout=max(0.0, min(give_up, now + LOG_POLL) - now)))
+            except queue.Empty:
+                if time.monotonic() >= give_up or job.has_output():
                     break
-        thread.join()
-        log_path.unlink(missing_ok=True)
+                continue
+            job.ended.wait(COALESCE)
+            drain()
+        log = job.read()
+        if job.end is not None and not job.has_output():  # its end goes last, after all of its output
+            events.extend(job.end)
+            self._close_job()
+            return {"events": events, "log": log, "done": True}
+        return {"events": events, "log": log, "done": False}
+
+    def _close_job(self) -> None:
+        job, self._job = self._job, None
+        if job is not None:
+            job.reader.close()
+            job.path.unlink(missing_ok=True)
+
+    def _trials(self) -> None:
+        """The trial thread: runs the trials it is given, one after the other."""
+        from nascore.engine import TrialEvent
+
+        while True:
+            message, job = self._inbox.get()
+            try:
+                self._trial(message, job.path, job.items)
+            except BaseException as exc:  # noqa: BLE001 - the driver must never wait for an end that cannot come
+                job.items.put([TrialEvent.failed(job.trial_id, f"the trial actor {self.name} failed around trial "
+                                                               f"{job.trial_id}: {type(exc).__name__}: {exc}")])
+            job.ended.set()
 
     # --- inside the trial's thread --------------------------------------------------------------
 
@@ -229,6 +293,31 @@ class TrialActor:
         except KeyboardInterrupt:  # raised by the trial itself: it ends the trial only
             log(traceback.format_exc())
             emit(TrialEvent.failed(trial_id, "the trial was interrupted (KeyboardInterrupt)"))
+
+
+@attrs.define(eq=False)
+class _Job:
+    """The trial this actor runs: its items (events, then the list of its end events) and its output file."""
+
+    trial_id: int
+    path: Path
+    reader: IO[bytes]
+    items: queue.SimpleQueue[Any] = attrs.field(factory=queue.SimpleQueue)
+    end: list[dict[str, Any]] | None = None
+    ended: threading.Event = attrs.field(factory=threading.Event)  # set once the end events are in ``items``
+    decoder: codecs.IncrementalDecoder = attrs.field(factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+
+    def has_output(self) -> bool:
+        """Whether the trial printed something not read yet."""
+        try:
+            return os.fstat(self.reader.fileno()).st_size > self.reader.tell()
+        except OSError:
+            return False
+
+    def read(self) -> str:
+        """What the trial printed since the last read (at most :data:`LOG_CHUNK` bytes)."""
+        data = self.reader.read(LOG_CHUNK)
+        return self.decoder.decode(data, final=self.end is not None and not self.has_output())
 
 
 def _usable_folder(path: str) -> bool:

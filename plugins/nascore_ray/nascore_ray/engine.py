@@ -14,7 +14,7 @@ import logging
 from nascore.engine import EngineContext, TrialResources
 from nascore.evaluator import Evaluator
 from nascore.format import ExecutableSpace
-from nascore_engines.training_service.engine import TrainingServiceEngine, check_model_shipping
+from nascore_engines.training_service.engine import TrainingServiceEngine, TrialService
 from nascore_ray.options import RayOptions
 
 __all__ = ["RayEngine"]
@@ -24,6 +24,10 @@ _log = logging.getLogger(__name__)
 
 class RayEngine(TrainingServiceEngine):
     """Registered as ``ray``; its settings are :class:`~nascore_ray.options.RayOptions` (``engine_options``).
+
+    The training-service engine with :meth:`make_service` giving a
+    :class:`~nascore_ray.service.RayService`, which calls back through the engine's
+    :class:`~nascore_engines.training_service.engine.ServiceLink`.
 
     :param settings: the Ray settings (default: a local cluster, one CPU per trial).
     :param resources: what each trial may use (``trial_concurrency``, ``trial_gpu_number`` when
@@ -35,24 +39,17 @@ class RayEngine(TrainingServiceEngine):
     config_aliases = ()
 
     def __init__(self, settings: RayOptions | None = None, resources: TrialResources | None = None) -> None:
-        super().__init__(None, resources)
-        self.settings: RayOptions = settings if settings is not None else RayOptions()  # type: ignore[assignment]
+        super().__init__(settings if settings is not None else RayOptions(), resources)  # type: ignore[arg-type]
+        self.settings: RayOptions  # type: ignore[assignment]
 
     @classmethod
     def create(cls, options: RayOptions | None, resources: TrialResources) -> RayEngine:  # type: ignore[override]
         return cls(options, resources)
 
-    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
-        self._evaluator_shipment(evaluator)  # an evaluator that cannot travel fails here, before the cluster starts
+    def check_service(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
+        """Nothing to check before the cluster is reached: the options were checked when they were made."""
 
-    def start(self, context: EngineContext) -> None:
+    def make_service(self, context: EngineContext) -> TrialService:
         from nascore_ray.service import RayService
 
-        if context.space is not None:
-            check_model_shipping(context)
-        self._context = context
-        resources = self.resources = context.resources
-        service = RayService(resources, self.settings, self._emit, self._requeue, self._kick)
-        service.start()
-        self._service = service
-        self._capacity = min(resources.trial_concurrency, service.capacity())
+        return RayService(context.resources, self.settings, self.link)

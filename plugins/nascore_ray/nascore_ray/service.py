@@ -3,9 +3,10 @@
 :class:`RayService` is the :class:`~nascore_engines.training_service.engine.TrialService` of the ``ray``
 engine. Each seat has a :class:`~nascore_ray.actor.TrialActor` (``max_restarts=0``) reserving the
 trial's ``num_cpus`` / ``num_gpus``, and a thread of this process that hands it one trial at a time and
-reads the trial's streaming generator: events go to the engine as they arrive, the trial's output is
-appended to ``trial.log`` in the experiment's trial folder. An evaluator's shipment (its datasets
-included) is put into Ray's object store once per experiment; an actor fetches it once.
+follows it with long-polling actor calls (see :mod:`nascore_ray.actor`): events go to the engine as
+they arrive, the trial's output is appended to ``trial.log`` in the experiment's trial folder. An
+evaluator's shipment (its datasets included) is put into Ray's object store once per experiment; an
+actor fetches it once.
 
 Faults:
 
@@ -27,7 +28,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 import attrs
@@ -36,6 +36,7 @@ from nascore.engine import TrialEvent, TrialResources, TrialStatus
 from nascore.errors import EngineError
 from nascore_engines.folders import cannot_write
 from nascore_engines.training_service import protocol
+from nascore_engines.training_service.engine import ServiceLink
 from nascore_engines.training_service.pool import PoolTrial, tail
 from nascore_ray.actor import TrialActor, store_shipment
 from nascore_ray.cluster import Connection, check_fits, connect
@@ -61,6 +62,7 @@ class _Seat:
     dead: bool = False
     info: dict[str, Any] = attrs.field(factory=dict)
     trial: PoolTrial | None = None
+    call: Any = None  # the reference to the trial's first batch, when the call went out from run()
     deadline: float | None = None
     timed_out: float | None = None
     thread: threading.Thread | None = None
@@ -77,28 +79,20 @@ class RayService:
 
     :param resources: what each trial may use (concurrency, GPUs, timeout, memory).
     :param options: the engine's :class:`~nascore_ray.options.RayOptions`.
-    :param on_event: receives every trial event, from this service's threads.
-    :param requeue: ``requeue(trials, reason, attempts)``: puts trials whose actor died back in the queue.
-    :param kick: called when seats became free outside a trial's end (a new actor is ready).
+    :param link: the engine's callbacks, called from this service's threads: every trial event, trials to
+        re-queue (their actor died), seats that became free outside a trial's end (a new actor is ready).
     """
 
     name = "ray"
 
-    def __init__(
-        self,
-        resources: TrialResources,
-        options: RayOptions,
-        on_event: Callable[[TrialEvent], None],
-        requeue: Callable[[list[PoolTrial], str, dict[int, int]], None],
-        kick: Callable[[], None],
-    ) -> None:
+    def __init__(self, resources: TrialResources, options: RayOptions, link: ServiceLink) -> None:
         self.resources = resources
         self.options = options
         self.seat_count = min(resources.trial_concurrency, options.max_concurrency or resources.trial_concurrency)
         self.num_gpus = options.gpus_per_trial(resources.trial_gpu_number)
-        self._on_event_callback = on_event
-        self._requeue = requeue
-        self._kick = kick
+        self._on_event_callback = link.emit
+        self._requeue = link.requeue
+        self._kick = link.kick
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._seats: dict[int, _Seat] = {}
@@ -107,6 +101,7 @@ class RayService:
         self._refs: dict[str, Any] = {}
         self._put_lock = threading.Lock()
         self._start_failures = 0
+        self._unspawned: list[int] = []  # seats whose first actor waits for the first actor of all
         self._closing = False
         self._monitor: threading.Thread | None = None
         self._actor_class: Any = None
@@ -129,9 +124,9 @@ class RayService:
             self._actor_class = ray.remote(TrialActor)
             if self.options.ship_sys_path:
                 self._sys_path = [entry or os.getcwd() for entry in sys.path]
-            with self._lock:
-                for index in range(self.seat_count):
-                    self._spawn(index)
+            with self._lock:  # the first actor alone: the others start once it is ready (see _spawn_rest)
+                self._spawn(0)
+                self._unspawned = list(range(1, self.seat_count))
             self._monitor = threading.Thread(target=self._watch, name="nascore-ray-monitor", daemon=True)
             self._monitor.start()
             threading.Thread(target=self._heartbeat, name="nascore-ray-heartbeat", daemon=True).start()
@@ -202,6 +197,10 @@ class RayService:
                 raise EngineError(f"no free Ray actor for trial {trial.trial_id}")
             seat.trial = trial
             seat.deadline = seat.timed_out = None
+            try:  # the call goes out now; the seat's thread collects it (and meets its failure, if any)
+                seat.call = self._start_call(seat, trial)
+            except Exception:  # noqa: BLE001 - Ray raises whatever its connection raises
+                seat.call = None
             self._changed.notify_all()
 
     def unavailable(self) -> str | None:
@@ -241,6 +240,17 @@ class RayService:
                                        daemon=True)
         seat.thread.start()
 
+    def _spawn_rest(self) -> None:
+        """Start the other seats' actors (called with the lock held, once the first actor is ready or failed).
+
+        The first actor starts alone so that the first trial starts as soon as one worker process has imported
+        torch and nascore (on a small machine, a few actors importing at once each take as long as all of them),
+        and so that a runtime environment is built once, not by every actor at the same time.
+        """
+        unspawned, self._unspawned = self._unspawned, []
+        for index in unspawned:
+            self._spawn(index)
+
     def _replace(self, seat: _Seat) -> None:
         """Start a new actor in the place of ``seat``, which died (the cluster may be gone: then we are broken)."""
         with self._changed:
@@ -267,6 +277,7 @@ class RayService:
             seat.info, seat.ready = info, True
             self.ever_ready = True
             self._start_failures = 0
+            self._spawn_rest()
             self._changed.notify_all()
         _log.debug("Ray service: %s ready", seat.name)
         self._kick()
@@ -286,6 +297,11 @@ class RayService:
                 return
             seat.dead = True
             self._start_failures += 1
+            if not self.ever_ready and self._unspawned:  # the others start anyway: one of them may fit elsewhere
+                try:
+                    self._spawn_rest()
+                except Exception:  # noqa: BLE001 - the cluster is gone: the failure below says so
+                    pass
             text = _ray_reason(exc)
             give_up = self._start_failures >= MAX_START_FAILURES or "RuntimeEnv" in type(exc).__name__
         if give_up:
@@ -303,46 +319,45 @@ class RayService:
         """Run ``trial`` on ``seat``'s actor; returns whether the actor is still there for the next trial."""
         import ray
 
-        try:
-            trial.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log: IO[bytes] | None = open(trial.log_path, "ab")  # noqa: SIM115 - closed below
-        except OSError as exc:  # where the trial's log goes is broken, not the trial: it reruns on resume
-            with self._lock:
-                seat.trial = None
-            self._emit(TrialEvent.abort(trial.trial_id, cannot_write(trial.trial_id, trial.log_path.parent, exc)))
-            return True
+        log: IO[bytes] | None = None
         log_error: OSError | None = None
         try:
-            ref = self._evaluator_ref(trial)
-            message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
-            for item_ref in seat.actor.run.remote(message, [ref]):
-                item = ray.get(item_ref)
-                if "log" in item:
+            trial.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(trial.log_path, "ab")  # noqa: SIM115 - closed below
+        except OSError as exc:  # where the trial's log goes is broken, not the trial: it ends aborted, reruns on resume
+            log_error = exc
+        try:
+            call, seat.call = seat.call, None
+            batch = ray.get(call if call is not None else self._start_call(seat, trial))
+            while True:
+                if batch["log"] and log is not None:
                     try:
-                        assert log is not None
-                        log.write(item["log"].encode("utf-8"))
+                        log.write(batch["log"].encode("utf-8"))
                         log.flush()
                     except OSError as exc:
                         log_error = log_error or exc
-                    continue
-                event = protocol.event_from_dict(item["event"])
-                if event.trial_id not in trial.reporting_ids:
-                    continue
-                if event.ends_trial:
-                    if log_error is not None:  # its end cannot be recorded faithfully: it reruns on resume
-                        event = TrialEvent.abort(trial.trial_id, cannot_write(trial.trial_id, trial.log_path.parent,
-                                                                              log_error))
-                    with self._lock:
-                        seat.trial = None
-                        seat.deadline = None
+                for item in batch["events"]:
+                    event = protocol.event_from_dict(item)
+                    if event.trial_id not in trial.reporting_ids:
+                        continue
+                    if event.ends_trial:
+                        if log_error is not None:  # its end cannot be recorded faithfully: it reruns on resume
+                            event = TrialEvent.abort(trial.trial_id, cannot_write(trial.trial_id, trial.log_path.parent,
+                                                                                  log_error))
+                        with self._lock:
+                            seat.trial = None
+                            seat.deadline = None
+                        self._emit(event)
+                        return True
+                    if event.kind == "status" and event.status is TrialStatus.RUNNING and self.resources.trial_timeout:
+                        with self._changed:
+                            seat.deadline = time.monotonic() + self.resources.trial_timeout
+                            self._changed.notify_all()
                     self._emit(event)
-                    return True
-                if event.kind == "status" and event.status is TrialStatus.RUNNING and self.resources.trial_timeout:
-                    with self._changed:
-                        seat.deadline = time.monotonic() + self.resources.trial_timeout
-                        self._changed.notify_all()
-                self._emit(event)
-            raise EngineError(f"the Ray actor's stream of trial {trial.trial_id} ended without the trial's end")
+                if batch["done"]:
+                    break
+                batch = ray.get(seat.actor.poll.remote(trial.trial_id))
+            raise EngineError(f"the Ray actor reported trial {trial.trial_id} done without the trial's end")
         except Exception as exc:  # noqa: BLE001 - the actor, its node or the cluster is gone
             if log is not None:
                 log.close()
@@ -389,6 +404,11 @@ class RayService:
         self._replace(seat)
         if not self._closing:
             self._requeue([trial], reason, self._attempts)
+
+    def _start_call(self, seat: _Seat, trial: PoolTrial) -> Any:
+        """Hand ``trial`` to ``seat``'s actor; the reference to its first batch."""
+        message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
+        return seat.actor.start.remote(message, [self._evaluator_ref(trial)])
 
     def _evaluator_ref(self, trial: PoolTrial) -> Any:
         """The object-store reference of the trial's evaluator shipment: put once per evaluator, per experiment."""

@@ -2,7 +2,10 @@
 
 Modules, one job each:
 
-- :mod:`.engine` — :class:`TrainingServiceEngine`, the :class:`~nascore.engine.ExecutionEngine`.
+- :mod:`.engine` — :class:`TrainingServiceEngine`, the :class:`~nascore.engine.ExecutionEngine`, and
+  the contract of its services (:class:`~.engine.TrialService`, :class:`ServiceLink`): a plugin with a
+  service of its own (``nascore-ray``) subclasses the engine and overrides ``check_service`` and
+  ``make_service``.
 - :mod:`.local` — the ``local`` service: a pool of warm workers on this machine.
 - :mod:`.remote` — the ``remote`` service: one SSH connection and agent per machine (needs
   ``pip install 'nascore-engines[remote]'``, i.e. paramiko).
@@ -19,11 +22,13 @@ older ``[training_service]`` table is read too) and by what each trial may use
 and ``trial_memory_limit``).
 """
 
-from nascore_engines.training_service.engine import TrainingServiceEngine
+from nascore_engines.training_service.engine import ServiceLink, TrainingServiceEngine, TrialService
 from nascore_engines.training_service.options import (
     RemoteMachine,
     TrainingServiceConfig,
     TrainingServiceOptions,
 )
 
-__all__ = ["RemoteMachine", "TrainingServiceConfig", "TrainingServiceEngine", "TrainingServiceOptions"]
+__all__ = [
+    "RemoteMachine", "ServiceLink", "TrainingServiceConfig", "TrainingServiceEngine", "TrainingServiceOptions", "TrialService",
+]

@@ -18,8 +18,10 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+import attrs
 
 from nascore.engine import EngineContext, ExecutionEngine, TrialEvent, TrialResources, TrialSubmission
 from nascore.errors import EngineError, ShippingError
@@ -29,13 +31,16 @@ from nascore.serialization import load_shipped_model, ship_evaluator, ship_model
 from nascore_engines.training_service.options import TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial
 
-__all__ = ["TrainingServiceEngine", "TrialService", "check_model_shipping"]
+__all__ = ["ServiceLink", "TrainingServiceEngine", "TrialService", "check_model_shipping"]
 
 _log = logging.getLogger(__name__)
 
 
 class TrialService(Protocol):
-    """Where the engine runs trials: the local worker pool or the remote machines."""
+    """Where the engine runs trials: the local worker pool, the remote machines, or another plugin's service.
+
+    A service calls back into its engine through the engine's :class:`ServiceLink`, from its own threads.
+    """
 
     def start(self) -> None: ...
     def capacity(self) -> int: ...
@@ -44,6 +49,23 @@ class TrialService(Protocol):
     def run(self, trial: PoolTrial) -> None: ...
     def unavailable(self) -> str | None: ...
     def shutdown(self) -> None: ...
+
+
+@attrs.frozen
+class ServiceLink:
+    """What a :class:`TrialService` calls back into its engine with (from the service's own threads).
+
+    :ivar emit: every event of a trial, in order; an event that ends a trial (or an ``abort``) frees its seat.
+    :ivar requeue: ``requeue(trials, reason, attempts)``: trials whose machine or worker dropped go back to the
+        front of the queue (a ``retry`` event each), or fail once ``attempts[trial_id]`` exceeds the engine's
+        ``max_requeues``.
+    :ivar kick: seats became free outside a trial's end (a worker became ready, a machine came back):
+        queued trials start.
+    """
+
+    emit: Callable[[TrialEvent], None]
+    requeue: Callable[[list[PoolTrial], str, dict[int, int]], None]
+    kick: Callable[[], None]
 
 
 class TrainingServiceEngine(ExecutionEngine):
@@ -90,12 +112,15 @@ class TrainingServiceEngine(ExecutionEngine):
         """The running service (after :meth:`start`)."""
         return self._service
 
-    # --- before the first trial ---------------------------------------------------------------
+    @property
+    def link(self) -> ServiceLink:
+        """How this engine's service reports events, re-queues trials and frees seats."""
+        return ServiceLink(self._emit, self._requeue, self._kick)
 
-    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
-        self._evaluator_shipment(evaluator)
-        if self.resources.trial_memory_limit is not None and not sys.platform.startswith("linux"):
-            _log.warning("trial_memory_limit is enforced on Linux only; on %s it is ignored", sys.platform)
+    # --- what a subclass with a service of its own overrides --------------------------------------
+
+    def check_service(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
+        """Check the service's settings before the experiment starts (the evaluator already travels)."""
         if self.settings.platform == "local":
             from nascore_engines.training_service.local import early_template, local_seats
 
@@ -107,23 +132,36 @@ class TrainingServiceEngine(ExecutionEngine):
 
             check_settings(self.settings)
 
+    def make_service(self, context: EngineContext) -> TrialService:
+        """The service that runs this experiment's trials (not started yet); it calls back through :attr:`link`."""
+        if self.settings.platform == "local":
+            from nascore_engines.training_service.local import LocalService
+
+            service = LocalService(context.resources, self.settings, context.experiment_dir, self._emit, self.gpus,
+                                   template=self._template)
+            self._template = None  # the pool owns it now
+            return service
+        from nascore_engines.training_service.remote import RemoteService, check_settings
+
+        check_settings(self.settings, context.experiment_dir.parent)  # the code to copy, less the experiments
+        link = self.link
+        return RemoteService(context.resources, self.settings, context.experiment_id, link.emit, link.requeue, link.kick,
+                             experiments_root=context.experiment_dir.parent)
+
+    # --- before the first trial ---------------------------------------------------------------
+
+    def check(self, evaluator: Evaluator, space: ExecutableSpace | None = None) -> None:
+        self.evaluator_shipment(evaluator)  # an evaluator that cannot travel fails here, before any service starts
+        if self.resources.trial_memory_limit is not None and not sys.platform.startswith("linux"):
+            _log.warning("trial_memory_limit is enforced on Linux only; on %s it is ignored", sys.platform)
+        self.check_service(evaluator, space)
+
     def start(self, context: EngineContext) -> None:
         if context.space is not None:
             check_model_shipping(context)
         self._context = context
         resources = self.resources = context.resources
-        if self.settings.platform == "local":
-            from nascore_engines.training_service.local import LocalService
-
-            service: TrialService = LocalService(resources, self.settings, context.experiment_dir, self._emit, self.gpus,
-                                                 template=self._template)
-            self._template = None  # the pool owns it now
-        else:
-            from nascore_engines.training_service.remote import RemoteService, check_settings
-
-            check_settings(self.settings, context.experiment_dir.parent)  # the code to copy, less the experiments
-            service = RemoteService(resources, self.settings, context.experiment_id, self._emit, self._requeue,
-                                    self._kick, experiments_root=context.experiment_dir.parent)
+        service = self.make_service(context)
         service.start()
         self._service = service
         self._capacity = min(resources.trial_concurrency, service.capacity())
@@ -135,7 +173,7 @@ class TrainingServiceEngine(ExecutionEngine):
             raise EngineError("TrainingServiceEngine.submit() was called before start()")
         try:
             model = ship_model(submission.model)
-            key, evaluator = self._evaluator_shipment(submission.evaluator)
+            key, evaluator = self.evaluator_shipment(submission.evaluator)
         except ShippingError as exc:  # this one trial cannot be shipped: it fails, the search goes on
             self._emit(TrialEvent.failed(submission.trial_id, f"trial {submission.trial_id} cannot be shipped: {exc}"))
             return
@@ -240,7 +278,8 @@ class TrainingServiceEngine(ExecutionEngine):
                 self._queue.appendleft(trial)
                 return
 
-    def _evaluator_shipment(self, evaluator: Evaluator) -> tuple[str, dict[str, Any]]:
+    def evaluator_shipment(self, evaluator: Evaluator) -> tuple[str, dict[str, Any]]:
+        """``evaluator`` shipped as data, once per evaluator object: its key and its shipment."""
         for known, key, shipment in self._evaluators:
             if known is evaluator:
                 return key, shipment

@@ -1,0 +1,128 @@
+"""The trial actor's batches, in this process (no cluster): what one call returns, and in which order.
+
+The driver follows a trial with ``start`` and then ``poll`` until a batch is ``done``; these tests drive a
+:class:`~nascore_ray.actor.TrialActor` the same way and check that a short trial comes back in one call,
+that a running trial's events come before its end, and that all of its output, cut into chunks, comes back
+whole and before its end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import nascore
+from nascore.engine import TrialStatus
+from nascore.evaluators import FunctionalEvaluator
+from nascore.serialization import ship_evaluator, ship_model
+from nascore.space import Categorical
+from nascore.testing.fakes import DictSpace
+from nascore_engines.training_service import protocol
+from nascore_engines.training_service.pool import PoolTrial
+from nascore_ray import actor as actor_module
+from nascore_ray.actor import TrialActor, store_shipment
+
+from .conftest import ray  # noqa: F401 - skips this module where Ray is not installed
+
+TEXT = "héllo wörld – ünïcode ✓\n" * 40  # multi-byte characters: chunks cut through them
+
+
+def quick(model):
+    nascore.report_intermediate_result(0.5)
+    return 1.0
+
+
+def printing(model):
+    os.write(1, TEXT.encode())  # file descriptor 1, as print() in a Ray worker (pytest holds sys.stdout here)
+    return 2.0
+
+
+def held(model, gate: str):
+    nascore.report_intermediate_result(0.25)
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    return 3.0
+
+
+def follow(actor: TrialActor, evaluator, trial_id: int, folder: Path) -> list[dict]:
+    """Start a trial on ``actor`` as the driver does; the batches until the one that is done."""
+    space = DictSpace([Categorical([1, 2], label="x")])
+    model = space.freeze({"x": 1})
+    shipment = ship_evaluator(evaluator)
+    key = f"evaluator-{id(evaluator):x}"
+    actor.shipments[key] = store_shipment(shipment)
+    trial = PoolTrial(trial_id, ship_model(model), key, shipment, folder / str(trial_id) / "trial.log", "exp")
+    batches = [actor.start(trial.message(False, None, None), [None])]
+    while not batches[-1]["done"]:
+        assert len(batches) < 1000
+        batches.append(actor.poll(trial_id))
+    return batches
+
+
+def kinds(batch: dict) -> list[str]:
+    return [protocol.event_from_dict(item).kind for item in batch["events"]]
+
+
+def test_a_short_trial_comes_back_in_one_call(tmp_path):
+    batches = follow(TrialActor("t"), FunctionalEvaluator(quick), 1, tmp_path)
+    assert len(batches) == 1
+    events = [protocol.event_from_dict(item) for item in batches[0]["events"]]
+    assert events[0].status is TrialStatus.RUNNING
+    assert [e.kind for e in events[1:]] == ["intermediate", "final", "status"]
+    assert events[-1].status is TrialStatus.SUCCEEDED and events[-1].ends_trial
+
+
+def test_a_running_trials_events_come_before_its_end(tmp_path):
+    gate = tmp_path / "gate"
+    actor = TrialActor("t")
+    opened = threading.Timer(0.5, gate.write_text, args=("open",))
+    opened.start()
+    try:
+        batches = follow(actor, FunctionalEvaluator(held, gate=str(gate)), 2, tmp_path)
+    finally:
+        opened.cancel()
+    assert len(batches) >= 2
+    first = [protocol.event_from_dict(item) for item in batches[0]["events"]]
+    assert first and first[0].status is TrialStatus.RUNNING and not any(e.ends_trial for e in first)
+    every = [protocol.event_from_dict(item) for batch in batches for item in batch["events"]]
+    assert [e.kind for e in every] == ["status", "intermediate", "final", "status"]
+    assert every[-1].ends_trial and every[-1].status is TrialStatus.SUCCEEDED
+    # The same actor runs the next trial once this one is done.
+    assert follow(actor, FunctionalEvaluator(quick), 3, tmp_path)[-1]["done"]
+
+
+def test_all_output_comes_back_whole_and_before_the_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(actor_module, "LOG_CHUNK", 7)  # chunks that cut through multi-byte characters
+    batches = follow(TrialActor("t"), FunctionalEvaluator(printing), 4, tmp_path)
+    assert "".join(batch["log"] for batch in batches) == TEXT
+    ends = [i for i, batch in enumerate(batches) for item in batch["events"]
+            if protocol.event_from_dict(item).ends_trial]
+    assert ends == [len(batches) - 1]  # the end comes once, in the last batch, after every chunk of output
+    assert len(batches) > len(TEXT.encode()) // 7
+
+
+def test_a_second_trial_while_one_runs_is_refused(tmp_path):
+    gate = tmp_path / "gate"
+    actor = TrialActor("t")
+    evaluator = FunctionalEvaluator(held, gate=str(gate))
+    space = DictSpace([Categorical([1, 2], label="x")])
+    shipment = ship_evaluator(evaluator)
+    actor.shipments["e"] = store_shipment(shipment)
+    message = PoolTrial(5, ship_model(space.freeze({"x": 1})), "e", shipment, tmp_path / "5" / "trial.log").message(
+        False, None, None)
+    first = actor.start(message, [None])
+    try:
+        assert not first["done"]
+        with pytest.raises(RuntimeError, match="while trial 5 runs"):
+            actor.start({**message, "trial_id": 6}, [None])
+        with pytest.raises(RuntimeError, match="runs no trial 6"):
+            actor.poll(6)
+    finally:
+        gate.write_text("open")
+    batch = first
+    while not batch["done"]:
+        batch = actor.poll(5)
