@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `overhead` by its mo
 
 import overhead  # noqa: E402 - after the path entry above
 
-__all__ = ["measure_ray"]
+__all__ = ["measure_ray", "ray_floor"]
 
 
 def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
@@ -74,6 +74,40 @@ def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
         **overhead.steady_state(records),
         "startup_s": started - called,
     }
+
+
+_FLOOR = """
+import os, time
+t0 = time.perf_counter()
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+import ray
+ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+t1 = time.perf_counter()
+
+@ray.remote
+class Ready:
+    def ready(self):
+        import torch, nascore  # what a trial actor imports before its first trial
+        return 1
+
+ray.get(Ready.remote().ready.remote())
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+ray.shutdown()
+"""
+
+
+def ray_floor() -> dict:
+    """Ray's own start-up here, in a fresh process: ``import ray`` and a local ``ray.init`` (``init_s``), then one
+    actor that imports torch and nascore (``actor_s``): what any search on a new local cluster waits for."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"measuring Ray's own start-up failed:\n{result.stderr[-2000:]}")
+    init_s, actor_s = (float(v) for v in result.stdout.split()[-2:])
+    return {"init_s": init_s, "actor_s": actor_s, "total_s": init_s + actor_s}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -320,15 +320,16 @@ def ray_section(args: argparse.Namespace) -> None:
     Each concurrency runs ``--runs`` times, ray and the pool in turn (the machine's noise hits both alike);
     the medians are compared.
     """
-    from _ray_overhead import measure_ray
+    from _ray_overhead import measure_ray, ray_floor
 
     print(f"nascore: ray engine (local Ray cluster on 127.0.0.1) against the local pool, {args.ts_trials} trials, "
           f"median of {args.runs} runs each, in turn")
     for c in args.concurrency:
-        rays, pools = [], []
+        rays, pools, floors = [], [], []
         for _ in range(args.runs):
             rays.append(measure_ray(args.ts_trials, c, args.seed))
             pools.append(run_training_service(args.ts_trials, args.seed, 1, c))
+            floors.append(ray_floor())
 
         def median(runs: list[dict], key: str) -> float:
             return statistics.median(r[key] for r in runs)
@@ -345,6 +346,10 @@ def ray_section(args: argparse.Namespace) -> None:
               f"ray / pool steady: {ratio:.2f}x (target <= {RAY_TARGET_RATIO:g}x: "
               f"{'PASS' if ratio <= RAY_TARGET_RATIO else 'FAIL'}; start-up target <= {RAY_STARTUP_TARGET_S:g} s: "
               f"{'PASS' if startup <= RAY_STARTUP_TARGET_S else 'FAIL'})")
+        print(f"    Ray's own start-up here (fresh process: import ray + local ray.init, then one actor importing "
+              f"torch and nascore): {median(floors, 'total_s'):.1f} s ({median(floors, 'init_s'):.1f} s + "
+              f"{median(floors, 'actor_s'):.1f} s); nascore's start-up above it: "
+              f"{startup - median(floors, 'total_s'):+.1f} s")
         if args.nni:
             trials = args.nni_ts_trials or max(8, 4 * c)
             n = run_nni_training_service(args.nni, trials, args.seed, c, args.threads)

@@ -124,7 +124,7 @@ class RayService:
             self._actor_class = ray.remote(TrialActor)
             if self.options.ship_sys_path:
                 self._sys_path = [entry or os.getcwd() for entry in sys.path]
-            with self._lock:  # the first actor alone: the others start once it is ready (see _spawn_rest)
+            with self._lock:  # the first actor alone: the others start once it runs a trial (see _spawn_rest)
                 self._spawn(0)
                 self._unspawned = list(range(1, self.seat_count))
             self._monitor = threading.Thread(target=self._watch, name="nascore-ray-monitor", daemon=True)
@@ -241,11 +241,12 @@ class RayService:
         seat.thread.start()
 
     def _spawn_rest(self) -> None:
-        """Start the other seats' actors (called with the lock held, once the first actor is ready or failed).
+        """Start the other seats' actors (called with the lock held, once the first trial runs or no actor started).
 
-        The first actor starts alone so that the first trial starts as soon as one worker process has imported
-        torch and nascore (on a small machine, a few actors importing at once each take as long as all of them),
-        and so that a runtime environment is built once, not by every actor at the same time.
+        The first actor starts alone, and the others once it has a trial running, so that the first trial starts
+        as soon as one worker process has imported torch and nascore (on a small machine, a few actors importing
+        at once each take as long as all of them), and so that a runtime environment is built once, not by every
+        actor at the same time.
         """
         unspawned, self._unspawned = self._unspawned, []
         for index in unspawned:
@@ -277,7 +278,6 @@ class RayService:
             seat.info, seat.ready = info, True
             self.ever_ready = True
             self._start_failures = 0
-            self._spawn_rest()
             self._changed.notify_all()
         _log.debug("Ray service: %s ready", seat.name)
         self._kick()
@@ -329,6 +329,9 @@ class RayService:
         try:
             call, seat.call = seat.call, None
             batch = ray.get(call if call is not None else self._start_call(seat, trial))
+            if self._unspawned:  # the first trial runs: now the other seats' actors start
+                with self._lock:
+                    self._spawn_rest()
             while True:
                 if batch["log"] and log is not None:
                     try:
