@@ -218,6 +218,36 @@ def test_batchnorm2d_matches_the_plain_layer_and_updates_its_statistics(mode):
         op.train(), plain.train()
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm2d_mixes_widths_as_the_masked_output_of_the_super_layer(affine):
+    """Between widths, the output is the super layer's output times the weighted mask (for an affine layer the
+    mask scales the affine parameters instead: the same values and architecture gradients)."""
+    torch.manual_seed(0)
+    op, arch = mixed(MutableBatchNorm2d(nascore.choice("c", [2, 5]), affine=affine), "differentiable")
+    if affine:
+        with torch.no_grad():
+            op.weight.uniform_(0.5, 1.5)
+            op.bias.uniform_(-1, 1)
+    alpha = arch.alpha("c")
+    with torch.no_grad():
+        alpha.copy_(torch.tensor([0.3, -0.4]))
+    x = torch.randn(4, 5, 3, 3) * 2 + 1
+    reference = nn.BatchNorm2d(5, affine=affine)
+    if affine:
+        with torch.no_grad():
+            reference.weight.copy_(op.weight)
+            reference.bias.copy_(op.bias)
+    w = torch.softmax(alpha, 0)
+    mask = w[0] * (torch.arange(5) < 2).float() + w[1] * torch.ones(5)
+    expected = reference(x) * mask[None, :, None, None]
+    output = op(x)
+    torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
+    (got,) = torch.autograd.grad((output * x).sum(), [alpha])
+    (want,) = torch.autograd.grad((expected * x).sum(), [alpha])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(op.running_mean, reference.running_mean)
+
+
 def test_batchnorm2d_momentum_choice_is_for_sampling_strategies_only():
     make = lambda: MutableBatchNorm2d(4, momentum=nascore.choice("m", [0.1, 0.5]))  # noqa: E731
     op, _ = mixed(make(), "sampling")

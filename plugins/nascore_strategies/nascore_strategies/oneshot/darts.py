@@ -107,6 +107,7 @@ class DARTS(OneShotStrategy):
         self.penalty = penalty
         self.gradient_clip_val = gradient_clip_val
         self.arch_optimizer: torch.optim.Optimizer | None = None
+        self._weights: tuple[Any, list[torch.Tensor]] | None = None  # (inner module, its parameters), walked once
 
     def trainer_overrides(self) -> dict[str, Any]:
         return {"gradient_clip_val": self.gradient_clip_val} if self.gradient_clip_val is not None else {}
@@ -170,9 +171,11 @@ class DARTS(OneShotStrategy):
             torch.autograd.backward(loss, inputs=alphas)
         self.arch_optimizer.step()
 
-    @staticmethod
-    def _trainable_weights(module: Any) -> list[torch.Tensor]:
-        return [p for p in module.inner.parameters() if p.requires_grad]
+    def _trainable_weights(self, module: Any) -> list[torch.Tensor]:
+        """The weights that train now (the module tree is walked once, ``requires_grad`` is read every step)."""
+        if self._weights is None or self._weights[0] is not module.inner:
+            self._weights = (module.inner, list(module.inner.parameters()))
+        return [p for p in self._weights[1] if p.requires_grad]
 
     def _unrolled_gradient(self, module: Any, train_batch: Any, val_batch: Any, batch_idx: int) -> None:
         """Second-order DARTS: grad_alpha L_val(w', alpha) - xi * Hessian-vector product (finite differences)."""

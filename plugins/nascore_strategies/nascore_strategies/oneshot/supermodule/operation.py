@@ -617,6 +617,14 @@ class MixedBatchNorm2d(MixedOperation, nn.BatchNorm2d):
         return (torch.arange(self.num_features) < value).float()
 
     def forward_with_args(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        features = args["num_features"]
+        weight = self.weight[:features] if self.weight is not None else None
+        bias = self.bias[:features] if self.bias is not None else None
+        return self._normalize(args, x, weight, bias)
+
+    def _normalize(self, args: dict[str, Any], x: torch.Tensor, weight: torch.Tensor | None,
+                   bias: torch.Tensor | None) -> torch.Tensor:
+        """Batch normalization of the first ``num_features`` channels of ``x`` with this affine ``weight`` / ``bias``."""
         features, momentum, eps = args["num_features"], args["momentum"], args["eps"]
         if x.shape[1] > features:
             x = slice_dim(x, 1, features)
@@ -629,14 +637,17 @@ class MixedBatchNorm2d(MixedOperation, nn.BatchNorm2d):
         track = not self.training or self.track_running_stats
         running_mean = self.running_mean[:features] if track and self.running_mean is not None else None
         running_var = self.running_var[:features] if track and self.running_var is not None else None
-        weight = self.weight[:features] if self.weight is not None else None
-        bias = self.bias[:features] if self.bias is not None else None
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, factor, eps)
 
     def forward_weighted(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = pad_dim(x, 1, self.num_features)
-        y = self.forward_with_args({**args, "num_features": self.num_features}, x)
-        return y * self.mask("num_features", args["num_features"])[None, :, None, None]
+        mask = self.mask("num_features", args["num_features"])
+        full = {**args, "num_features": self.num_features}
+        if self.weight is not None and self.bias is not None:
+            # mask * (x_hat * weight + bias) == x_hat * (weight * mask) + bias * mask: the mask goes into the
+            # affine parameters (vectors), not onto the output (a full-size multiplication, and its backward).
+            return self._normalize(full, x, self.weight * mask, self.bias * mask)
+        return self.forward_with_args(full, x) * mask[None, :, None, None]
 
 
 # --- LayerNorm ---------------------------------------------------------------------------------------
