@@ -116,13 +116,19 @@ class TrialActor:
         return os.getpid()
 
     def start(self, message: dict[str, Any], refs: list[Any]) -> dict[str, Any]:
-        """Start one trial on the trial thread; return its first batch (see the module documentation)."""
+        """Start one trial on the trial thread; return its first batch (see the module documentation).
+
+        ``refs`` holds the object-store reference of the trial's evaluator shipment the first time this actor
+        meets that evaluator, and nothing after (the actor keeps the shipment).
+        """
         trial_id = int(message["trial_id"])
         if self._job is not None and self._job.end is None:
             raise RuntimeError(f"actor {self.name} was given trial {trial_id} while trial {self._job.trial_id} runs")
         self._close_job()
         key = message["evaluator_key"]
         if key not in self.shipments:
+            if not refs:
+                raise RuntimeError(f"actor {self.name} was not given evaluator {key} (the driver passes it once)")
             import ray
 
             self.shipments[key] = ray.get(refs[0])  # once per actor: from the object store, put once per experiment

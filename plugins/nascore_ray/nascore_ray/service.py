@@ -60,6 +60,7 @@ class _Seat:
     started: float
     ready: bool = False
     dead: bool = False
+    evaluators: set[str] = attrs.field(factory=set)  # keys of the evaluator shipments its actor was handed
     info: dict[str, Any] = attrs.field(factory=dict)
     trial: PoolTrial | None = None
     call: Any = None  # the reference to the trial's first batch, when the call went out from run()
@@ -411,7 +412,11 @@ class RayService:
     def _start_call(self, seat: _Seat, trial: PoolTrial) -> Any:
         """Hand ``trial`` to ``seat``'s actor; the reference to its first batch."""
         message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
-        return seat.actor.start.remote(message, [self._evaluator_ref(trial)])
+        if trial.evaluator_key in seat.evaluators:  # the actor keeps it: no reference to pass (and borrow) again
+            return seat.actor.start.remote(message, [])
+        call = seat.actor.start.remote(message, [self._evaluator_ref(trial)])
+        seat.evaluators.add(trial.evaluator_key)
+        return call
 
     def _evaluator_ref(self, trial: PoolTrial) -> Any:
         """The object-store reference of the trial's evaluator shipment: put once per evaluator, per experiment."""
