@@ -138,6 +138,13 @@ def test_runtime_env_reaches_the_trials(tmp_path, rayjob):
     assert next(e.value for e in sink.of(ids[0]) if e.kind == "final") == 7.0
 
 
+def test_a_local_working_dir_on_a_connection_made_before_is_a_clear_error(tmp_path):
+    # This module's cluster was started by ray.init in this process: Ray cannot upload a directory per actor.
+    options = RayOptions(runtime_env={"working_dir": str(tmp_path)})
+    with pytest.raises(EngineError, match=r"runtime_env has local working_dir = .*already connected.*ray\.init"):
+        run(RayEngine(options), FunctionalEvaluator(lambda model: 1.0), [{"x": 1, "y": 10}], tmp_path, 1)
+
+
 def test_options_are_checked_and_named():
     engine = create_engine("ray", {"address": "auto", "num_cpus": 2, "num_gpus": 0.25, "max_concurrency": 3},
                            TrialResources(trial_concurrency=8))

@@ -16,7 +16,7 @@ import attrs
 from nascore.errors import EngineError
 from nascore_ray.options import RayOptions
 
-__all__ = ["Connection", "check_fits", "connect", "quiet_ray"]
+__all__ = ["Connection", "check_fits", "check_runtime_env", "connect", "quiet_ray"]
 
 _log = logging.getLogger(__name__)
 
@@ -116,3 +116,35 @@ def check_fits(ray: Any, where: str, num_cpus: float, num_gpus: float, memory: i
         f"no node of {where} can host one trial: each asks for {{{asked}}} (engine_options.num_cpus / num_gpus, "
         f"trial_memory_limit), and its nodes have {largest or 'nothing'}; ask for less per trial or add nodes"
     )
+
+
+def _local_paths(runtime_env: dict[str, Any]) -> list[str]:
+    """The ``working_dir`` / ``py_modules`` entries of ``runtime_env`` that are local paths, not URIs."""
+    found = []
+    working_dir = runtime_env.get("working_dir")
+    if working_dir is not None and "://" not in str(working_dir):
+        found.append(f"working_dir = {str(working_dir)!r}")
+    for module in runtime_env.get("py_modules") or []:
+        if not isinstance(module, (str, os.PathLike)) or "://" not in str(module):
+            found.append(f"py_modules entry {module!r}")
+    return found
+
+
+def check_runtime_env(options: RayOptions, connection: Connection) -> None:
+    """Raise :class:`EngineError` for a ``runtime_env`` that Ray would refuse at the first actor.
+
+    Ray uploads local directories (``working_dir``, ``py_modules``) only for a whole job, given to
+    ``ray.init``; when this process was connected to Ray before the engine started, the engine can
+    only give ``runtime_env`` to each actor, where those must be URIs.
+    """
+    if options.runtime_env is None or connection.runtime_env_in_job:
+        return
+    local = _local_paths(options.runtime_env)
+    if local:
+        raise EngineError(
+            f"engine_options.runtime_env has local {' and '.join(local)}, but this process was already connected to "
+            f"{connection.where} before the experiment started, and Ray uploads local directories only for a whole "
+            "job (ray.init). Give that runtime_env to your own ray.init(runtime_env=...) and leave it out of "
+            "engine_options, or give remote URIs ('s3://.../code.zip'), or do not call ray.init first (the engine "
+            "then connects to engine_options.address itself and uploads the directories)"
+        )

@@ -39,7 +39,7 @@ from nascore_engines.training_service import protocol
 from nascore_engines.training_service.engine import ServiceLink
 from nascore_engines.training_service.pool import PoolTrial, tail
 from nascore_ray.actor import TrialActor, store_shipment
-from nascore_ray.cluster import Connection, check_fits, connect
+from nascore_ray.cluster import Connection, check_fits, check_runtime_env, connect
 from nascore_ray.options import RayOptions
 
 __all__ = ["RayService"]
@@ -121,6 +121,7 @@ class RayService:
         import ray
 
         try:
+            check_runtime_env(self.options, self.connection)
             check_fits(ray, self.connection.where, self.options.num_cpus, self.num_gpus, self.resources.trial_memory_limit)
             self._actor_class = ray.remote(TrialActor)
             if self.options.ship_sys_path:
