@@ -42,11 +42,20 @@ CHILD = textwrap.dedent('''
 ''')
 
 
+#: Ray Client's own server for a new client (a process its proxy starts) now and then exits as it starts
+#: ("SpecificServer startup failed" in the proxy's log; nothing of nascore runs yet): a new cluster is tried then.
+RAY_CLIENT_STARTUP = "Starting Ray client server failed"
+
+
 def test_a_search_runs_through_a_ray_client_address(tmp_path, rayjob):
     assert not ray.is_initialized()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(rayjob.__file__), *sys.path])}
-    child = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, timeout=180,
-                           env=env)
+    for attempt in range(2):
+        folder = tmp_path / f"attempt-{attempt}"
+        child = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, timeout=180,
+                               env=env)
+        if RAY_CLIENT_STARTUP not in child.stderr:
+            break
     trials = [line.split(" ", 3) for line in child.stdout.splitlines() if line.startswith("TRIAL ")]
     assert len(trials) == 3, child.stdout[-2000:] + child.stderr[-3000:]
     assert all(status == "SUCCEEDED" for _, _, status, _ in trials), child.stdout[-2000:] + child.stderr[-3000:]
