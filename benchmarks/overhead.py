@@ -257,8 +257,9 @@ def steady_state(records: list) -> dict:
     started = min(t.started for t in records if t.started is not None)
     ends = sorted(t.ended for t in records if t.ended is not None)
     half = len(ends) // 2
-    steady = (ends[-1] - ends[half]) / (len(ends) - 1 - half) if len(ends) - 1 - half > 0 else ends[-1] - started
-    return {"span_ms_per_trial": (ends[-1] - started) / len(records) * 1e3, "steady_ms_per_trial": steady * 1e3}
+    span = (ends[-1] - started) / len(records)
+    steady = (ends[-1] - ends[half]) / (len(ends) - 1 - half) if len(ends) - 1 - half > 0 else span
+    return {"span_ms_per_trial": span * 1e3, "steady_ms_per_trial": steady * 1e3}
 
 
 def run_nni_training_service(python: str, trials: int, seed: int, concurrency: int, threads: int) -> dict | None:
@@ -324,15 +325,18 @@ def ray_section(args: argparse.Namespace) -> None:
 
     print(f"nascore: ray engine (local Ray cluster on 127.0.0.1) against the local pool, {args.ts_trials} trials, "
           f"median of {args.runs} runs each, in turn")
+    def median(runs: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    floors = [ray_floor() for _ in range(args.runs)]  # whatever the concurrency: one actor on a new cluster
+    floor = median(floors, "total_s")
+    print(f"  Ray's own start-up here (fresh process: import ray + local ray.init, then one actor importing torch and "
+          f"nascore): {floor:.1f} s ({median(floors, 'init_s'):.1f} s + {median(floors, 'actor_s'):.1f} s)")
     for c in args.concurrency:
-        rays, pools, floors = [], [], []
+        rays, pools = [], []
         for _ in range(args.runs):
             rays.append(measure_ray(args.ts_trials, c, args.seed))
             pools.append(run_training_service(args.ts_trials, args.seed, 1, c))
-            floors.append(ray_floor())
-
-        def median(runs: list[dict], key: str) -> float:
-            return statistics.median(r[key] for r in runs)
 
         ray_steady, pool_steady = median(rays, "steady_ms_per_trial"), median(pools, "steady_ms_per_trial")
         startup = median(rays, "startup_s")
@@ -346,10 +350,7 @@ def ray_section(args: argparse.Namespace) -> None:
               f"ray / pool steady: {ratio:.2f}x (target <= {RAY_TARGET_RATIO:g}x: "
               f"{'PASS' if ratio <= RAY_TARGET_RATIO else 'FAIL'}; start-up target <= {RAY_STARTUP_TARGET_S:g} s: "
               f"{'PASS' if startup <= RAY_STARTUP_TARGET_S else 'FAIL'})")
-        print(f"    Ray's own start-up here (fresh process: import ray + local ray.init, then one actor importing "
-              f"torch and nascore): {median(floors, 'total_s'):.1f} s ({median(floors, 'init_s'):.1f} s + "
-              f"{median(floors, 'actor_s'):.1f} s); nascore's start-up above it: "
-              f"{startup - median(floors, 'total_s'):+.1f} s")
+        print(f"    nascore's start-up above Ray's own: {startup - floor:+.1f} s")
         if args.nni:
             trials = args.nni_ts_trials or max(8, 4 * c)
             n = run_nni_training_service(args.nni, trials, args.seed, c, args.threads)

@@ -91,9 +91,7 @@ class RayService:
         self.options = options
         self.seat_count = min(resources.trial_concurrency, options.max_concurrency or resources.trial_concurrency)
         self.num_gpus = options.gpus_per_trial(resources.trial_gpu_number)
-        self._on_event_callback = link.emit
-        self._requeue = link.requeue
-        self._kick = link.kick
+        self._link = link
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._seats: dict[int, _Seat] = {}
@@ -282,7 +280,7 @@ class RayService:
             self._start_failures = 0
             self._changed.notify_all()
         _log.debug("Ray service: %s ready", seat.name)
-        self._kick()
+        self._link.kick()
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: seat.trial is not None or seat.dead or self._closing)
@@ -408,7 +406,7 @@ class RayService:
             pass
         self._replace(seat)
         if not self._closing:
-            self._requeue([trial], reason, self._attempts)
+            self._link.requeue([trial], reason, self._attempts)
 
     def _start_call(self, seat: _Seat, trial: PoolTrial) -> Any:
         """Hand ``trial`` to ``seat``'s actor; the reference to its first batch."""
@@ -433,7 +431,7 @@ class RayService:
     def _emit(self, event: TrialEvent) -> None:
         if self._closing:
             return
-        self._on_event_callback(event)
+        self._link.emit(event)
 
     # --- the cluster ----------------------------------------------------------------------------
 
@@ -461,7 +459,7 @@ class RayService:
                 seat.dead, seat.trial, seat.deadline = True, None, None
             self._changed.notify_all()
         _log.error("%s", reason)
-        self._kick()  # the engine's wait() notices and stops the experiment
+        self._link.kick()  # the engine's wait() notices and stops the experiment
 
     def _cluster_alive(self, timeout: float = PROBE_TIMEOUT) -> bool:
         """Whether the cluster's head still answers (asked on a thread of its own, ``timeout`` seconds at most)."""

@@ -144,8 +144,7 @@ class TrainingServiceEngine(ExecutionEngine):
         from nascore_engines.training_service.remote import RemoteService, check_settings
 
         check_settings(self.settings, context.experiment_dir.parent)  # the code to copy, less the experiments
-        link = self.link
-        return RemoteService(context.resources, self.settings, context.experiment_id, link.emit, link.requeue, link.kick,
+        return RemoteService(context.resources, self.settings, context.experiment_id, self.link,
                              experiments_root=context.experiment_dir.parent)
 
     # --- before the first trial ---------------------------------------------------------------

@@ -20,7 +20,6 @@ import shlex
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from nascore.engine import TrialEvent, TrialResources
 from nascore.errors import EngineError
 from nascore_engines.training_service import protocol
 from nascore_engines.training_service.codesync import CodeDirectory, make_private_dir
+from nascore_engines.training_service.engine import ServiceLink
 from nascore_engines.training_service.options import RemoteMachine, TrainingServiceOptions
 from nascore_engines.training_service.pool import PoolTrial
 from nascore_engines.training_service.ssh import (
@@ -59,9 +59,6 @@ def v(name):
 print(json.dumps({"python": platform.python_version(), "executable": sys.executable, "home": os.path.expanduser("~"),
                   "nascore": v("nascore"), "nascore_engines": v("nascore-engines")}))
 """
-
-RequeueFn = Callable[[list[PoolTrial], str, dict[int, int]], None]
-
 
 def shell_path(path: str) -> str:
     """``path`` quoted for the remote shell, with a leading ``~/`` still meaning the login's home."""
@@ -123,9 +120,9 @@ class _Machine:
 class RemoteService:
     """Runs trials on the machines of ``engine_options.machines``.
 
-    :param on_event: receives trial events (from the service's threads).
-    :param on_requeue: receives trials whose machine dropped, the reason, and how many times each dropped.
-    :param on_change: called when a machine comes (back) up, so queued trials can start.
+    :param link: the engine's callbacks (from the service's threads): trial events, trials whose machine
+        dropped (with the reason and how many times each dropped), and a machine that came (back) up, so
+        queued trials can start.
     """
 
     name = "remote"
@@ -135,17 +132,15 @@ class RemoteService:
         resources: TrialResources,
         settings: TrainingServiceOptions,
         experiment_id: str,
-        on_event: Callable[[TrialEvent], None],
-        on_requeue: RequeueFn,
-        on_change: Callable[[], None] | None = None,
+        link: ServiceLink,
         experiments_root: Path | None = None,
     ) -> None:
         self.resources = resources
         self.settings = settings
         self.experiment_id = experiment_id
-        self.on_event = on_event
-        self.on_requeue = on_requeue
-        self.on_change = on_change
+        self.on_event = link.emit
+        self.on_requeue = link.requeue
+        self.on_change = link.kick
         self.machines = [_Machine(i, m) for i, m in enumerate(settings.machines)]
         self.host_keys = HostKeys(settings)
         self.code = CodeDirectory.from_settings(settings, experiments_root)
@@ -510,8 +505,7 @@ class RemoteService:
                               str(exc).splitlines()[0], delay)
                     continue
                 _log.warning("Machine %s is back after %d attempt(s)", machine.label, attempt)
-                if self.on_change is not None:
-                    self.on_change()
+                self.on_change()
                 return
         finally:
             with self._lock:
