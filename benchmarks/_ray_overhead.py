@@ -16,9 +16,11 @@ a local cluster it starts itself (127.0.0.1 only, usage statistics off) and stop
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `overhead` by its mo
 
 import overhead  # noqa: E402 - after the path entry above
 
-__all__ = ["measure_ray", "ray_floor"]
+__all__ = ["measure_in_process_of_its_own", "measure_ray", "ray_floor", "wait_for_ray_to_exit"]
 
 
 def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
@@ -101,13 +103,64 @@ ray.shutdown()
 def ray_floor() -> dict:
     """Ray's own start-up here, in a fresh process: ``import ray`` and a local ``ray.init`` (``init_s``), then one
     actor that imports torch and nascore (``actor_s``): what any search on a new local cluster waits for."""
-    import subprocess
-
+    wait_for_ray_to_exit()
     result = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"measuring Ray's own start-up failed:\n{result.stderr[-2000:]}")
     init_s, actor_s = (float(v) for v in result.stdout.split()[-2:])
     return {"init_s": init_s, "actor_s": actor_s, "total_s": init_s + actor_s}
+
+
+_RUN = """
+import json, sys
+sys.path.insert(0, {folder!r})
+import torch
+torch.set_num_threads(1)
+import overhead, _ray_overhead
+figures = (_ray_overhead.measure_ray({trials}, {concurrency}, {seed}) if {kind!r} == "ray"
+           else overhead.run_training_service({trials}, {seed}, 1, {concurrency}))
+print("FIGURES " + json.dumps({{k: v for k, v in figures.items() if isinstance(v, (int, float))}}))
+"""
+
+
+def measure_in_process_of_its_own(kind: str, trials: int, concurrency: int, seed: int = 0) -> dict:
+    """``measure_ray`` (``kind="ray"``) or the local pool's ``overhead.run_training_service`` in a fresh Python.
+
+    Neither run shares a process with the other (no Ray threads or state beside the pool), and a run starts only
+    once the processes of the previous local Ray cluster have exited (:func:`wait_for_ray_to_exit`).
+    """
+    wait_for_ray_to_exit()
+    code = _RUN.format(folder=str(Path(__file__).resolve().parent), trials=trials, concurrency=concurrency, seed=seed,
+                       kind=kind)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("FIGURES ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"the {kind} run failed:\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][len("FIGURES "):])
+
+
+def wait_for_ray_to_exit(timeout: float = 60.0) -> None:
+    """Wait until no process of a local Ray cluster (raylet, GCS, workers) is left on this machine (Linux)."""
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        if not _ray_processes():
+            return
+        time.sleep(0.2)
+
+
+def _ray_processes() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue
+        if b"ray::" in command or b"/ray/core/src/ray/" in command or b"ray/_private/" in command:
+            found.append(int(entry))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

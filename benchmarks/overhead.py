@@ -316,12 +316,13 @@ def training_service_section(args: argparse.Namespace) -> None:
 
 
 def ray_section(args: argparse.Namespace) -> None:
-    """The ``ray`` engine on a local Ray cluster next to the local pool (same trials, same process), and NNI.
+    """The ``ray`` engine on a local Ray cluster next to the local pool (same trials) and NNI.
 
-    Each concurrency runs ``--runs`` times, ray and the pool in turn (the machine's noise hits both alike);
-    the medians are compared.
+    Each concurrency runs ``--runs`` times, ray and the pool in turn (the machine's noise hits both alike),
+    each run in a fresh process that starts once the previous run's Ray processes are gone; the medians are
+    compared.
     """
-    from _ray_overhead import measure_ray, ray_floor
+    from _ray_overhead import measure_in_process_of_its_own, ray_floor
 
     print(f"nascore: ray engine (local Ray cluster on 127.0.0.1) against the local pool, {args.ts_trials} trials, "
           f"median of {args.runs} runs each, in turn")
@@ -335,8 +336,8 @@ def ray_section(args: argparse.Namespace) -> None:
     for c in args.concurrency:
         rays, pools = [], []
         for _ in range(args.runs):
-            rays.append(measure_ray(args.ts_trials, c, args.seed))
-            pools.append(run_training_service(args.ts_trials, args.seed, 1, c))
+            rays.append(measure_in_process_of_its_own("ray", args.ts_trials, c, args.seed))
+            pools.append(measure_in_process_of_its_own("pool", args.ts_trials, c, args.seed))
 
         ray_steady, pool_steady = median(rays, "steady_ms_per_trial"), median(pools, "steady_ms_per_trial")
         startup = median(rays, "startup_s")

@@ -18,6 +18,7 @@ resumed search continues where it stopped.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -61,15 +62,38 @@ def objective(trial: TrialRecord, optimize_mode: str, on_failure: str) -> float 
 
 
 class IdSet:
-    """A set of trial ids stored as sorted ``[first, last]`` ranges (compact JSON for mostly consecutive ids)."""
+    """A set of trial ids stored as sorted ``[first, last]`` ranges (compact JSON for mostly consecutive ids).
+
+    The ranges are kept as ids are added (a strategy's state is saved with every trial, so
+    :meth:`to_ranges` must not sort every id learned so far each time).
+    """
 
     def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
         self._ids: set[int] = set()
+        self._ranges: list[list[int]] = []  # sorted, disjoint, not adjacent
+        self._firsts: list[int] = []  # the first id of each range, for bisect
         for first, last in ranges:
-            self._ids.update(range(int(first), int(last) + 1))
+            for trial_id in range(int(first), int(last) + 1):
+                self.add(trial_id)
 
     def add(self, trial_id: int) -> None:
+        if trial_id in self._ids:
+            return
         self._ids.add(trial_id)
+        ranges, firsts = self._ranges, self._firsts
+        i = bisect.bisect_right(firsts, trial_id)  # ranges[i - 1] starts at or before it, ranges[i] after it
+        joins_left = i > 0 and ranges[i - 1][1] == trial_id - 1
+        joins_right = i < len(ranges) and ranges[i][0] == trial_id + 1
+        if joins_left and joins_right:
+            ranges[i - 1][1] = ranges[i][1]
+            del ranges[i], firsts[i]
+        elif joins_left:
+            ranges[i - 1][1] = trial_id
+        elif joins_right:
+            ranges[i][0] = firsts[i] = trial_id
+        else:
+            ranges.insert(i, [trial_id, trial_id])
+            firsts.insert(i, trial_id)
 
     def __contains__(self, trial_id: object) -> bool:
         return trial_id in self._ids
@@ -78,13 +102,7 @@ class IdSet:
         return len(self._ids)
 
     def to_ranges(self) -> list[list[int]]:
-        ranges: list[list[int]] = []
-        for trial_id in sorted(self._ids):
-            if ranges and ranges[-1][1] == trial_id - 1:
-                ranges[-1][1] = trial_id
-            else:
-                ranges.append([trial_id, trial_id])
-        return ranges
+        return [[first, last] for first, last in self._ranges]
 
 
 class Deduplicator:

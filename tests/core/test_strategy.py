@@ -11,6 +11,8 @@ import math
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nascore.engine import TrialStatus
 from nascore.errors import StrategyError
@@ -208,6 +210,22 @@ def test_id_sets_are_compact_ranges():
         ids.add(trial_id)
     assert ids.to_ranges() == [[1, 3], [5, 5], [7, 8]]
     assert 6 not in IdSet(ids.to_ranges()) and 8 in IdSet(ids.to_ranges())
+
+
+@given(st.lists(st.integers(0, 60), max_size=80))
+def test_id_sets_keep_their_ranges_whatever_the_order_ids_come_in(ids):
+    learned = IdSet()
+    for trial_id in ids:  # trials end out of order under concurrency, and a repeated id changes nothing
+        learned.add(trial_id)
+    expected: list[list[int]] = []
+    for trial_id in sorted(set(ids)):
+        if expected and expected[-1][1] == trial_id - 1:
+            expected[-1][1] = trial_id
+        else:
+            expected.append([trial_id, trial_id])
+    assert learned.to_ranges() == expected
+    assert len(learned) == len(set(ids)) and all(i in learned for i in ids)
+    assert IdSet(expected).to_ranges() == expected
 
 
 # --- seeds, state, resume ------------------------------------------------------------------------

@@ -48,15 +48,18 @@ def held(model, gate: str):
     return 3.0
 
 
-def follow(actor: TrialActor, evaluator, trial_id: int, folder: Path) -> list[dict]:
-    """Start a trial on ``actor`` as the driver does; the batches until the one that is done."""
+def follow(actor: TrialActor, evaluator, trial_id: int, folder: Path, in_place: bool = False) -> list[dict]:
+    """Start a trial on ``actor`` as the driver does; the batches until the one that is done.
+
+    With ``in_place``, the driver says that the actor shares its files (the trial's output goes into its log).
+    """
     space = DictSpace([Categorical([1, 2], label="x")])
     model = space.freeze({"x": 1})
     shipment = ship_evaluator(evaluator)
     key = f"evaluator-{id(evaluator):x}"
     actor.shipments[key] = store_shipment(shipment)
     trial = PoolTrial(trial_id, ship_model(model), key, shipment, folder / str(trial_id) / "trial.log", "exp")
-    batches = [actor.start(trial.message(False, None, None), [None])]
+    batches = [actor.start({**trial.message(False, None, None), "log_in_place": in_place}, [None])]
     while not batches[-1]["done"]:
         assert len(batches) < 1000
         batches.append(actor.poll(trial_id))
@@ -103,6 +106,27 @@ def test_all_output_comes_back_whole_and_before_the_end(tmp_path, monkeypatch):
             if protocol.event_from_dict(item).ends_trial]
     assert ends == [len(batches) - 1]  # the end comes once, in the last batch, after every chunk of output
     assert len(batches) > len(TEXT.encode()) // 7
+
+
+def test_an_actor_that_shares_the_drivers_files_writes_the_output_into_the_trials_log(tmp_path):
+    batches = follow(TrialActor("t"), FunctionalEvaluator(printing), 4, tmp_path, in_place=True)
+    assert len(batches) == 1 and batches[0]["log"] == ""  # nothing to send: it is where the driver wants it
+    assert (tmp_path / "4" / "trial.log").read_text(encoding="utf-8") == TEXT
+
+
+def test_a_trial_log_that_cannot_be_written_in_place_is_sent_back_instead(tmp_path):
+    (tmp_path / "4").write_text("a file where the trial's folder should be")
+    batches = follow(TrialActor("t"), FunctionalEvaluator(printing), 4, tmp_path, in_place=True)
+    assert "".join(batch["log"] for batch in batches) == TEXT  # the driver writes it, or says why it cannot
+
+
+def test_the_probe_says_whether_an_actor_shares_the_drivers_files(tmp_path):
+    probe = tmp_path / ".probe"
+    probe.write_text("token-1")
+    assert actor_module._reads((str(probe), "token-1")) is True
+    assert actor_module._reads((str(probe), "token-2")) is False  # the same path, another machine's file
+    assert actor_module._reads((str(tmp_path / "missing"), "token-1")) is False
+    assert actor_module._reads(None) is False
 
 
 def test_a_second_trial_while_one_runs_is_refused(tmp_path):

@@ -65,7 +65,16 @@ def test_a_search_completes_with_every_trial_accounted_for(tmp_path, rayjob):
         assert t.intermediates == [0.0, 0.1]
 
 
-def test_metrics_stream_back_while_the_trial_runs_and_its_output_lands_in_its_folder(tmp_path, rayjob):
+@pytest.mark.parametrize("shares_files", [True, False], ids=["written-by-the-actor", "sent-back-to-the-driver"])
+def test_metrics_stream_back_while_the_trial_runs_and_its_output_lands_in_its_folder(tmp_path, rayjob, monkeypatch,
+                                                                                     shares_files):
+    """An actor that shares this machine's files writes a trial's output into its log; one that does not (another
+    machine: here the probe file's text differs) sends it back and the driver writes it. Either way it lands there."""
+    if not shares_files:
+        from nascore_ray import service as service_module
+
+        real = service_module._write_probe
+        monkeypatch.setattr(service_module, "_write_probe", lambda folder: (real(folder)[0], "another machine's text"))
     gate, started = tmp_path / "gate", tmp_path / "started"
     started.mkdir()
     engine = RayEngine(RayOptions())
@@ -85,6 +94,7 @@ def test_metrics_stream_back_while_the_trial_runs_and_its_output_lands_in_its_fo
         sink.wait_for(lambda events: any(e.ends_trial for e in events), timeout=60, what="the end of trial 1")
         engine.submit(TrialSubmission(2, model, chatty, tmp_path / "trials" / "2", model.sample))
         sink.wait_for(lambda events: any(e.ends_trial and e.trial_id == 2 for e in events), timeout=60, what="trial 2")
+        assert [seat["shares_files"] for seat in engine.service.seats()] == [shares_files]
     finally:
         engine.shutdown()
     assert sink.end(2).status is TrialStatus.SUCCEEDED, sink.end(2).error

@@ -90,8 +90,13 @@ class TrialActor:
         self._thread: threading.Thread | None = None
         self._job: _Job | None = None
 
-    def ready(self, sys_path: list[str] | None = None) -> dict[str, Any]:
-        """Import what trials need (torch, nascore) and say where this actor runs."""
+    def ready(self, sys_path: list[str] | None = None, probe: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Import what trials need (torch, nascore) and say where this actor runs.
+
+        ``probe`` is a file of the experiment's folder and its text, as the driver wrote them: when this actor reads
+        the same text there (``shares_files`` in the answer), it shares the driver's files and writes each trial's
+        output straight into the trial's log (``log_in_place`` in a trial's message) instead of sending it back.
+        """
         for entry in sys_path or []:
             if entry not in sys.path and os.path.isdir(entry):
                 sys.path.append(entry)  # after the node's own entries: never shadows what the node has installed
@@ -110,7 +115,7 @@ class TrialActor:
         except Exception:  # noqa: BLE001 - outside Ray (tests of this class)
             pass
         return {"pid": os.getpid(), "host": socket.gethostname(), "node_id": node_id, "nascore": nascore.__version__,
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "shares_files": _reads(probe)}
 
     def pid(self) -> int:
         return os.getpid()
@@ -135,9 +140,7 @@ class TrialActor:
         if self._thread is None:
             self._thread = threading.Thread(target=self._trials, name=f"nascore-trials-{self.name}", daemon=True)
             self._thread.start()
-        log_path = self.scratch / f"trial-{trial_id}.log"
-        log_path.write_bytes(b"")
-        self._job = _Job(trial_id, log_path, open(log_path, "rb"))  # noqa: SIM115 - closed with the job
+        self._job = _open_job(trial_id, message, self.scratch)
         self._inbox.put((message, self._job))
         return self._collect(self._job)
 
@@ -195,7 +198,7 @@ class TrialActor:
 
     def _close_job(self) -> None:
         job, self._job = self._job, None
-        if job is not None:
+        if job is not None and job.reader is not None:
             job.reader.close()
             job.path.unlink(missing_ok=True)
 
@@ -303,11 +306,15 @@ class TrialActor:
 
 @attrs.define(eq=False)
 class _Job:
-    """The trial this actor runs: its items (events, then the list of its end events) and its output file."""
+    """The trial this actor runs: its items (events, then the list of its end events) and its output file.
+
+    ``reader`` reads a node-local output file back for the driver; it is ``None`` when the output goes straight
+    into the trial's log in the experiment's folder (nothing to send).
+    """
 
     trial_id: int
     path: Path
-    reader: IO[bytes]
+    reader: IO[bytes] | None
     items: queue.SimpleQueue[Any] = attrs.field(factory=queue.SimpleQueue)
     end: list[dict[str, Any]] | None = None
     ended: threading.Event = attrs.field(factory=threading.Event)  # set once the end events are in ``items``
@@ -315,6 +322,8 @@ class _Job:
 
     def has_output(self) -> bool:
         """Whether the trial printed something not read yet."""
+        if self.reader is None:
+            return False
         try:
             return os.fstat(self.reader.fileno()).st_size > self.reader.tell()
         except OSError:
@@ -322,8 +331,38 @@ class _Job:
 
     def read(self) -> str:
         """What the trial printed since the last read (at most :data:`LOG_CHUNK` bytes)."""
+        if self.reader is None:
+            return ""
         data = self.reader.read(LOG_CHUNK)
         return self.decoder.decode(data, final=self.end is not None and not self.has_output())
+
+
+def _open_job(trial_id: int, message: dict[str, Any], scratch: Path) -> _Job:
+    """The job of a trial: its output in the trial's own log when the driver says this actor shares its files (and
+    that log can be written), else in a node-local file read back for the driver."""
+    if message.get("log_in_place") and message.get("log_path"):
+        path = Path(message["log_path"])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+            return _Job(trial_id, path, None)
+        except OSError:  # sent back instead: the driver writes it, or says why it cannot
+            pass
+    path = scratch / f"trial-{trial_id}.log"
+    path.write_bytes(b"")
+    return _Job(trial_id, path, open(path, "rb"))  # noqa: SIM115 - closed with the job
+
+
+def _reads(probe: tuple[str, str] | list[str] | None) -> bool:
+    """Whether this node sees the driver's probe file with the driver's text in it (it shares the driver's files)."""
+    if not probe:
+        return False
+    path, token = probe
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(200) == token
+    except (OSError, ValueError):
+        return False
 
 
 def _usable_folder(path: str) -> bool:

@@ -52,4 +52,4 @@ class RayEngine(TrainingServiceEngine):
     def make_service(self, context: EngineContext) -> TrialService:
         from nascore_ray.service import RayService
 
-        return RayService(context.resources, self.settings, self.link)
+        return RayService(context.resources, self.settings, self.link, context.experiment_dir)

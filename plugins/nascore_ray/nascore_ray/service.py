@@ -28,6 +28,8 @@ import os
 import sys
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import IO, Any
 
 import attrs
@@ -67,6 +69,7 @@ class _Seat:
     deadline: float | None = None
     timed_out: float | None = None
     thread: threading.Thread | None = None
+    wake: threading.Condition | None = None  # on the service's lock: a trial for this seat, its death, the end
 
     @property
     def name(self) -> str:
@@ -82,12 +85,17 @@ class RayService:
     :param options: the engine's :class:`~nascore_ray.options.RayOptions`.
     :param link: the engine's callbacks, called from this service's threads: every trial event, trials to
         re-queue (their actor died), seats that became free outside a trial's end (a new actor is ready).
+    :param experiment_dir: the experiment's folder. An actor that sees it (same machine, or a file system the
+        nodes share) writes each trial's output straight into the trial's ``trial.log``, as a local worker does;
+        the others send it back with their batches and this process writes it.
     """
 
     name = "ray"
 
-    def __init__(self, resources: TrialResources, options: RayOptions, link: ServiceLink) -> None:
+    def __init__(self, resources: TrialResources, options: RayOptions, link: ServiceLink,
+                 experiment_dir: Path | None = None) -> None:
         self.resources = resources
+        self.experiment_dir = experiment_dir
         self.options = options
         self.seat_count = min(resources.trial_concurrency, options.max_concurrency or resources.trial_concurrency)
         self.num_gpus = options.gpus_per_trial(resources.trial_gpu_number)
@@ -105,6 +113,7 @@ class RayService:
         self._monitor: threading.Thread | None = None
         self._actor_class: Any = None
         self._sys_path: list[str] = []
+        self._probe: tuple[str, str] | None = None  # a file only this experiment's folder has: (path, its text)
         self.connection: Connection | None = None
         self.broken: str | None = None
         self.ever_ready = False
@@ -124,6 +133,7 @@ class RayService:
             self._actor_class = ray.remote(TrialActor)
             if self.options.ship_sys_path:
                 self._sys_path = [entry or os.getcwd() for entry in sys.path]
+            self._probe = _write_probe(self.experiment_dir)
             with self._lock:  # the first actor alone: the others start once it runs a trial (see _spawn_rest)
                 self._spawn(0)
                 self._unspawned = list(range(1, self.seat_count))
@@ -152,7 +162,7 @@ class RayService:
                 return
             self._closing = True
             seats = list(self._seats.values())
-            self._changed.notify_all()
+            self._wake_all()
         if "ray" in sys.modules:
             import ray
 
@@ -201,7 +211,7 @@ class RayService:
                 seat.call = self._start_call(seat, trial)
             except Exception:  # noqa: BLE001 - Ray raises whatever its connection raises
                 seat.call = None
-            self._changed.notify_all()
+            seat.wake.notify()  # its thread only: the other seats, the monitor and the heartbeat sleep on
 
     def unavailable(self) -> str | None:
         """Why no trial can run any more (``None`` while trials can run)."""
@@ -217,6 +227,13 @@ class RayService:
             ]
 
     # --- seats ----------------------------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        """Wake every thread waiting on the service (called with the lock held: closing, or broken)."""
+        self._changed.notify_all()
+        for seat in self._seats.values():
+            if seat.wake is not None:
+                seat.wake.notify()
 
     def _asks(self) -> str:
         gpus = f", {self.num_gpus:g} GPU" if self.num_gpus else ""
@@ -234,7 +251,7 @@ class RayService:
         if self.options.runtime_env is not None and not (self.connection and self.connection.runtime_env_in_job):
             actor_options["runtime_env"] = self.options.runtime_env
         actor = self._actor_class.options(**actor_options).remote(f"{index}.{generation}")
-        seat = _Seat(index, generation, actor, time.monotonic())
+        seat = _Seat(index, generation, actor, time.monotonic(), wake=threading.Condition(self._lock))
         self._seats[index] = seat
         seat.thread = threading.Thread(target=self._seat_main, args=(seat,), name=f"nascore-ray-{index}.{generation}",
                                        daemon=True)
@@ -268,7 +285,7 @@ class RayService:
         import ray
 
         try:
-            info = ray.get(seat.actor.ready.remote(self._sys_path))
+            info = ray.get(seat.actor.ready.remote(self._sys_path, self._probe))
         except Exception as exc:  # noqa: BLE001 - the actor could not start (placement, runtime env, import)
             self._start_failed(seat, exc)
             return
@@ -282,8 +299,8 @@ class RayService:
         _log.debug("Ray service: %s ready", seat.name)
         self._link.kick()
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: seat.trial is not None or seat.dead or self._closing)
+            with self._lock:
+                seat.wake.wait_for(lambda: seat.trial is not None or seat.dead or self._closing)
                 if seat.dead or self._closing:
                     return
                 trial = seat.trial
@@ -319,13 +336,7 @@ class RayService:
         """Run ``trial`` on ``seat``'s actor; returns whether the actor is still there for the next trial."""
         import ray
 
-        log: IO[bytes] | None = None
-        log_error: OSError | None = None
-        try:
-            trial.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(trial.log_path, "ab")  # noqa: SIM115 - closed below
-        except OSError as exc:  # where the trial's log goes is broken, not the trial: it ends aborted, reruns on resume
-            log_error = exc
+        log = _DriverLog(trial.log_path)
         try:
             call, seat.call = seat.call, None
             batch = ray.get(call if call is not None else self._start_call(seat, trial))
@@ -333,20 +344,16 @@ class RayService:
                 with self._lock:
                     self._spawn_rest()
             while True:
-                if batch["log"] and log is not None:
-                    try:
-                        log.write(batch["log"].encode("utf-8"))
-                        log.flush()
-                    except OSError as exc:
-                        log_error = log_error or exc
+                if batch["log"]:  # the actor does not share this process's files: it sent what the trial printed
+                    log.write(batch["log"])
                 for item in batch["events"]:
                     event = protocol.event_from_dict(item)
                     if event.trial_id not in trial.reporting_ids:
                         continue
                     if event.ends_trial:
-                        if log_error is not None:  # its end cannot be recorded faithfully: it reruns on resume
+                        if log.error is not None:  # its end cannot be recorded faithfully: it reruns on resume
                             event = TrialEvent.abort(trial.trial_id, cannot_write(trial.trial_id, trial.log_path.parent,
-                                                                                  log_error))
+                                                                                  log.error))
                         with self._lock:
                             seat.trial = None
                             seat.deadline = None
@@ -362,14 +369,11 @@ class RayService:
                 batch = ray.get(seat.actor.poll.remote(trial.trial_id))
             raise EngineError(f"the Ray actor reported trial {trial.trial_id} done without the trial's end")
         except Exception as exc:  # noqa: BLE001 - the actor, its node or the cluster is gone
-            if log is not None:
-                log.close()
-                log = None
+            log.close()
             self._seat_died(seat, trial, exc)
             return False
         finally:
-            if log is not None:
-                log.close()
+            log.close()
 
     def _seat_died(self, seat: _Seat, trial: PoolTrial, exc: BaseException) -> None:
         with self._changed:
@@ -411,6 +415,7 @@ class RayService:
     def _start_call(self, seat: _Seat, trial: PoolTrial) -> Any:
         """Hand ``trial`` to ``seat``'s actor; the reference to its first batch."""
         message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
+        message["log_in_place"] = bool(seat.info.get("shares_files"))
         if trial.evaluator_key in seat.evaluators:  # the actor keeps it: no reference to pass (and borrow) again
             return seat.actor.start.remote(message, [])
         call = seat.actor.start.remote(message, [self._evaluator_ref(trial)])
@@ -457,7 +462,7 @@ class RayService:
             self.broken = reason
             for seat in self._seats.values():
                 seat.dead, seat.trial, seat.deadline = True, None, None
-            self._changed.notify_all()
+            self._wake_all()
         _log.error("%s", reason)
         self._link.kick()  # the engine's wait() notices and stops the experiment
 
@@ -516,6 +521,50 @@ class RayService:
                 deadlines = [s.deadline - now for s in self._seats.values()
                              if s.deadline is not None and s.timed_out is None and s.deadline > now]
                 self._changed.wait(timeout=min([1.0, *deadlines]))
+
+
+class _DriverLog:
+    """A trial's ``trial.log`` in the experiment's folder, for output an actor sent back: opened at the first text.
+
+    Where it cannot be written is kept in :attr:`error` (the trial then ends aborted: it reruns on resume).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.error: OSError | None = None
+        self._file: IO[bytes] | None = None
+
+    def write(self, text: str) -> None:
+        if self.error is not None:
+            return
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+            self._file.write(text.encode("utf-8"))
+            self._file.flush()
+        except OSError as exc:
+            self.error = exc
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+
+def _write_probe(experiment_dir: Path | None) -> tuple[str, str] | None:
+    """A file with a random text in the experiment's folder: an actor that reads the same text there shares its files."""
+    if experiment_dir is None:
+        return None
+    token = uuid.uuid4().hex
+    path = experiment_dir / ".ray-files-probe"
+    try:
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(token, encoding="utf-8")
+    except OSError as exc:  # the trials' own writes meet this again and say so; output then comes back with batches
+        _log.debug("Ray service: cannot write %s (%s): trial output comes back with the batches", path, exc)
+        return None
+    return str(path), token
 
 
 def _actor_error(exc: BaseException) -> bool:
