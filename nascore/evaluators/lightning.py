@@ -65,6 +65,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from nascore.errors import EvaluatorError, MissingDependencyError
 from nascore.evaluator import MutableEvaluator
+from nascore.evaluators.optimizers import make_optimizer
 from nascore.space.mutable import (
     LabelledMutable,
     Sample,
@@ -226,23 +227,6 @@ class SupervisedLearningModule(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return make_optimizer(self.optimizer_class, self.parameters(), self.learning_rate, self.weight_decay)
-
-
-def make_optimizer(
-    optimizer: type[torch.optim.Optimizer], params: Any, learning_rate: float, weight_decay: float
-) -> torch.optim.Optimizer:
-    """``optimizer(params, lr=..., weight_decay=...)``, with ``foreach=True`` where the class takes it."""
-    kwargs: dict[str, Any] = {"lr": learning_rate, "weight_decay": weight_decay}
-    if _takes_foreach(optimizer):
-        kwargs["foreach"] = True  # one multi-tensor kernel per step instead of a loop over parameters
-    return optimizer(params, **kwargs)
-
-
-def _takes_foreach(optimizer: type[torch.optim.Optimizer]) -> bool:
-    try:
-        return "foreach" in inspect.signature(optimizer.__init__).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 # --- evaluators -----------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 
 from nascore.errors import EvaluatorError
-from nascore.evaluators.lightning import make_optimizer, pl  # raises MissingDependencyError without the extra
+from nascore.evaluators.lightning import pl  # raises MissingDependencyError without the extra
+from nascore.evaluators.optimizers import make_optimizer
 from nascore.evaluators.placement import assign_devices, check_placement, distinct_devices, trial_devices
 from nascore.trial import report_intermediate_result
 

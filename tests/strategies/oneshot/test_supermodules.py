@@ -22,6 +22,7 @@ from nascore_strategies.oneshot.supermodule import (
     BaseSuperNetModule,
     DifferentiableMixedLayer,
     ProxylessMixedLayer,
+    weighted_sum,
 )
 
 
@@ -178,6 +179,36 @@ def test_differentiable_layer_choice_is_the_softmax_weighted_sum():
     torch.testing.assert_close(layer(x), expected)
     layer(x).sum().backward()
     assert arch.alpha("op").grad is not None and arch.alpha("op").grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_weighted_sum_has_exact_first_and_second_order_gradients(layout):
+    torch.manual_seed(0)
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    outputs = [torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+               for _ in range(3)]
+
+    def mix(w: torch.Tensor, *outputs: torch.Tensor) -> torch.Tensor:
+        return weighted_sum(list(outputs), w, "test")
+
+    assert torch.autograd.gradcheck(mix, (w, *outputs))
+    assert torch.autograd.gradgradcheck(mix, (w, *outputs))
+    assert mix(w, *outputs).is_contiguous(memory_format=layout)
+
+
+def test_the_weighted_sum_keeps_the_outputs_only_when_the_weights_train():
+    outputs = [torch.randn(4, 8, requires_grad=True) for _ in range(3)]
+    saved: list[int] = []
+    for w in (torch.rand(3, requires_grad=True), torch.rand(3)):  # an architecture step, then a weight step
+        sizes: list[int] = []
+        def pack(t: torch.Tensor, sizes: list[int] = sizes) -> torch.Tensor:
+            sizes.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            weighted_sum(outputs, w, "test").sum().backward()
+        saved.append(sum(sizes))
+    assert saved == [3 + 3 * 32, 3]  # the weights and every output; then the weights alone
 
 
 def test_proxyless_binary_gates_give_the_proxylessnas_gradient():

@@ -162,6 +162,9 @@ class OneShotStrategy(Strategy):
     :param reuse_memory: keep freed memory in the process while the supernet trains, so a step
         reuses the buffers of the step before instead of faulting fresh pages in from the kernel
         (glibc's ``malloc`` on Linux; see :mod:`nascore_strategies.oneshot.allocator`).
+    :param inplace_relu: while the supernet trains, a ``ReLU`` right after a convolution, linear layer
+        or batch normalization of a ``Sequential`` overwrites its input instead of allocating a new
+        tensor; same values and gradients (see :mod:`nascore_strategies.oneshot.inplace`).
     """
 
     #: Algorithm family: ``"differentiable"``, ``"sampling"`` or ``"proxyless"``.
@@ -177,6 +180,7 @@ class OneShotStrategy(Strategy):
         seed: int | None = None,
         memory_format: str = "auto",
         reuse_memory: bool = True,
+        inplace_relu: bool = True,
     ) -> None:
         super().__init__(seed=seed)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -185,6 +189,9 @@ class OneShotStrategy(Strategy):
         if not isinstance(reuse_memory, bool):
             raise StrategyError(f"{type(self).__name__}: reuse_memory must be True or False, got {reuse_memory!r}")
         self.reuse_memory = reuse_memory
+        if not isinstance(inplace_relu, bool):
+            raise StrategyError(f"{type(self).__name__}: inplace_relu must be True or False, got {inplace_relu!r}")
+        self.inplace_relu = inplace_relu
         self.mutation_hooks = list(mutation_hooks or [])
         self.top_k = top_k
         self.supernet: nn.Module | None = None

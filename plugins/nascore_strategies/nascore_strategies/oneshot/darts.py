@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from nascore.errors import StrategyError
+from nascore.evaluators.optimizers import make_optimizer
 from nascore.space import Sample
 from nascore_strategies.oneshot.base import OneShotStrategy, k_best
 from nascore_strategies.oneshot.hooks import MutationHook
@@ -79,6 +80,8 @@ class DARTS(OneShotStrategy):
         ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
     :param reuse_memory: keep freed memory in the process while the supernet trains (see
         :mod:`nascore_strategies.oneshot.allocator`).
+    :param inplace_relu: ReLUs after convolutions, linear layers and batch normalizations run in place
+        while the supernet trains (see :mod:`nascore_strategies.oneshot.inplace`).
     """
 
     mode = "differentiable"
@@ -96,9 +99,10 @@ class DARTS(OneShotStrategy):
         seed: int | None = None,
         memory_format: str = "auto",
         reuse_memory: bool = True,
+        inplace_relu: bool = True,
     ) -> None:
         super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format,
-                         reuse_memory=reuse_memory)
+                         reuse_memory=reuse_memory, inplace_relu=inplace_relu)
         if penalty is not None and not isinstance(penalty, ExpectedCostPenalty):
             raise StrategyError(f"{type(self).__name__}: penalty must be an ExpectedCostPenalty, got {type(penalty).__name__}")
         self.arc_learning_rate = arc_learning_rate
@@ -122,9 +126,8 @@ class DARTS(OneShotStrategy):
 
     def configure_architecture_optimizers(self, module: Any) -> None:
         assert self.arch is not None
-        self.arch_optimizer = torch.optim.Adam(
-            list(self.arch.alphas), lr=self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1.0e-3, foreach=True
-        )
+        self.arch_optimizer = make_optimizer(torch.optim.Adam, self.arch.alphas, self.arc_learning_rate, 1.0e-3,
+                                             betas=(0.5, 0.999))
 
     def training_step(self, module: Any, batch: Any, batch_idx: int) -> Any:
         assert self.arch is not None

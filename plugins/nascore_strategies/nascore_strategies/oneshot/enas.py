@@ -47,6 +47,8 @@ class ENAS(OneShotStrategy):
         ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
     :param reuse_memory: keep freed memory in the process while the supernet trains (see
         :mod:`nascore_strategies.oneshot.allocator`).
+    :param inplace_relu: ReLUs after convolutions, linear layers and batch normalizations run in place
+        while the supernet trains (see :mod:`nascore_strategies.oneshot.inplace`).
     """
 
     mode = "sampling"
@@ -69,9 +71,10 @@ class ENAS(OneShotStrategy):
         seed: int | None = None,
         memory_format: str = "auto",
         reuse_memory: bool = True,
+        inplace_relu: bool = True,
     ) -> None:
         super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format,
-                         reuse_memory=reuse_memory)
+                         reuse_memory=reuse_memory, inplace_relu=inplace_relu)
         if ctrl_steps_aggregate < 1:
             raise StrategyError(f"ENAS: ctrl_steps_aggregate must be at least 1, got {ctrl_steps_aggregate}")
         if export_candidates < top_k:

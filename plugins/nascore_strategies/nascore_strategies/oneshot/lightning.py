@@ -28,6 +28,7 @@ from nascore.errors import StrategyError
 from nascore.evaluators.lightning import Lightning, fit, pl, quiet_lightning
 from nascore.space import Sample, sample_key
 from nascore_strategies.oneshot.allocator import reused_memory
+from nascore_strategies.oneshot.inplace import inplace_relus
 from nascore_strategies.oneshot.layout import (
     convert_batch,
     convert_module,
@@ -434,7 +435,7 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
     with warnings.catch_warnings():
         # Steps that only train an architecture optimizer (ENAS's controller) return None on purpose.
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
-        with reused_memory(strategy.reuse_memory):
+        with reused_memory(strategy.reuse_memory), inplace_relus(strategy.supernet, strategy.inplace_relu):
             fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
     if module.skipped_steps and not module.trained_steps:
         raise StrategyError(

@@ -33,6 +33,8 @@ class RandomOneShot(OneShotStrategy):
         ``"contiguous"``; see :mod:`nascore_strategies.oneshot.layout`).
     :param reuse_memory: keep freed memory in the process while the supernet trains (see
         :mod:`nascore_strategies.oneshot.allocator`).
+    :param inplace_relu: ReLUs after convolutions, linear layers and batch normalizations run in place
+        while the supernet trains (see :mod:`nascore_strategies.oneshot.inplace`).
     """
 
     mode = "sampling"
@@ -49,9 +51,10 @@ class RandomOneShot(OneShotStrategy):
         seed: int | None = None,
         memory_format: str = "auto",
         reuse_memory: bool = True,
+        inplace_relu: bool = True,
     ) -> None:
         super().__init__(mutation_hooks=mutation_hooks, top_k=top_k, seed=seed, memory_format=memory_format,
-                         reuse_memory=reuse_memory)
+                         reuse_memory=reuse_memory, inplace_relu=inplace_relu)
         if filter is not None and not callable(filter):
             raise StrategyError(f"RandomOneShot: filter must be a function sample -> bool, got {filter!r}")
         if export_candidates < top_k:

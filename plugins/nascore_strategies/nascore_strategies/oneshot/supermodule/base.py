@@ -307,13 +307,10 @@ def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor],
                 "strategy adds the outputs up, so they must have the same shape. Make every candidate produce "
                 "the same shape, or use a sampling strategy (random-oneshot, enas, proxyless)"
             )
-        if isinstance(weights, torch.Tensor):
-            w = weights
-        else:
-            w = torch.stack(list(weights))
-        w = w.to(first.dtype)
-        # An accumulation, not stack + tensordot: no stacked copy of every output is kept for
-        # backward, and the outputs' memory format (channels_last) is preserved.
+        w = (weights if isinstance(weights, torch.Tensor) else torch.stack(list(weights))).to(first.dtype)
+        if all(out.dtype == first.dtype and out.device == first.device and out.layout == torch.strided
+               for out in outputs):
+            return _WeightedSum.apply(w, *outputs)
         mixed = first * w[0]
         for i in range(1, len(outputs)):
             mixed = torch.addcmul(mixed, outputs[i], w[i])
@@ -338,3 +335,52 @@ def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor],
         f"{type(first).__name__}"
     )
 
+
+
+class _WeightedSum(torch.autograd.Function):
+    """``sum_i w[i] * outputs[i]`` for tensors of one shape, dtype and device, as one autograd node.
+
+    Against a chain of ``addcmul`` (one node, one new tensor and one select of ``w`` per candidate) it
+    accumulates in place, keeps the outputs for backward only when ``w`` takes a gradient (an architecture
+    step; a weight step keeps none), and computes each ``d/dw[i]`` as one dot product, with no product
+    tensor. The outputs' memory format (channels_last) is preserved. The backward pass is made of
+    differentiable operations, so higher-order gradients work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor, *outputs: torch.Tensor) -> torch.Tensor:
+        mixed = outputs[0] * w[0]
+        for i in range(1, len(outputs)):
+            mixed.addcmul_(outputs[i], w[i])
+        ctx.count = len(outputs)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(w, *outputs)
+        else:
+            ctx.save_for_backward(w)
+        return mixed
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        w, *outputs = ctx.saved_tensors
+        grad_w = torch.stack([_dot(grad, out) for out in outputs]) if ctx.needs_input_grad[0] else None
+        grads = [grad * w[i] if ctx.needs_input_grad[i + 1] else None for i in range(ctx.count)]
+        return (grad_w, *grads)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a * b).sum()``; one pass without a product tensor where both are dense with the same strides."""
+    if a.dtype in (torch.float32, torch.float64) and a.stride() == b.stride() and a.shape == b.shape and _dense(a):
+        n = a.numel()
+        return torch.dot(a.as_strided((n,), (1,)), b.as_strided((n,), (1,)))
+    return (a * b).sum()
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Whether ``t``'s elements fill its memory with no gaps or overlaps (contiguous in some standard layout)."""
+    if t.is_contiguous():
+        return True
+    if t.dim() == 4:
+        return t.is_contiguous(memory_format=torch.channels_last)
+    if t.dim() == 5:
+        return t.is_contiguous(memory_format=torch.channels_last_3d)
+    return False
