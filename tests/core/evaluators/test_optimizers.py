@@ -37,6 +37,17 @@ def test_the_fused_optimizer_trains_as_the_plain_one():
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
 
 
+def test_sgd_keeps_foreach_and_its_sparse_gradients():
+    embedding = torch.nn.Embedding(10, 3, sparse=True)
+    optimizer = make_optimizer(torch.optim.SGD, embedding.parameters(), 0.1, 0.0)
+    assert not optimizer.defaults.get("fused") and optimizer.defaults["foreach"] is True
+    embedding(torch.tensor([1, 2])).sum().backward()
+    assert embedding.weight.grad.is_sparse
+    before = embedding.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, embedding.weight)
+
+
 def test_a_class_without_a_fused_kernel_gets_foreach():
     model = torch.nn.Linear(2, 2).double()
     optimizer = make_optimizer(torch.optim.RMSprop, model.parameters(), 0.01, 0.0)
