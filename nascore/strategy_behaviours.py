@@ -69,19 +69,19 @@ class IdSet:
     """
 
     def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
-        self._ids: set[int] = set()
         self._ranges: list[list[int]] = []  # sorted, disjoint, not adjacent
         self._firsts: list[int] = []  # the first id of each range, for bisect
+        self._count = 0
         for first, last in ranges:
             for trial_id in range(int(first), int(last) + 1):
                 self.add(trial_id)
 
     def add(self, trial_id: int) -> None:
-        if trial_id in self._ids:
-            return
-        self._ids.add(trial_id)
         ranges, firsts = self._ranges, self._firsts
         i = bisect.bisect_right(firsts, trial_id)  # ranges[i - 1] starts at or before it, ranges[i] after it
+        if i > 0 and ranges[i - 1][1] >= trial_id:
+            return  # already in
+        self._count += 1
         joins_left = i > 0 and ranges[i - 1][1] == trial_id - 1
         joins_right = i < len(ranges) and ranges[i][0] == trial_id + 1
         if joins_left and joins_right:
@@ -96,10 +96,14 @@ class IdSet:
             firsts.insert(i, trial_id)
 
     def __contains__(self, trial_id: object) -> bool:
-        return trial_id in self._ids
+        try:
+            i = bisect.bisect_right(self._firsts, trial_id)  # type: ignore[call-overload]
+        except TypeError:  # not a number
+            return False
+        return i > 0 and self._ranges[i - 1][1] >= trial_id  # type: ignore[operator]
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._count
 
     def to_ranges(self) -> list[list[int]]:
         return [[first, last] for first, last in self._ranges]
