@@ -79,12 +79,18 @@ def measure_ray(trials: int, concurrency: int, seed: int = 0) -> dict:
 
 
 _FLOOR = """
-import os, time
-t0 = time.perf_counter()
+import os, sys, time
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+from nascore_ray.cluster import connect, disconnect  # torch and nascore: imported before a search starts
+from nascore_ray.options import RayOptions
+t0 = time.perf_counter()
 import ray
-ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+if sys.argv[1] == "lean":  # the local cluster the engine starts (nascore_ray.cluster.connect, lean by default)
+    connection = connect(RayOptions(local_num_cpus=1))
+else:  # a plain ray.init, as a user would call it
+    connection = None
+    ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
 t1 = time.perf_counter()
 
 @ray.remote
@@ -96,15 +102,19 @@ class Ready:
 ray.get(Ready.remote().ready.remote())
 t2 = time.perf_counter()
 print(t1 - t0, t2 - t1)
-ray.shutdown()
+disconnect(connection) if connection is not None else ray.shutdown()
 """
 
 
-def ray_floor() -> dict:
-    """Ray's own start-up here, in a fresh process: ``import ray`` and a local ``ray.init`` (``init_s``), then one
-    actor that imports torch and nascore (``actor_s``): what any search on a new local cluster waits for."""
+def ray_floor(kind: str = "plain") -> dict:
+    """Ray's own start-up here, in a fresh process: ``import ray`` and a local cluster (``init_s``), then one actor
+    that imports torch and nascore (``actor_s``): what any search on a new local cluster waits for.
+
+    ``kind="plain"``: the cluster of a plain ``ray.init``; ``"lean"``: the lean local cluster the engine starts
+    (:func:`nascore_ray.cluster.connect`: no dashboard API server, autoscaler monitor or log monitor).
+    """
     wait_for_ray_to_exit()
-    result = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", _FLOOR, kind], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"measuring Ray's own start-up failed:\n{result.stderr[-2000:]}")
     init_s, actor_s = (float(v) for v in result.stdout.split()[-2:])

@@ -331,11 +331,13 @@ def ray_section(args: argparse.Namespace) -> None:
         return statistics.median(r[key] for r in runs)
 
     for c in args.concurrency:
-        rays, pools, floors = [], [], []
+        rays, pools, floors, plains = [], [], [], []
         for _ in range(args.runs):
             # Ray's own start-up just before each ray run: the two are compared in pairs (ray.init alone
-            # varies by a second between processes here).
-            floors.append(ray_floor())
+            # varies by a second between processes here). "lean" is the local cluster the engine starts;
+            # "plain" what a plain ray.init starts.
+            plains.append(ray_floor("plain"))
+            floors.append(ray_floor("lean"))
             ray_run = measure_in_process_of_its_own("ray", args.ts_trials, c, args.seed)
             rays.append({**ray_run, "above_floor_s": ray_run["startup_s"] - floors[-1]["total_s"]})
             pools.append(measure_in_process_of_its_own("pool", args.ts_trials, c, args.seed))
@@ -353,10 +355,12 @@ def ray_section(args: argparse.Namespace) -> None:
               f"{'PASS' if ratio <= RAY_TARGET_RATIO else 'FAIL'}; start-up target <= {RAY_STARTUP_TARGET_S:g} s: "
               f"{'PASS' if startup <= RAY_STARTUP_TARGET_S else 'FAIL'})")
         own_runs = ", ".join(f"{f['total_s']:.1f}" for f in floors)
+        plain_runs = ", ".join(f"{f['total_s']:.1f}" for f in plains)
         above_runs = ", ".join(f"{r['above_floor_s']:+.1f}" for r in rays)
-        print(f"    Ray's own start-up just before each run (fresh process: import ray + local ray.init, then one "
-              f"actor importing torch and nascore): {median(floors, 'total_s'):.1f} s ({own_runs}); nascore's "
-              f"start-up above it, run by run: {median(rays, 'above_floor_s'):+.1f} s ({above_runs})")
+        print(f"    Ray's own start-up just before each run (fresh process: import ray + the engine's lean local "
+              f"cluster, then one actor importing torch and nascore): {median(floors, 'total_s'):.1f} s ({own_runs}); "
+              f"nascore's start-up above it, run by run: {median(rays, 'above_floor_s'):+.1f} s ({above_runs}); "
+              f"the same with a plain ray.init: {median(plains, 'total_s'):.1f} s ({plain_runs})")
         if args.nni:
             trials = args.nni_ts_trials or max(8, 4 * c)
             n = run_nni_training_service(args.nni, trials, args.seed, c, args.threads)

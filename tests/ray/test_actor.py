@@ -24,7 +24,7 @@ from nascore.testing.fakes import DictSpace
 from nascore_engines.training_service import protocol
 from nascore_engines.training_service.pool import PoolTrial
 from nascore_ray import actor as actor_module
-from nascore_ray.actor import TrialActor, store_shipment
+from nascore_ray.actor import TrialActor, pack, store_shipment, unpack
 
 from .conftest import ray  # noqa: F401 - skips this module where Ray is not installed
 
@@ -59,10 +59,10 @@ def follow(actor: TrialActor, evaluator, trial_id: int, folder: Path, in_place: 
     key = f"evaluator-{id(evaluator):x}"
     actor.shipments[key] = store_shipment(shipment)
     trial = PoolTrial(trial_id, ship_model(model), key, shipment, folder / str(trial_id) / "trial.log", "exp")
-    batches = [actor.start({**trial.message(False, None, None), "log_in_place": in_place}, [None])]
+    batches = [unpack(actor.start(pack({**trial.message(False, None, None), "log_in_place": in_place}), [None]))]
     while not batches[-1]["done"]:
         assert len(batches) < 1000
-        batches.append(actor.poll(trial_id))
+        batches.append(unpack(actor.poll(trial_id)))
     return batches
 
 
@@ -138,15 +138,15 @@ def test_a_second_trial_while_one_runs_is_refused(tmp_path):
     actor.shipments["e"] = store_shipment(shipment)
     message = PoolTrial(5, ship_model(space.freeze({"x": 1})), "e", shipment, tmp_path / "5" / "trial.log").message(
         False, None, None)
-    first = actor.start(message, [None])
+    first = unpack(actor.start(pack(message), [None]))
     try:
         assert not first["done"]
         with pytest.raises(RuntimeError, match="while trial 5 runs"):
-            actor.start({**message, "trial_id": 6}, [None])
+            actor.start(pack({**message, "trial_id": 6}), [None])
         with pytest.raises(RuntimeError, match="runs no trial 6"):
             actor.poll(6)
     finally:
         gate.write_text("open")
     batch = first
     while not batch["done"]:
-        batch = actor.poll(5)
+        batch = unpack(actor.poll(5))

@@ -14,7 +14,8 @@ A call returns as soon as an event came, after gathering what follows it within 
 seconds (a short trial's start, metrics and end come back in one call); with output but no event, every
 :data:`LOG_POLL` seconds; with neither, after :data:`POLL_MAX` seconds. One plain call per short trial
 is what Ray does fastest: on two cores a call takes 1.5 ms where a streaming generator of three items
-takes 2.9 ms.
+takes 2.9 ms. Messages and batches cross Ray as pickled bytes (:func:`pack`, :func:`unpack`): Ray
+then copies one buffer instead of walking nested dicts (about 0.1 ms of a 0.7 ms call at concurrency 4).
 
 Trials are isolated as in the local workers: every trial gets an evaluator deserialized afresh from
 its shipment (fetched from the object store once per actor and kept as data) and starts from its seed.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import codecs
 import faulthandler
 import os
+import pickle
 import queue
 import sys
 import tempfile
@@ -38,7 +40,7 @@ import attrs
 
 from nascore_engines.training_service.worker import flush_std, limit_memory
 
-__all__ = ["TrialActor", "load_evaluator_shipment", "store_shipment"]
+__all__ = ["TrialActor", "load_evaluator_shipment", "pack", "store_shipment", "unpack"]
 
 #: Seconds a call gathers what follows the first event it saw (a short trial's events come back in one call).
 COALESCE = 0.01
@@ -48,6 +50,16 @@ LOG_POLL = 0.25
 POLL_MAX = 5.0
 #: Most bytes of output sent in one log item.
 LOG_CHUNK = 1 << 20
+
+
+def pack(value: Any) -> bytes:
+    """A trial's message or a batch as it crosses Ray: pickled bytes (plain data only; see :func:`unpack`)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(data: bytes) -> Any:
+    """The message or batch in what :func:`pack` made (sent between the driver and its own actors)."""
+    return pickle.loads(data)  # noqa: S301 - bytes this engine's driver and actors made for each other
 
 
 def store_shipment(shipment: dict[str, Any]) -> dict[str, Any]:
@@ -120,12 +132,14 @@ class TrialActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def start(self, message: dict[str, Any], refs: list[Any]) -> dict[str, Any]:
+    def start(self, packed: bytes, refs: list[Any]) -> bytes:
         """Start one trial on the trial thread; return its first batch (see the module documentation).
 
-        ``refs`` holds the object-store reference of the trial's evaluator shipment the first time this actor
-        meets that evaluator, and nothing after (the actor keeps the shipment).
+        ``packed`` is the trial's message (:func:`pack`); the batch comes back packed too. ``refs`` holds the
+        object-store reference of the trial's evaluator shipment the first time this actor meets that evaluator,
+        and nothing after (the actor keeps the shipment).
         """
+        message = unpack(packed)
         trial_id = int(message["trial_id"])
         if self._job is not None and self._job.end is None:
             raise RuntimeError(f"actor {self.name} was given trial {trial_id} while trial {self._job.trial_id} runs")
@@ -142,14 +156,14 @@ class TrialActor:
             self._thread.start()
         self._job = _open_job(trial_id, message, self.scratch)
         self._inbox.put((message, self._job))
-        return self._collect(self._job)
+        return pack(self._collect(self._job))
 
-    def poll(self, trial_id: int) -> dict[str, Any]:
-        """The next batch of the running trial ``trial_id``."""
+    def poll(self, trial_id: int) -> bytes:
+        """The next batch of the running trial ``trial_id`` (packed)."""
         job = self._job
         if job is None or job.trial_id != trial_id:
             raise RuntimeError(f"actor {self.name} runs no trial {trial_id}")
-        return self._collect(job)
+        return pack(self._collect(job))
 
     def _collect(self, job: _Job) -> dict[str, Any]:
         """The trial's next batch: wait for its end, an event or output (see the module documentation).
@@ -209,7 +223,7 @@ class TrialActor:
         while True:
             message, job = self._inbox.get()
             try:
-                self._trial(message, job.path, job.items)
+                self._trial(message, job)
             except BaseException as exc:  # noqa: BLE001 - the driver must never wait for an end that cannot come
                 job.items.put([TrialEvent.failed(job.trial_id, f"the trial actor {self.name} failed around trial "
                                                                f"{job.trial_id}: {type(exc).__name__}: {exc}")])
@@ -217,11 +231,12 @@ class TrialActor:
 
     # --- inside the trial's thread --------------------------------------------------------------
 
-    def _trial(self, message: dict[str, Any], log_path: Path, items: queue.SimpleQueue[Any]) -> None:
+    def _trial(self, message: dict[str, Any], job: _Job) -> None:
         from nascore.engine import TrialEvent, TrialStatus
         from nascore_engines.training_service.worker import is_out_of_memory
 
         trial_id = int(message["trial_id"])
+        items = job.items
         ended: list[TrialEvent] = []
         started: list[bool] = []
 
@@ -234,7 +249,8 @@ class TrialActor:
 
         env = dict(message.get("env", {}))
         trial_dir = env.get("NASCORE_TRIAL_DIR")
-        if trial_dir and not _usable_folder(trial_dir):  # a node without the experiment's file system
+        in_place = job.reader is None and str(job.path.parent) == trial_dir  # _open_job made the folder, and wrote in it
+        if trial_dir and not in_place and not _usable_folder(trial_dir):  # a node without the experiment's file system
             env["NASCORE_TRIAL_DIR"] = str(self.scratch / f"trial-{trial_id}")
             os.makedirs(env["NASCORE_TRIAL_DIR"], exist_ok=True)
         saved_env = {key: os.environ.get(key) for key in env}
@@ -242,7 +258,7 @@ class TrialActor:
         memory_limit = message.get("memory_limit")
         timeout = message.get("timeout")
         try:
-            with _Output(log_path):
+            with _Output(job.path):
                 limit_memory(memory_limit)
                 if timeout:  # where the trial hung reaches its log before the driver kills this actor
                     faulthandler.dump_traceback_later(max(timeout * 0.95, timeout - 1.0), exit=False)

@@ -74,6 +74,9 @@ class RayOptions:
         GPU). ``None`` (the default): the experiment's ``trial_gpu_number``.
     :param max_concurrency: most trials at once (default: ``trial_concurrency``); one warm actor per seat.
     :param local_num_cpus: CPUs of the local cluster the engine starts (``address = None``; default: all).
+    :param lean_local_cluster: start that local cluster without Ray's dashboard API server, autoscaler monitor
+        and log monitor, which a search does not use (a faster start: about 1.5 s less on two cores); ``False``
+        starts it as ``ray.init`` does, so that ``ray list`` / ``ray status`` and job submission work on it.
     :param ship_sys_path: append this process's ``sys.path`` entries that exist on a node to its actors'
         ``sys.path`` (so that a local or shared-file-system cluster imports the user's modules as this
         process does); turn off when ``runtime_env`` brings the code.
@@ -95,6 +98,7 @@ class RayOptions:
     num_gpus: float | None = attrs.field(default=None, validator=_amount)
     max_concurrency: int | None = attrs.field(default=None, validator=positive)
     local_num_cpus: int | None = attrs.field(default=None, validator=positive)
+    lean_local_cluster: bool = True
     ship_sys_path: bool = True
     max_requeues: int = attrs.field(default=3, validator=non_negative)
     ready_timeout: float | str = attrs.field(default=300.0, converter=parse_duration, validator=positive)

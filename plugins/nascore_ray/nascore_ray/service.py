@@ -40,8 +40,8 @@ from nascore_engines.folders import cannot_write
 from nascore_engines.training_service import protocol
 from nascore_engines.training_service.engine import ServiceLink
 from nascore_engines.training_service.pool import PoolTrial, tail
-from nascore_ray.actor import TrialActor, store_shipment
-from nascore_ray.cluster import Connection, check_fits, check_runtime_env, connect
+from nascore_ray.actor import TrialActor, pack, store_shipment, unpack
+from nascore_ray.cluster import Connection, check_fits, check_runtime_env, connect, disconnect
 from nascore_ray.options import RayOptions
 
 __all__ = ["RayService"]
@@ -177,10 +177,8 @@ class RayService:
                 seat.thread.join(timeout=max(0.0, limit - time.monotonic()))
         if self._monitor is not None and self._monitor is not threading.current_thread():
             self._monitor.join(timeout=1.0)
-        if self.connection is not None and self.connection.owned:
-            import ray
-
-            ray.shutdown()
+        if self.connection is not None:
+            disconnect(self.connection)
 
     # --- the TrialService protocol --------------------------------------------------------------
 
@@ -339,7 +337,7 @@ class RayService:
         log = _DriverLog(trial.log_path)
         try:
             call, seat.call = seat.call, None
-            batch = ray.get(call if call is not None else self._start_call(seat, trial))
+            batch = unpack(ray.get(call if call is not None else self._start_call(seat, trial)))
             if self._unspawned:  # the first trial runs: now the other seats' actors start
                 with self._lock:
                     self._spawn_rest()
@@ -366,7 +364,7 @@ class RayService:
                     self._emit(event)
                 if batch["done"]:
                     break
-                batch = ray.get(seat.actor.poll.remote(trial.trial_id))
+                batch = unpack(ray.get(seat.actor.poll.remote(trial.trial_id)))
             raise EngineError(f"the Ray actor reported trial {trial.trial_id} done without the trial's end")
         except Exception as exc:  # noqa: BLE001 - the actor, its node or the cluster is gone
             log.close()
@@ -417,8 +415,8 @@ class RayService:
         message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
         message["log_in_place"] = bool(seat.info.get("shares_files"))
         if trial.evaluator_key in seat.evaluators:  # the actor keeps it: no reference to pass (and borrow) again
-            return seat.actor.start.remote(message, [])
-        call = seat.actor.start.remote(message, [self._evaluator_ref(trial)])
+            return seat.actor.start.remote(pack(message), [])
+        call = seat.actor.start.remote(pack(message), [self._evaluator_ref(trial)])
         seat.evaluators.add(trial.evaluator_key)
         return call
 
