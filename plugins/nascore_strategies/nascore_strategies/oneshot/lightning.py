@@ -155,8 +155,8 @@ class OneShotModule(pl.LightningModule):
     def finite(self, loss: torch.Tensor, what: str) -> bool:
         """Whether ``loss`` is finite; a non-finite one is skipped (it would make the shared weights or the
         architecture weights NaN for every architecture), counted, and reported."""
-        if bool(torch.isfinite(loss.detach()).all()):
-            return True
+        if math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss.detach()).all()):
+            return True  # a scalar loss (the usual case) is checked with one read, not two kernels and a read
         self.skipped_steps += 1
         if self.skipped_steps == 1 or self.skipped_steps % 100 == 0:
             _log.warning(
