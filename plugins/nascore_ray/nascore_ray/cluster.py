@@ -74,18 +74,16 @@ def connect(options: RayOptions) -> Connection:
     common: dict[str, Any] = {"log_to_driver": False, "runtime_env": options.runtime_env}
     head = None
     try:
-        if local:
-            head = _lean_head(options.local_num_cpus) if options.lean_local_cluster else None
-            if head is not None:  # our own head node, by its address: never a cluster `ray start` left here
-                try:
-                    ray.init(address=head.address, **common)
-                except BaseException:
-                    _stop(head)
-                    raise
-            else:
-                # "local": a new cluster of our own, never one that `ray start` (or a test's Cluster) left here.
-                ray.init(address="local", num_cpus=options.local_num_cpus, include_dashboard=False,
-                         _node_ip_address="127.0.0.1", **common)
+        head = _lean_head(options.local_num_cpus) if local and options.lean_local_cluster else None
+        if head is not None:  # our own head node, by its address: never a cluster `ray start` left here
+            try:
+                ray.init(address=head.address, **common)
+            except BaseException:
+                _stop(head)
+                raise
+        elif local:  # "local": a new cluster of our own, never one that `ray start` (or a test's Cluster) left here
+            ray.init(address="local", num_cpus=options.local_num_cpus, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", **common)
         else:
             ray.init(address=options.address, **common)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:

@@ -414,9 +414,10 @@ class RayService:
         """Hand ``trial`` to ``seat``'s actor; the reference to its first batch."""
         message = trial.message(False, self.resources.trial_timeout, self.resources.trial_memory_limit)
         message["log_in_place"] = bool(seat.info.get("shares_files"))
+        packed = pack(message)
         if trial.evaluator_key in seat.evaluators:  # the actor keeps it: no reference to pass (and borrow) again
-            return seat.actor.start.remote(pack(message), [])
-        call = seat.actor.start.remote(pack(message), [self._evaluator_ref(trial)])
+            return seat.actor.start.remote(packed, [])
+        call = seat.actor.start.remote(packed, [self._evaluator_ref(trial)])
         seat.evaluators.add(trial.evaluator_key)
         return call
 
