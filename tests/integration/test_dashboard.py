@@ -151,6 +151,11 @@ def rows(browser):
         "return Array.from(document.querySelectorAll('#trials-table tbody tr')).map(r => [Number(r.dataset.id), r.dataset.status])")]
 
 
+def text_of(browser, selector):
+    """The text of the first element matching ``selector``, read in one script call (a live page may redraw between a find and a read)."""
+    return browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : null", selector)
+
+
 def svg_marks(browser, selector):
     """The drawn marks (paths) in the SVG of the chart ``selector``."""
     return len(css(browser, f"{selector} svg path"))
@@ -244,10 +249,16 @@ def test_live_dashboard_on_a_running_experiment(dashjob, tmp_path, browser, scre
             screenshots(browser, "compare")
 
             go(browser, "#/exp/live/overview", "#exp-status")
-            assert css(browser, "#exp-status")[0].text == "DONE" and css(browser, "#exp-trials")[0].text == "6 / 6"
+            assert text_of(browser, "#exp-status") == "DONE" and text_of(browser, "#exp-trials") == "6 / 6"
             screenshots(browser, "overview")
             go(browser, "#/", "#experiments-table")
-            assert "live demo" in css(browser, "#experiments-table")[0].text
+            assert "live demo" in text_of(browser, "#experiments-table")
+            # The list is polled, but an unchanged list is not redrawn.
+            browser.execute_script("document.querySelector('#experiments-table').dataset.mark = 'kept'")
+            for _ in range(2):
+                polled = browser.execute_script("return window.NASCORE_STATE.lastOk")
+                wait_for(lambda before=polled: browser.execute_script("return window.NASCORE_STATE.lastOk") != before, 30, "a poll of the list")
+            assert browser.execute_script("return document.querySelector('#experiments-table').dataset.mark") == "kept"
             screenshots(browser, "experiments")
             assert not css(browser, ".load-error")
 

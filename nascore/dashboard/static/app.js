@@ -269,6 +269,11 @@
     update() {
       const box = $("#experiments");
       if (!box || !S.exps) return;
+      // Polling fetches the list every few seconds; redraw only when what the table shows changed,
+      // so a row under the pointer (or a selection of its text) is not replaced by an identical one.
+      const shown = JSON.stringify(S.exps.map((e) => [e.id, e.error, e.name, e.status, e.strategy, e.trials, e.succeeded, e.failed, e.best, e.created]));
+      if (box.dataset.shown === shown) return;
+      box.dataset.shown = shown;
       box.innerHTML = "";
       if (!S.exps.length) { box.appendChild(h("p", { class: "muted", text: "No experiments yet." })); return; }
       const rows = S.exps.map((e) => e.error
