@@ -9,7 +9,7 @@ alternate so that changes in the machine's load hit both. Two model sizes (``--r
 ``small`` (8 channels, batch 16 of 3x8x8: what the frameworks add to each step shows) and
 ``medium`` (16 channels, batch 64 of 3x16x16: PyTorch's kernels dominate). A DARTS step is an
 architecture step on a validation batch plus a weight step on a training batch; a RandomOneShot
-step trains one sampled path (16 times the steps are timed: paths differ in cost). With ``--nni PYTHON`` (a Python with NNI 3.0 and PyTorch Lightning)
+step trains one sampled path (more steps are timed: paths differ in cost; see ``REGIMES``). With ``--nni PYTHON`` (a Python with NNI 3.0 and PyTorch Lightning)
 the same space, data and settings run on NNI's ``DARTS`` and ``RandomOneShot``
 (``_nni_oneshot.py``) and the ratios are printed (target: nascore >= 2x NNI). nascore runs with
 its defaults: on CPU a convolutional supernet trains in the ``channels_last`` memory layout
@@ -56,16 +56,16 @@ from nascore.nn import LayerChoice, ModelSpace, MutableBatchNorm2d, MutableConv2
 THROUGHPUT_TARGET = 2.0
 MEMORY_TARGET = 0.5
 #: Model sizes: "small" shows what the frameworks add per step, "medium" is dominated by PyTorch's kernels.
+#: ``steps``: timed DARTS steps; ``sampling_steps``: timed RandomOneShot steps. Each makes a timed window
+#: of about 3 s (nascore) to 6-15 s (NNI): this machine's speed drifts by 10-20% over a second or two, so
+#: shorter windows measure the drift as much as the framework (60 small DARTS steps, 0.75 s, put one
+#: benchmark's best of five at 68 steps/s against 82-84 in the others). RandomOneShot also needs many
+#: steps because each trains a random path and paths differ in cost (a 5x5 convolution against an
+#: identity): 30 medium steps alone spread runs by about 5%.
 REGIMES: dict[str, dict[str, int]] = {
-    "small": {"batch_size": 16, "image_size": 8, "channels": 8, "steps": 60},
-    "medium": {"batch_size": 64, "image_size": 16, "channels": 16, "steps": 30},
+    "small": {"batch_size": 16, "image_size": 8, "channels": 8, "steps": 240, "sampling_steps": 960},
+    "medium": {"batch_size": 64, "image_size": 16, "channels": 16, "steps": 30, "sampling_steps": 480},
 }
-#: RandomOneShot times this many more steps than DARTS: each of its steps trains a random path, and
-#: paths differ in cost (a 5x5 convolution against an identity), so 30 steps of the medium regime
-#: leave a spread of about 5% between runs from the sampled paths alone, on either framework; at 4x
-#: (120 steps) the best of five runs of NNI's medium RandomOneShot still ranged over 35.0-38.4 steps/s.
-#: 16x averages each run over 480 paths (a few seconds a run).
-SAMPLING_STEPS_FACTOR = 16
 NNI_SCRIPT = Path(__file__).with_name("_nni_oneshot.py")
 
 
@@ -350,7 +350,8 @@ def main() -> None:
     parser.add_argument("--nni", metavar="PYTHON", help="a Python with NNI 3.0 + pytorch-lightning, to compare with")
     parser.add_argument("--regime", choices=[*REGIMES, "both"], default="both",
                         help="model size: 'small' (framework overhead shows) and/or 'medium' (PyTorch kernels dominate)")
-    parser.add_argument("--steps", type=int, help="timed training steps per run (default: the regime's)")
+    parser.add_argument("--steps", type=int, help="timed DARTS steps per run (default: the regime's)")
+    parser.add_argument("--sampling-steps", type=int, help="timed RandomOneShot steps per run (default: the regime's)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--runs", type=int, default=3, help="runs per strategy; the fastest counts")
     parser.add_argument("--batch-size", type=int, help="default: the regime's")
@@ -389,9 +390,9 @@ def main() -> None:
 def throughput_table(regime: str, args: argparse.Namespace) -> None:
     print(f"\nSupernet training throughput ({regime}): BenchSpace, {args.channels} channels, batch {args.batch_size} of "
           f"3x{args.image_size}x{args.image_size}, {args.steps} timed steps (random-oneshot: "
-          f"{args.steps * SAMPLING_STEPS_FACTOR}) after {args.warmup}, best of {args.runs}")
+          f"{args.sampling_steps}) after {args.warmup}, best of {args.runs}")
     for name in ("darts", "random-oneshot"):
-        steps = args.steps * (SAMPLING_STEPS_FACTOR if name == "random-oneshot" else 1)
+        steps = args.sampling_steps if name == "random-oneshot" else args.steps
         run_args = argparse.Namespace(**{**vars(args), "steps": steps})
         # Runs alternate between the frameworks, so that a change in the machine's load hits each.
         ours_runs, plain_runs, theirs_runs = [], [], []
