@@ -162,9 +162,13 @@
           });
         }
       } else {
-        S.exps = await api("experiments");
+        // Redraw only when the list changed, as for an experiment: an identical table replacing the one
+        // shown would drop a row under the pointer, or a selection of its text.
+        const rows = await api("experiments");
+        const changed = JSON.stringify(rows) !== JSON.stringify(S.exps);
+        S.exps = rows;
         S.lastOk = Date.now(); S.lastError = null;
-        update();
+        if (changed) update();
       }
     } catch (err) {
       S.lastError = String(err.message || err);
@@ -269,11 +273,6 @@
     update() {
       const box = $("#experiments");
       if (!box || !S.exps) return;
-      // Polling fetches the list every few seconds; redraw only when what the table shows changed,
-      // so a row under the pointer (or a selection of its text) is not replaced by an identical one.
-      const shown = JSON.stringify(S.exps.map((e) => [e.id, e.error, e.name, e.status, e.strategy, e.trials, e.succeeded, e.failed, e.best, e.created]));
-      if (box.dataset.shown === shown) return;
-      box.dataset.shown = shown;
       box.innerHTML = "";
       if (!S.exps.length) { box.appendChild(h("p", { class: "muted", text: "No experiments yet." })); return; }
       const rows = S.exps.map((e) => e.error
