@@ -327,6 +327,39 @@ def test_mixed_operations_share_the_architecture_parameters_of_a_label():
     assert first.export({}) == second.export({}) == {"width": arch.export("width")}
 
 
+def test_layers_of_one_width_decision_share_their_weighted_mask_within_a_forward_pass():
+    arch = ArchParameters(generator=torch.Generator().manual_seed(0))
+    kwargs = {"mode": "differentiable", "arch": arch, "strategy": "test"}
+    width = nascore.choice("width", [4, 8])
+    conv = mixed_operation_hook(MutableConv2d(3, width, 1), "conv", {}, kwargs)
+    norm = mixed_operation_hook(MutableBatchNorm2d(width), "norm", {}, kwargs)
+    linear = mixed_operation_hook(MutableLinear(width, 2), "linear", {}, kwargs)
+    other = mixed_operation_hook(MutableLinear(3, nascore.choice("other", [4, 8])), "other", {}, kwargs)
+    with torch.no_grad():
+        arch.alpha("width").copy_(torch.tensor([0.2, -0.3]))
+        arch.alpha("other").copy_(torch.tensor([-0.5, 0.4]))
+
+    def masks():
+        found = [op.mask(name, op._arguments({label: arch.weights(label) for label in op.leaves}, {})[name])
+                 for op, name in ((conv, "out_channels"), (norm, "num_features"), (linear, "in_features"),
+                                  (other, "out_features"))]
+        return found
+
+    with arch.scope():
+        shared = masks()
+    assert shared[0] is shared[1] is shared[2]  # computed once for the three layers of "width"
+    assert shared[3] is not shared[0]  # another decision: its own weights, its own mask
+    torch.testing.assert_close(shared[0], arch.probs("width") @ torch.tensor([[1.0] * 4 + [0.0] * 4, [1.0] * 8]))
+    torch.testing.assert_close(shared[3], arch.probs("other") @ torch.tensor([[1.0] * 4 + [0.0] * 4, [1.0] * 8]))
+    unscoped = masks()  # outside a forward pass's scope, each call computes its own, with equal values
+    assert unscoped[0] is not unscoped[1]
+    for a, b in zip(shared, unscoped):
+        torch.testing.assert_close(a, b)
+    with arch.scope():
+        again = masks()
+    assert again[0] is not shared[0]  # a new pass computes afresh (the weights may have changed)
+
+
 def test_an_argument_without_weight_sharing_is_refused_with_its_path():
     with pytest.raises(StrategyError, match=r"module 'net.op'.*argument 'bias'.*cannot share weights"):
         mixed(MutableLinear(3, 4, bias=nascore.choice("bias", [True, False])), "sampling")

@@ -29,6 +29,7 @@ from nascore.errors import StrategyError
 from nascore.evaluators.lightning import Lightning, fit, pl, quiet_lightning
 from nascore.space import Sample, sample_key
 from nascore_strategies.oneshot.allocator import reused_memory
+from nascore_strategies.oneshot.batching import batched
 from nascore_strategies.oneshot.inplace import inplace_relus
 from nascore_strategies.oneshot.layout import (
     convert_batch,
@@ -327,6 +328,7 @@ class InterleavedTrainVal:
     """One epoch of training batches, each paired with a validation batch: ``{"train": b, "val": b}``.
 
     The validation data is cycled when it is shorter than the training data (DARTS, Proxyless).
+    A ``DataLoader`` over a ``TensorDataset`` reads whole batches (:func:`~nascore_strategies.oneshot.batching.batched`).
     """
 
     def __init__(self, train: Any, val: Any) -> None:
@@ -337,12 +339,13 @@ class InterleavedTrainVal:
         return len(self.train)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        val_iter = iter(self.val)
-        for train_batch in self.train:
+        train, val = batched(self.train), batched(self.val)
+        val_iter = iter(val)
+        for train_batch in train:
             try:
                 val_batch = next(val_iter)
             except StopIteration:
-                val_iter = iter(self.val)
+                val_iter = iter(val)
                 try:
                     val_batch = next(val_iter)
                 except StopIteration:
@@ -361,9 +364,9 @@ class ConcatTrainVal:
         return len(self.train) + len(self.val)
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        for batch in self.train:
+        for batch in batched(self.train):
             yield "train", batch
-        for batch in self.val:
+        for batch in batched(self.val):
             yield "val", batch
 
 

@@ -25,7 +25,7 @@ weights.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -61,7 +61,7 @@ class ArchParameters(nn.Module):
         self.tau = 1.0
         #: Proxyless: whether binary gates compute architecture gradients in the current forward.
         self.binary_gates = False
-        self._cache: dict[str, torch.Tensor] | None = None
+        self._cache: dict[Any, Any] | None = None
 
     def register(self, decision: LabelledMutable, where: str = "") -> nn.Parameter:
         """The logits of ``decision`` (created on first use; a label always maps to one parameter)."""
@@ -113,6 +113,19 @@ class ArchParameters(nn.Module):
         if cache is not None:
             cache[label] = weights
         return weights
+
+    def per_pass(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``, computed once per forward pass inside :meth:`scope`: every call with an equal ``key``
+        gets the first result (outside a scope, every call computes). ``key`` must name everything the result
+        depends on; modules use it to share what they derive from the weights, such as a channel mask that
+        several layers of one ``width`` decision apply."""
+        cache = self._cache
+        if cache is None:
+            return compute()
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = compute()
+        return value
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:

@@ -154,9 +154,14 @@ class MixedOperation(BaseSuperNetModule):
         self.maskable: set[str] = set(self.maskable_arguments()) & set(choices)
         branch = [label for name, c in choices.items() if name not in self.maskable for label in c.labels]
         self.branch_labels = list(dict.fromkeys(branch))
+        #: Per maskable argument, its mask matrix's contents: modules whose matrices are equal share the
+        #: weighted mask of a forward pass (:meth:`mask`).
+        self._mask_keys: dict[str, tuple[Any, ...]] = {}
         for name in self.maskable:
             rows = [self.mask_row(name, value) for value in choices[name].values]
-            self.register_buffer(f"_mask_{name}", torch.stack(rows).float(), persistent=False)
+            matrix = torch.stack(rows).float()
+            self.register_buffer(f"_mask_{name}", matrix, persistent=False)
+            self._mask_keys[name] = (tuple(matrix.shape), matrix.numpy().tobytes())
 
     # --- what a subclass defines ----------------------------------------------------------------
 
@@ -203,10 +208,19 @@ class MixedOperation(BaseSuperNetModule):
         )
 
     def mask(self, name: str, value: Any) -> torch.Tensor:
-        """The (weighted) mask of a maskable argument: concrete value or :class:`Weighted`."""
+        """The (weighted) mask of a maskable argument: concrete value or :class:`Weighted`.
+
+        A weighted mask is computed once per forward pass for every module with an equal mask matrix and
+        the same weights: the convolution, batch norm and linear layer of one ``width`` decision share it.
+        """
         matrix: torch.Tensor = getattr(self, f"_mask_{name}")
         if isinstance(value, Weighted):
-            return value.weights.to(matrix.dtype) @ matrix
+            weights = value.weights
+            if self.arch is None:
+                return weights.to(matrix.dtype) @ matrix
+            # The entry keeps ``weights`` alive, so no other tensor takes its id while the pass lasts.
+            key = ("mask", self._mask_keys[name], matrix.dtype, matrix.device, id(weights))
+            return self.arch.per_pass(key, lambda: (weights, weights.to(matrix.dtype) @ matrix))[1]
         return matrix[self.mutable_arguments[name].index_of(value)]
 
     # --- supernet module API ----------------------------------------------------------------------

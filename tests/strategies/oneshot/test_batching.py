@@ -1,0 +1,98 @@
+"""Whole-batch reads of a ``TensorDataset``: the same batches and the same random numbers as the user's loader."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from nascore_strategies.oneshot.batching import batched
+from nascore_strategies.oneshot.lightning import ConcatTrainVal, InterleavedTrainVal
+
+
+def dataset(size: int = 37) -> TensorDataset:
+    generator = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.randn(size, 3, 4, 4, generator=generator), torch.randint(0, 10, (size,), generator=generator))
+
+
+def epochs(loader: DataLoader, count: int = 2) -> list[list[torch.Tensor]]:
+    return [batch for _ in range(count) for batch in loader]
+
+
+def assert_same(a: list[list[torch.Tensor]], b: list[list[torch.Tensor]]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert type(x) is type(y)
+        assert len(x) == len(y)
+        for s, t in zip(x, y):
+            assert s.dtype == t.dtype and s.shape == t.shape
+            assert torch.equal(s, t)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_same_batches_and_random_numbers_with_a_generator(shuffle: bool, drop_last: bool) -> None:
+    data = dataset()
+    plain = DataLoader(data, batch_size=5, shuffle=shuffle, drop_last=drop_last, generator=torch.Generator().manual_seed(3))
+    fast = batched(DataLoader(data, batch_size=5, shuffle=shuffle, drop_last=drop_last, generator=torch.Generator().manual_seed(3)))
+    assert fast is not plain and fast.batch_size is None
+    assert len(fast) == len(plain)
+    assert_same(epochs(fast), epochs(plain))
+
+
+def test_same_batches_and_global_random_numbers_without_a_generator() -> None:
+    data = dataset()
+    loader = DataLoader(data, batch_size=4, shuffle=True)
+    torch.manual_seed(11)
+    expected = epochs(loader)
+    after_plain = torch.random.get_rng_state()
+    torch.manual_seed(11)
+    got = epochs(batched(loader))
+    assert_same(got, expected)
+    assert torch.equal(torch.random.get_rng_state(), after_plain)  # the fast loader drew what the loader draws
+
+
+def test_batches_are_fresh_tensors() -> None:
+    data = dataset()
+    batch = next(iter(batched(DataLoader(data, batch_size=4))))
+    batch[0].zero_()
+    assert data.tensors[0][:4].abs().sum() > 0  # writing into a batch leaves the dataset alone
+
+
+def test_other_loaders_are_left_as_they_are() -> None:
+    data = dataset()
+
+    class MyDataset(TensorDataset):
+        pass
+
+    class MyLoader(DataLoader):
+        pass
+
+    others = [
+        DataLoader(data, batch_size=4, collate_fn=lambda samples: samples),
+        DataLoader(data, batch_size=4, num_workers=2),  # never iterated here: no worker starts
+        DataLoader(data, batch_size=4, pin_memory=True),
+        DataLoader(data, batch_size=None),
+        DataLoader(MyDataset(*data.tensors), batch_size=4),
+        MyLoader(data, batch_size=4),
+        [(torch.zeros(2), torch.zeros(2))],
+    ]
+    for loader in others:
+        assert batched(loader) is loader
+
+
+def test_the_one_shot_iterables_read_whole_batches() -> None:
+    data = dataset(20)
+    train = DataLoader(data, batch_size=6, shuffle=True, generator=torch.Generator().manual_seed(1))
+    val = DataLoader(TensorDataset(*(t[:8] for t in data.tensors)), batch_size=6)
+    reference_train = epochs(DataLoader(data, batch_size=6, shuffle=True, generator=torch.Generator().manual_seed(1)), 1)
+    reference_val = epochs(DataLoader(TensorDataset(*(t[:8] for t in data.tensors)), batch_size=6), 2)
+
+    interleaved = list(InterleavedTrainVal(train, val))
+    assert len(interleaved) == len(reference_train) == 4
+    assert_same([pair["train"] for pair in interleaved], reference_train)
+    assert_same([pair["val"] for pair in interleaved], reference_val)  # cycled: two validation epochs
+
+    concat = list(ConcatTrainVal(train, val))
+    assert [kind for kind, _ in concat] == ["train"] * 4 + ["val"] * 2
+    assert_same([batch for kind, batch in concat if kind == "val"], reference_val[:2])
