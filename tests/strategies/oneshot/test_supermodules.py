@@ -317,6 +317,21 @@ def test_exports_of_differentiable_modules_follow_the_architecture_parameters():
     assert [value for _, value in ranked] == ["tanh", "id"]
 
 
+def test_architecture_parameters_are_read_from_the_list_itself():
+    net, arch = supernet(Structural(), "differentiable")
+    assert arch.alpha_list() == list(arch.alphas)
+    assert [arch.alpha(label) for label in arch.labels()] == list(arch.alphas)
+    replaced = nn.Parameter(torch.tensor([5.0, 0.0, 0.0]))
+    arch.alphas[arch.labels().index("op")] = replaced  # a parameter swapped in the list is the one read
+    assert arch.alpha("op") is replaced and replaced in arch.alpha_list()
+    with arch.frozen():
+        assert not any(p.requires_grad for p in arch.alpha_list())
+    assert all(p.requires_grad for p in arch.alpha_list())
+    with arch.scope():
+        assert arch.weights("op") is arch.weights("op")  # one softmax per forward pass
+        assert arch.weights("op")[0] > 0.9
+
+
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_differentiable_multiple_inputs_reduce_like_the_chosen_ones(reduction):
     class TwoOfThree(ModelSpace):

@@ -158,7 +158,7 @@ class DARTS(OneShotStrategy):
     def architecture_step(self, module: Any, train_batch: Any, val_batch: Any, batch_idx: int) -> None:
         assert self.arch is not None and self.arch_optimizer is not None
         self.arch_optimizer.zero_grad(set_to_none=True)
-        alphas = list(self.arch.alphas)
+        alphas = self.arch.alpha_list()
         if self.unrolled:
             self._unrolled_gradient(module, train_batch, val_batch, batch_idx)
         else:
@@ -183,7 +183,7 @@ class DARTS(OneShotStrategy):
     def _unrolled_gradient(self, module: Any, train_batch: Any, val_batch: Any, batch_idx: int) -> None:
         """Second-order DARTS: grad_alpha L_val(w', alpha) - xi * Hessian-vector product (finite differences)."""
         assert self.arch is not None
-        alphas = list(self.arch.alphas)
+        alphas = self.arch.alpha_list()
         weights = [p for p in module.inner.parameters() if p.requires_grad]
         xi = float(module.trainer.optimizers[0].param_groups[0]["lr"])
         backup = [p.detach().clone() for p in weights]

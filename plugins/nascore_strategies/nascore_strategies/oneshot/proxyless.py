@@ -61,7 +61,7 @@ class Proxyless(DARTS):
             self.arch.binary_gates = False
         if not loss.requires_grad:  # no decision on the sampled path
             return
-        torch.autograd.backward(loss, inputs=list(self.arch.alphas))
+        torch.autograd.backward(loss, inputs=self.arch.alpha_list())
         self.arch_optimizer.step()
 
     def before_weight_step(self) -> None:

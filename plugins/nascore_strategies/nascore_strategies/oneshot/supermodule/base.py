@@ -92,7 +92,13 @@ class ArchParameters(nn.Module):
         return list(self._index)
 
     def alpha(self, label: str) -> nn.Parameter:
-        return self.alphas[self._index[label]]  # type: ignore[return-value]
+        # The list's own entry, read directly: ``ParameterList.__getitem__`` normalizes the index through a
+        # string and ``getattr`` (about 2 us; weights() reads every label on every forward pass).
+        return self.alphas._parameters[str(self._index[label])]  # type: ignore[return-value]
+
+    def alpha_list(self) -> list[nn.Parameter]:
+        """Every label's logits, in registration order (the entries of :attr:`alphas`)."""
+        return list(self.alphas._parameters.values())  # type: ignore[arg-type]
 
     def probs(self, label: str) -> torch.Tensor:
         """``softmax(alpha)``: the probability of each value of ``label``."""
@@ -130,23 +136,25 @@ class ArchParameters(nn.Module):
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
         """One forward pass: each label's weights are computed (and Gumbel noise drawn) once."""
+        # Plain attribute writes: nn.Module.__setattr__ first checks for parameters, buffers and modules.
         outer = self._cache
-        self._cache = {}
+        self.__dict__["_cache"] = {}
         try:
             yield
         finally:
-            self._cache = outer
+            self.__dict__["_cache"] = outer
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """Architecture parameters take no gradient inside (a weight step needs none)."""
-        previous = [p.requires_grad for p in self.alphas]
-        for p in self.alphas:
+        alphas = self.alpha_list()
+        previous = [p.requires_grad for p in alphas]
+        for p in alphas:
             p.requires_grad_(False)
         try:
             yield
         finally:
-            for p, flag in zip(self.alphas, previous):
+            for p, flag in zip(alphas, previous):
                 p.requires_grad_(flag)
 
     # --- export --------------------------------------------------------------------------------
@@ -313,16 +321,19 @@ def weighted_sum(outputs: list[Any], weights: torch.Tensor | list[torch.Tensor],
     """
     first = outputs[0]
     if isinstance(first, torch.Tensor):
-        shapes = {tuple(out.shape) for out in outputs}
-        if len(shapes) != 1:
+        shape = first.shape
+        if any(out.shape != shape for out in outputs):
+            shapes = {tuple(out.shape) for out in outputs}
             raise StrategyError(
                 f"{where}: the candidates give outputs of different shapes {sorted(shapes)}; a differentiable "
                 "strategy adds the outputs up, so they must have the same shape. Make every candidate produce "
                 "the same shape, or use a sampling strategy (random-oneshot, enas, proxyless)"
             )
-        w = (weights if isinstance(weights, torch.Tensor) else torch.stack(list(weights))).to(first.dtype)
-        if all(out.dtype == first.dtype and out.device == first.device and out.layout == torch.strided
-               for out in outputs):
+        w = weights if isinstance(weights, torch.Tensor) else torch.stack(list(weights))
+        dtype, device = first.dtype, first.device
+        if w.dtype != dtype:
+            w = w.to(dtype)
+        if all(out.dtype == dtype and out.device == device and out.layout == torch.strided for out in outputs):
             return _WeightedSum.apply(w, *outputs)
         mixed = first * w[0]
         for i in range(1, len(outputs)):
@@ -362,9 +373,10 @@ class _WeightedSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor, *outputs: torch.Tensor) -> torch.Tensor:
-        mixed = outputs[0] * w[0]
+        scales = w.unbind()  # one view per weight, in one call
+        mixed = outputs[0] * scales[0]
         for i in range(1, len(outputs)):
-            mixed.addcmul_(outputs[i], w[i])
+            mixed.addcmul_(outputs[i], scales[i])
         ctx.count = len(outputs)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(w, *outputs)
@@ -376,7 +388,9 @@ class _WeightedSum(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         w, *outputs = ctx.saved_tensors
         grad_w = torch.stack([_dot(grad, out) for out in outputs]) if ctx.needs_input_grad[0] else None
-        grads = [grad * w[i] if ctx.needs_input_grad[i + 1] else None for i in range(ctx.count)]
+        needed = ctx.needs_input_grad[1:]
+        scales = w.unbind() if any(needed) else ()
+        grads = [grad * scales[i] if needed[i] else None for i in range(ctx.count)]
         return (grad_w, *grads)
 
 

@@ -217,10 +217,10 @@ class MixedOperation(BaseSuperNetModule):
         if isinstance(value, Weighted):
             weights = value.weights
             if self.arch is None:
-                return weights.to(matrix.dtype) @ matrix
+                return _weighted_rows(weights, matrix)
             # The entry keeps ``weights`` alive, so no other tensor takes its id while the pass lasts.
             key = ("mask", self._mask_keys[name], matrix.dtype, matrix.device, id(weights))
-            return self.arch.per_pass(key, lambda: (weights, weights.to(matrix.dtype) @ matrix))[1]
+            return self.arch.per_pass(key, lambda: (weights, _weighted_rows(weights, matrix)))[1]
         return matrix[self.mutable_arguments[name].index_of(value)]
 
     # --- supernet module API ----------------------------------------------------------------------
@@ -361,6 +361,11 @@ class MixedOperation(BaseSuperNetModule):
         return f"mode={self.mode!r}, {choices}"
 
 
+def _weighted_rows(weights: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``weights @ matrix`` (the rows of ``matrix`` weighted and added up) as one matrix-vector product."""
+    return torch.mv(matrix.t(), weights if weights.dtype == matrix.dtype else weights.to(matrix.dtype))
+
+
 def _wrapped(module: nn.Module) -> type[nn.Module] | None:
     if not isinstance(module, ParametrizedModule):
         return None
@@ -404,10 +409,10 @@ class MixedLinear(MixedOperation, nn.Linear):
         self.check_input_width(x.shape[-1], self.in_features, "in_features", "features")
         if "in_features" in self.mutable_arguments:
             x = pad_dim(x, -1, self.in_features)
-            weight = weight * self.mask("in_features", args["in_features"])[None, :]
+            weight = weight * self.mask("in_features", args["in_features"])  # broadcast over the rows
         if "out_features" in self.mutable_arguments:
             mask = self.mask("out_features", args["out_features"])
-            weight = weight * mask[:, None]
+            weight = weight * mask.unsqueeze(1)
             bias = bias * mask if bias is not None else None
         return F.linear(x, weight, bias)
 
@@ -579,7 +584,7 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
         self.check_input_width(x.shape[1], self.max_in_channels, "in_channels", "channels")
         if "in_channels" in self.maskable:
             x = pad_dim(x, 1, self.max_in_channels)
-            weight = weight * self.mask("in_channels", args["in_channels"])[None, :, None, None]
+            weight = weight * self.mask("in_channels", args["in_channels"]).view(1, -1, 1, 1)
         else:
             in_channels = args["in_channels"]
             x = slice_dim(x, 1, in_channels) if x.shape[1] > in_channels else pad_dim(x, 1, in_channels)
@@ -587,7 +592,7 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
         out_channels = None
         if "out_channels" in self.maskable:
             mask = self.mask("out_channels", args["out_channels"])
-            weight = weight * mask[:, None, None, None]
+            weight = weight * mask.view(-1, 1, 1, 1)
             bias = bias * mask if bias is not None else None
         else:
             out_channels = args["out_channels"]
@@ -649,8 +654,11 @@ class MixedBatchNorm2d(MixedOperation, nn.BatchNorm2d):
                 factor = 1.0 / float(self.num_batches_tracked)
         training = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        running_mean = self.running_mean[:features] if track and self.running_mean is not None else None
-        running_var = self.running_var[:features] if track and self.running_var is not None else None
+        running_mean = running_var = None
+        if track and self.running_mean is not None and self.running_var is not None:
+            running_mean, running_var = self.running_mean, self.running_var
+            if features < running_mean.shape[0]:
+                running_mean, running_var = running_mean[:features], running_var[:features]
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, factor, eps)
 
     def forward_weighted(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
