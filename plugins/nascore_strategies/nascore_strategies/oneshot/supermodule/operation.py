@@ -588,7 +588,7 @@ class MixedConv2d(MixedOperation, nn.Conv2d):
         else:
             in_channels = args["in_channels"]
             x = slice_dim(x, 1, in_channels) if x.shape[1] > in_channels else pad_dim(x, 1, in_channels)
-            weight = weight[:, : in_channels // groups]
+            weight = slice_dim(weight, 1, in_channels // groups)
         out_channels = None
         if "out_channels" in self.maskable:
             mask = self.mask("out_channels", args["out_channels"])
