@@ -77,7 +77,7 @@ class ArchParameters(nn.Module):
                     f"{where or 'supernet'}: label {decision.label!r} names two different decisions "
                     f"({known!r} and {decision!r}); give one of them another label"
                 )
-            return self.alphas[self._index[decision.label]]  # type: ignore[return-value]
+            return self.alpha(decision.label)
         size = len(decision.values)
         alpha = nn.Parameter(torch.randn(size, generator=self.generator) * self.init_std)
         self._index[decision.label] = len(self.alphas)

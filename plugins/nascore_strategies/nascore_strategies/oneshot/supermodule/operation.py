@@ -654,11 +654,8 @@ class MixedBatchNorm2d(MixedOperation, nn.BatchNorm2d):
                 factor = 1.0 / float(self.num_batches_tracked)
         training = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        running_mean = running_var = None
-        if track and self.running_mean is not None and self.running_var is not None:
-            running_mean, running_var = self.running_mean, self.running_var
-            if features < running_mean.shape[0]:
-                running_mean, running_var = running_mean[:features], running_var[:features]
+        running_mean = slice_dim(self.running_mean, 0, features) if track and self.running_mean is not None else None
+        running_var = slice_dim(self.running_var, 0, features) if track and self.running_var is not None else None
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, factor, eps)
 
     def forward_weighted(self, args: dict[str, Any], x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
