@@ -181,12 +181,19 @@ def test_differentiable_layer_choice_is_the_softmax_weighted_sum():
     assert arch.alpha("op").grad is not None and arch.alpha("op").grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_the_weighted_sum_has_exact_first_and_second_order_gradients(layout):
+@pytest.mark.parametrize("stacked", [True, False], ids=["stacked", "dot-per-output"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last, "mixed"])
+def test_the_weighted_sum_has_exact_first_and_second_order_gradients(layout, stacked, monkeypatch):
+    from nascore_strategies.oneshot.supermodule import base
+
+    if not stacked:  # small outputs are stacked for d/dw; the per-output dot products must agree
+        monkeypatch.setattr(base, "_STACKED_BYTES", 0)
     torch.manual_seed(0)
     w = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    outputs = [torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
-               for _ in range(3)]
+    layouts = [torch.contiguous_format, torch.channels_last, torch.contiguous_format] if layout == "mixed" else [layout] * 3
+    outputs = [torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+               for fmt in layouts]
+    layout = layouts[0]
 
     def mix(w: torch.Tensor, *outputs: torch.Tensor) -> torch.Tensor:
         return weighted_sum(list(outputs), w, "test")
