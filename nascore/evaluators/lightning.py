@@ -46,6 +46,7 @@ Importing this module without Lightning installed raises
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import inspect
@@ -113,6 +114,23 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "enable_progress_bar": False,
     "enable_model_summary": False,
 }
+
+
+
+class _NullProfiler(pl.profilers.PassThroughProfiler):
+    """Lightning's default profiler (it records nothing), with a ``profile`` that costs next to nothing.
+
+    The Trainer wraps each hook call in ``profiler.profile(name)``: about 80 calls a training step of a
+    one-shot strategy, 40 of a plain one. The base class's is a generator-based context manager (about
+    1 us a call); this returns one shared, stateless null context (about 0.2 us), about 1% of a small
+    supernet's step. ``create_trainer`` uses it when the evaluator names no profiler.
+    """
+
+    _null: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.nullcontext[None]:  # type: ignore[override]
+        return self._null
+
 
 # Warnings that Lightning emits for every small in-memory DataLoader; they are noise in a search.
 _QUIET_WARNINGS = (
@@ -374,8 +392,12 @@ class Lightning(MutableEvaluator):
         """A new Trainer from the evaluator's arguments, ``overrides`` and extra ``callbacks``.
 
         The user's callbacks are deep-copied, so state (early stopping, ...) never leaks between trials.
+        Without a ``profiler`` argument the Trainer gets a no-op profiler, as Lightning's default, but
+        cheaper per hook call.
         """
         kwargs = {**TRAINER_DEFAULTS, **self.trainer_kwargs, **overrides}
+        if kwargs.get("profiler") is None:  # Lightning's default, without its cost per hook call
+            kwargs["profiler"] = _NullProfiler()
         user_callbacks = kwargs.pop("callbacks", None) or []
         if not isinstance(user_callbacks, (list, tuple)):
             user_callbacks = [user_callbacks]

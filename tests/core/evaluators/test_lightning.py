@@ -160,6 +160,24 @@ def test_user_callbacks_are_copied_for_every_evaluation(digits):
     assert counter.epochs == 0
 
 
+def test_trainers_profile_nothing_cheaply_unless_a_profiler_is_given(digits):
+    from pytorch_lightning.profilers import PassThroughProfiler, SimpleProfiler
+
+    from nascore.evaluators import Classification
+
+    default = Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], max_epochs=1).create_trainer()
+    profiler = default.profiler
+    assert isinstance(profiler, PassThroughProfiler)  # records nothing, as Lightning's default
+    assert type(profiler).profile is not PassThroughProfiler.profile
+    with profiler.profile("outer"), profiler.profile("inner"):  # nested, as the Trainer nests hook calls
+        pass
+    assert profiler.summary() == ""
+
+    for given in ("simple", SimpleProfiler()):
+        evaluator = Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], max_epochs=1, profiler=given)
+        assert isinstance(evaluator.create_trainer().profiler, SimpleProfiler)
+
+
 def test_ctrl_c_during_training_raises_keyboard_interrupt_and_restores_the_handler(digits):
     import pytorch_lightning as pl
 
