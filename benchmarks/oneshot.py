@@ -15,7 +15,10 @@ the same space, data and settings run on NNI's ``DARTS`` and ``RandomOneShot``
 each nascore run against the NNI run after it (a slow spell spanning both cancels out). nascore runs with
 its defaults: on CPU a convolutional supernet trains in the ``channels_last`` memory layout
 (``memory_format="auto"``, see ``nascore_strategies.oneshot.layout``); ``--contiguous-too`` also
-times nascore in NNI's layout, to show how much of the gain the layout brings.
+times nascore in NNI's layout, to show how much of the gain the layout brings. ``--floor`` also times
+DARTS as a hand-written eager PyTorch loop over the same supernet (``_eager_darts.py``: no framework,
+no DataLoader, no Lightning), about the most an eager-mode framework can reach: it prints how close
+nascore comes to it and how far the floor itself is above NNI.
 
 **Peak memory**: ``MemorySpace`` (four LayerChoices of 7 candidates each, 32 channels, 32x32
 images) trains ``--memory-steps`` steps with DARTS and with Proxyless. On CPU the measure is the
@@ -28,6 +31,7 @@ resident set size of a fresh subprocess per strategy during training, above its 
     python benchmarks/oneshot.py
     python benchmarks/oneshot.py --nni /tmp/nni-venv/bin/python
     python benchmarks/oneshot.py --skip-throughput --rss
+    python benchmarks/oneshot.py --nni /tmp/nni-venv/bin/python --regime small --floor
 
 The script prints figures and PASS/FAIL and always exits 0.
 """
@@ -191,6 +195,17 @@ def train(name: str, space: ModelSpace, *, batch_size: int, batches: int, image_
     strategy.create_supernet(space)
     strategy.search(evaluator)
     return strategy
+
+
+def eager_floor(args: argparse.Namespace) -> float:
+    """Steps per second of the hand-written eager DARTS loop over the same supernet (``_eager_darts.py``)."""
+    if str(Path(__file__).parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).parent))
+    from _eager_darts import throughput as eager_throughput
+
+    train_set, _ = _data(args.batch_size, args.warmup + args.steps, args.image_size)
+    return eager_throughput(args.channels, args.blocks, args.batch_size, args.image_size, args.steps, args.warmup,
+                            conv_bn, conv_bn_stem, train_set.tensors)
 
 
 def throughput(name: str, args: argparse.Namespace, memory_format: str = "auto") -> float:
@@ -368,6 +383,9 @@ def main() -> None:
     parser.add_argument("--rss", action="store_true", help="also measure RSS high-water marks in fresh subprocesses")
     parser.add_argument("--contiguous-too", action="store_true",
                         help="also time nascore with memory_format='contiguous' (what the channels_last layout adds)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time DARTS as a hand-written eager PyTorch loop (no framework): the most an "
+                             "eager-mode framework can reach")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
@@ -397,9 +415,11 @@ def throughput_table(regime: str, args: argparse.Namespace) -> None:
         steps = args.sampling_steps if name == "random-oneshot" else args.steps
         run_args = argparse.Namespace(**{**vars(args), "steps": steps})
         # Runs alternate between the frameworks, so that a change in the machine's load hits each.
-        ours_runs, plain_runs, theirs_runs = [], [], []
+        ours_runs, plain_runs, theirs_runs, floor_runs = [], [], [], []
         for _ in range(args.runs):
             ours_runs.append(throughput(name, run_args))
+            if args.floor and name == "darts":
+                floor_runs.append(eager_floor(run_args))
             if args.contiguous_too:
                 plain_runs.append(throughput(name, run_args, memory_format="contiguous"))
             if args.nni:
@@ -421,6 +441,12 @@ def throughput_table(regime: str, args: argparse.Namespace) -> None:
                 # both cancels out; the spread shows how much of the best-of ratio is the machine's.
                 paired = sorted(o / t for o, t in zip(ours_runs, theirs_runs))
                 line += f"\n  {'':15s} paired ratios (each nascore run / the NNI run after it) {paired[0]:.2f}-{paired[-1]:.2f}x, median {statistics.median(paired):.2f}x"
+        if floor_runs:
+            floor = max(floor_runs)
+            line += (f"\n  {'':15s} eager floor {floor:8.2f} steps/s (hand-written PyTorch loop, no framework): "
+                     f"nascore at {ours / floor:.2f} of it")
+            if theirs_runs:
+                line += f"; the floor is {floor / max(theirs_runs):.2f}x NNI"
         print(line, flush=True)
 
 
