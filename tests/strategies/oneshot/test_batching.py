@@ -96,3 +96,21 @@ def test_the_one_shot_iterables_read_whole_batches() -> None:
     concat = list(ConcatTrainVal(train, val))
     assert [kind for kind, _ in concat] == ["train"] * 4 + ["val"] * 2
     assert_same([batch for kind, batch in concat if kind == "val"], reference_val[:2])
+
+
+def test_single_device_training_reads_the_users_loader_whole_batches(evaluator, mlp_space, monkeypatch):
+    from nascore_strategies.oneshot import RandomOneShot, batching
+
+    read: list[DataLoader] = []
+    iterate = batching.WholeBatches.__iter__
+
+    def recording(self):  # a generator, as the original: runs when the first batch is asked for
+        read.append(self.loader)
+        yield from iterate(self)
+
+    monkeypatch.setattr(batching.WholeBatches, "__iter__", recording)
+    recipe = evaluator(max_epochs=2, limit_val_batches=1)
+    strategy = RandomOneShot(seed=0)
+    strategy.create_supernet(mlp_space())
+    assert strategy.search(recipe)
+    assert read == [recipe.train_dataloaders] * 2  # the user's loader, read whole batches, every epoch

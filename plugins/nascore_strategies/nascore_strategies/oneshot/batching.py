@@ -31,10 +31,14 @@ class WholeBatches:
 
     Reads the loader's batch sampler directly: no per-batch profiler range, fetcher or collate
     call of the ``DataLoader`` iterator (about 17 us a batch, about half of what the loader takes).
+    ``sampler`` and ``batch_sampler`` are the loader's, so Lightning calls their ``set_epoch`` (if
+    any) every epoch, as it does for the loader.
     """
 
     def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
+        self.sampler = loader.sampler
+        self.batch_sampler = loader.batch_sampler
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -449,6 +449,10 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
         callbacks.append(_Budget(should_stop))
     trainer = evaluator.create_trainer(callbacks=callbacks, **overrides)
     train_data = strategy.train_dataloader(evaluator.train_dataloaders, evaluator.val_dataloaders)
+    if isinstance(trainer.strategy, pl.strategies.SingleDeviceStrategy):
+        # A plain in-memory loader is read whole batches at a time. Not under DDP & co, where Lightning
+        # re-creates the user's DataLoader with a distributed sampler.
+        train_data = batched(train_data)
     _log.info("%s: training the supernet", type(strategy).__name__)
     with warnings.catch_warnings():
         # Steps that only train an architecture optimizer (ENAS's controller) return None on purpose.
