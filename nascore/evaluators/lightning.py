@@ -116,7 +116,6 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
-
 class _NullProfiler(pl.profilers.PassThroughProfiler):
     """Lightning's default profiler (it records nothing), with a ``profile`` that costs next to nothing.
 

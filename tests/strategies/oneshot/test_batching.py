@@ -52,6 +52,17 @@ def test_same_batches_and_global_random_numbers_without_a_generator() -> None:
     assert torch.equal(torch.random.get_rng_state(), after_plain)  # the fast loader drew what the loader draws
 
 
+def test_a_batch_sampler_of_the_users_gives_the_same_batches() -> None:
+    import numpy as np
+
+    data = dataset()
+    batches = [[5, 1, 9], np.array([0, 36]), range(10, 14)]  # lists, arrays, ranges: any sequence of indices
+    plain = DataLoader(data, batch_sampler=batches)
+    fast = batched(DataLoader(data, batch_sampler=batches))
+    assert isinstance(fast, WholeBatches)
+    assert_same(epochs(fast), epochs(plain))
+
+
 def test_batches_are_fresh_tensors() -> None:
     data = dataset()
     batch = next(iter(batched(DataLoader(data, batch_size=4))))

@@ -50,7 +50,7 @@ class WholeBatches:
         torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
         tensors = loader.dataset.tensors  # type: ignore[attr-defined]
         for batch in indices:
-            index = torch.as_tensor(batch)  # one conversion of the index list for all the tensors
+            index = torch.as_tensor(batch, dtype=torch.long)  # one conversion of the indices for all the tensors
             yield [tensor[index] for tensor in tensors]
 
 

@@ -367,8 +367,9 @@ class _WeightedSum(torch.autograd.Function):
     Against a chain of ``addcmul`` (one node, one new tensor and one select of ``w`` per candidate) it
     accumulates in place, keeps the outputs for backward only when ``w`` takes a gradient (an architecture
     step; a weight step keeps none), and computes ``d/dw`` with no product tensor: one dot product per
-    candidate, or for small outputs one matrix-vector product over them stacked (:func:`_dots`). The outputs' memory format (channels_last) is preserved. The backward pass is made of
-    differentiable operations, so higher-order gradients work.
+    candidate, or for small outputs one matrix-vector product over them stacked (:func:`_dots`). The
+    outputs' memory format (channels_last) is preserved. The backward pass is made of differentiable
+    operations, so higher-order gradients work.
     """
 
     @staticmethod
