@@ -120,8 +120,10 @@ def test_single_device_training_reads_the_users_loader_whole_batches(evaluator, 
         yield from iterate(self)
 
     monkeypatch.setattr(batching.WholeBatches, "__iter__", recording)
-    recipe = evaluator(max_epochs=2, limit_val_batches=1)
-    strategy = RandomOneShot(seed=0)
-    strategy.create_supernet(mlp_space())
-    assert strategy.search(recipe)
-    assert read == [recipe.train_dataloaders] * 2  # the user's loader, read whole batches, every epoch
+    for settings, expected in (({}, 2), ({"overfit_batches": 2}, 0)):  # Lightning re-creates it to overfit
+        read.clear()
+        recipe = evaluator(max_epochs=2, limit_val_batches=1, **settings)
+        strategy = RandomOneShot(seed=0)
+        strategy.create_supernet(mlp_space())
+        assert strategy.search(recipe)
+        assert read == [recipe.train_dataloaders] * expected  # the user's loader, read whole batches, every epoch

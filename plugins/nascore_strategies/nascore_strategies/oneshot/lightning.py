@@ -449,9 +449,9 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
         callbacks.append(_Budget(should_stop))
     trainer = evaluator.create_trainer(callbacks=callbacks, **overrides)
     train_data = strategy.train_dataloader(evaluator.train_dataloaders, evaluator.val_dataloaders)
-    if isinstance(trainer.strategy, pl.strategies.SingleDeviceStrategy):
-        # A plain in-memory loader is read whole batches at a time. Not under DDP & co, where Lightning
-        # re-creates the user's DataLoader with a distributed sampler.
+    if isinstance(trainer.strategy, pl.strategies.SingleDeviceStrategy) and not trainer.overfit_batches:
+        # A plain in-memory loader is read whole batches at a time. Not where Lightning re-creates the
+        # user's DataLoader: with a distributed sampler (DDP & co), or a sequential one (overfit_batches).
         train_data = batched(train_data)
     _log.info("%s: training the supernet", type(strategy).__name__)
     with warnings.catch_warnings():
