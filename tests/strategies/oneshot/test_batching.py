@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nascore_strategies.oneshot.batching import WholeBatches, batched
+from nascore_strategies.oneshot.batching import WholeBatches, batched, consecutive
 from nascore_strategies.oneshot.lightning import ConcatTrainVal, InterleavedTrainVal
 
 
@@ -61,6 +61,41 @@ def test_a_batch_sampler_of_the_users_gives_the_same_batches() -> None:
     fast = batched(DataLoader(data, batch_sampler=batches))
     assert isinstance(fast, WholeBatches)
     assert_same(epochs(fast), epochs(plain))
+
+
+def test_runs_of_indices_are_read_as_slices() -> None:
+    assert consecutive([3, 4, 5], 10) == 3
+    assert consecutive(range(2, 6), 10) == 2
+    assert consecutive([0], 1) == 0
+    assert consecutive([3, 5, 6], 10) is None  # a gap
+    assert consecutive([5, 4], 10) is None  # descending
+    assert consecutive(range(0, 6, 2), 10) is None
+    assert consecutive([], 10) is None and consecutive(range(0), 10) is None
+    assert consecutive([8, 9, 10], 10) is None  # past the end: indexing raises, a slice would cut the batch short
+    assert consecutive([-2, -1, 0], 10) is None  # negative indices count from the end; a slice would not
+    assert consecutive([True, False], 10) is None and consecutive([1.0, 2.0], 10) is None
+    import numpy as np
+
+    assert consecutive(np.arange(3), 10) is None  # other sequences take the indexing path
+
+
+def test_a_run_past_the_end_fails_as_the_loader_does() -> None:
+    data = dataset(6)
+    batches = [[4, 5, 6]]
+    with pytest.raises(IndexError):
+        list(DataLoader(data, batch_sampler=batches))
+    with pytest.raises(IndexError):
+        list(batched(DataLoader(data, batch_sampler=batches)))
+
+
+def test_sliced_batches_are_contiguous_copies() -> None:
+    data = dataset()
+    data.tensors = (data.tensors[0].contiguous(memory_format=torch.channels_last), data.tensors[1])
+    fast = next(iter(batched(DataLoader(data, batch_size=4))))
+    plain = next(iter(DataLoader(data, batch_size=4)))
+    assert fast[0].is_contiguous() and plain[0].is_contiguous()  # stacking samples gives the default layout too
+    assert fast[0].untyped_storage().data_ptr() != data.tensors[0].untyped_storage().data_ptr()
+    assert_same([fast], [plain])
 
 
 def test_batches_are_fresh_tensors() -> None:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
-__all__ = ["WholeBatches", "batched"]
+__all__ = ["WholeBatches", "batched", "consecutive"]
 
 
 class WholeBatches:
@@ -49,9 +49,31 @@ class WholeBatches:
         # The base seed every DataLoader iterator draws on creation (for worker processes; unused here).
         torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
         tensors = loader.dataset.tensors  # type: ignore[attr-defined]
+        size = len(tensors[0]) if tensors else 0
         for batch in indices:
+            start = consecutive(batch, size)
+            if start is not None:  # a run of indices (no shuffling): copies of one slice, no index tensor
+                stop = start + len(batch)
+                yield [tensor[start:stop].clone(memory_format=torch.contiguous_format) for tensor in tensors]
+                continue
             index = torch.as_tensor(batch, dtype=torch.long)  # one conversion of the indices for all the tensors
             yield [tensor[index] for tensor in tensors]
+
+
+def consecutive(batch: Any, size: int) -> int | None:
+    """The first index when ``batch`` is a non-empty list or range of consecutive integers ``i, i+1, ...``
+    inside ``range(size)`` (where slicing gives what indexing gives), else ``None``."""
+    if isinstance(batch, range):
+        if batch.step != 1 or not len(batch):
+            return None
+        start = batch.start
+    elif type(batch) is list and batch and type(batch[0]) is int:
+        start = batch[0]
+        if batch != list(range(start, start + len(batch))):
+            return None
+    else:
+        return None
+    return start if 0 <= start and start + len(batch) <= size else None
 
 
 def batched(loader: Any) -> Any:
