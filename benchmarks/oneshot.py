@@ -16,9 +16,9 @@ each nascore run against the NNI run after it (a slow spell spanning both cancel
 its defaults: on CPU a convolutional supernet trains in the ``channels_last`` memory layout
 (``memory_format="auto"``, see ``nascore_strategies.oneshot.layout``); ``--contiguous-too`` also
 times nascore in NNI's layout, to show how much of the gain the layout brings. ``--floor`` also times
-DARTS as a hand-written eager PyTorch loop over the same supernet (``_eager_darts.py``: no framework,
-no DataLoader, no Lightning), about the most an eager-mode framework can reach: it prints how close
-nascore comes to it and how far the floor itself is above NNI.
+DARTS and RandomOneShot as hand-written eager PyTorch loops over the same supernet (``_eager_floor.py``:
+no framework, no DataLoader, no Lightning), about the most an eager-mode framework can reach: it prints
+how close nascore comes to it and how far the floor itself is above NNI.
 
 **Peak memory**: ``MemorySpace`` (four LayerChoices of 7 candidates each, 32 channels, 32x32
 images) trains ``--memory-steps`` steps with DARTS and with Proxyless. On CPU the measure is the
@@ -197,15 +197,18 @@ def train(name: str, space: ModelSpace, *, batch_size: int, batches: int, image_
     return strategy
 
 
-def eager_floor(args: argparse.Namespace) -> float:
-    """Steps per second of the hand-written eager DARTS loop over the same supernet (``_eager_darts.py``)."""
+def eager_floor(name: str, args: argparse.Namespace) -> float:
+    """Steps per second of the hand-written eager loop of strategy ``name`` (``"darts"`` or ``"random-oneshot"``)
+    over the same supernet (``_eager_floor.py``)."""
     if str(Path(__file__).parent) not in sys.path:
         sys.path.insert(0, str(Path(__file__).parent))
-    from _eager_darts import throughput as eager_throughput
+    import _eager_floor
 
+    loop = _eager_floor.darts_throughput if name == "darts" else _eager_floor.random_oneshot_throughput
     train_set, _ = _data(args.batch_size, args.warmup + args.steps, args.image_size)
-    return eager_throughput(args.channels, args.blocks, args.batch_size, args.image_size, args.steps, args.warmup,
-                            conv_bn, conv_bn_stem, train_set.tensors)
+    with _eager_floor.kept_memory():
+        return loop(args.channels, args.blocks, args.batch_size, args.image_size, args.steps, args.warmup,
+                    conv_bn, conv_bn_stem, train_set.tensors)
 
 
 def throughput(name: str, args: argparse.Namespace, memory_format: str = "auto") -> float:
@@ -384,8 +387,8 @@ def main() -> None:
     parser.add_argument("--contiguous-too", action="store_true",
                         help="also time nascore with memory_format='contiguous' (what the channels_last layout adds)")
     parser.add_argument("--floor", action="store_true",
-                        help="also time DARTS as a hand-written eager PyTorch loop (no framework): the most an "
-                             "eager-mode framework can reach")
+                        help="also time DARTS and RandomOneShot as hand-written eager PyTorch loops (no framework): "
+                             "the most an eager-mode framework can reach")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
@@ -418,8 +421,8 @@ def throughput_table(regime: str, args: argparse.Namespace) -> None:
         ours_runs, plain_runs, theirs_runs, floor_runs = [], [], [], []
         for _ in range(args.runs):
             ours_runs.append(throughput(name, run_args))
-            if args.floor and name == "darts":
-                floor_runs.append(eager_floor(run_args))
+            if args.floor:
+                floor_runs.append(eager_floor(name, run_args))
             if args.contiguous_too:
                 plain_runs.append(throughput(name, run_args, memory_format="contiguous"))
             if args.nni:

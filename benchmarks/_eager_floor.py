@@ -1,7 +1,9 @@
-"""The eager-PyTorch floor of a first-order DARTS step on ``BenchSpace``: its supernet written by hand.
+"""The eager-PyTorch floor of a one-shot step on ``BenchSpace``: its supernet written by hand.
 
-``oneshot.py --floor`` times this loop next to nascore and NNI. It is about the fastest an eager-mode
-framework can run the same step, as it does only what the step needs and nothing a framework does:
+``oneshot.py --floor`` times these loops next to nascore and NNI. They are about the fastest an eager-mode
+framework can run the same steps, as they do only what a step needs and nothing a framework does.
+
+A first-order DARTS step (:func:`darts_throughput`):
 
 * the same candidate modules (``conv_bn``, the two poolings, the identity) and the same width mask
   (a softmax-weighted 0/1 mask over the 48 channels of the 1x1 conv, its batch norm and the head);
@@ -11,12 +13,21 @@ framework can run the same step, as it does only what the step needs and nothing
   and the weight step weight gradients only;
 * batches are slices of the data tensors (no ``DataLoader``), the validation batches cycle over the
   first four, and there is no Lightning, no hook, no logging and no check.
+
+A RandomOneShot step (:func:`random_oneshot_throughput`): one candidate per choice and one width drawn
+uniformly at random (a seeded generator), the width sliced from the 48-channel conv, batch norm and
+head as nascore's mixed operations slice it; the ReLUs after a batch norm run in place (as nascore's
+supernet runs them, and as torchvision writes its ResNets); the sampled path trains with fused Adam
+(lr 1e-3), the same layout and the same batches, again with nothing else around it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -24,6 +35,23 @@ import torch.nn.functional as F
 
 WIDTHS = (16, 32, 48)
 VAL_BATCHES = 4
+
+
+@contextlib.contextmanager
+def kept_memory() -> Iterator[None]:
+    """glibc keeps freed memory for the next step (no page faults for each step's fresh tensors), as nascore's
+    one-shot strategies set it while they train (``nascore_strategies.oneshot.allocator``); a no-op elsewhere."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        yield
+        return
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD
+    try:
+        yield
+    finally:
+        libc.mallopt(-1, 64 * 2**20)
+        libc.malloc_trim(0)
 
 
 class EagerSupernet(nn.Module):
@@ -58,13 +86,13 @@ class EagerSupernet(nn.Module):
         x = F.conv2d(x, self.expand.weight * mask.view(-1, 1, 1, 1))
         x = F.batch_norm(x, self.norm.running_mean, self.norm.running_var, self.norm.weight * mask,
                          self.norm.bias * mask, True, self.norm.momentum, self.norm.eps)
-        x = F.relu(x).mean((2, 3))
+        x = F.relu(x).sum((2, 3)) / (x.shape[2] * x.shape[3])  # sum: its backward hands back an expanded gradient
         return F.linear(x, self.head.weight * mask, self.head.bias)
 
 
-def throughput(channels: int, blocks: int, batch_size: int, image_size: int, steps: int, warmup: int,
-               conv_bn: Callable[..., nn.Module], conv_bn_stem: Callable[[int], nn.Module],
-               data: tuple[torch.Tensor, torch.Tensor]) -> float:
+def darts_throughput(channels: int, blocks: int, batch_size: int, image_size: int, steps: int, warmup: int,
+                     conv_bn: Callable[..., nn.Module], conv_bn_stem: Callable[[int], nn.Module],
+                     data: tuple[torch.Tensor, torch.Tensor]) -> float:
     """Steps per second of ``steps`` DARTS steps after ``warmup`` (``data``: the training images and labels;
     ``conv_bn`` and ``conv_bn_stem`` build ``BenchSpace``'s candidate and stem blocks)."""
     torch.manual_seed(0)
@@ -100,4 +128,45 @@ def throughput(channels: int, blocks: int, batch_size: int, image_size: int, ste
         weight_optimizer.step()
         for p in alphas:
             p.requires_grad_(True)
+    return steps / (time.perf_counter() - start)
+
+
+def sampled_forward(net: EagerSupernet, x: torch.Tensor, ops: list[int], width: int) -> torch.Tensor:
+    """``net`` with one candidate per block (``ops``) and the first ``width`` channels of the expansion."""
+    x = net.stem(x)
+    for layer, op in zip(net.layers, ops):
+        x = layer[op](x)
+    x = F.conv2d(x, net.expand.weight[:width])
+    x = F.batch_norm(x, net.norm.running_mean[:width], net.norm.running_var[:width], net.norm.weight[:width],
+                     net.norm.bias[:width], True, net.norm.momentum, net.norm.eps)
+    x = F.relu_(x).sum((2, 3)) / (x.shape[2] * x.shape[3])
+    return F.linear(x, net.head.weight[:, :width], net.head.bias)
+
+
+def random_oneshot_throughput(channels: int, blocks: int, batch_size: int, image_size: int, steps: int, warmup: int,
+                              conv_bn: Callable[..., nn.Module], conv_bn_stem: Callable[[int], nn.Module],
+                              data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Steps per second of ``steps`` RandomOneShot steps after ``warmup`` (arguments as :func:`darts_throughput`)."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last
+    net = EagerSupernet(channels, blocks, conv_bn, conv_bn_stem).to(memory_format=fmt)
+    for module in net.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = True
+    weights = [p for name, p in net.named_parameters() if not name.startswith("alphas.")]
+    optimizer = torch.optim.Adam(weights, lr=1e-3, fused=True)
+    generator = torch.Generator().manual_seed(0)
+    candidates = len(net.layers[0])
+    x, y = data
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        ops = torch.randint(candidates, (blocks,), generator=generator).tolist()
+        width = WIDTHS[int(torch.randint(len(WIDTHS), (1,), generator=generator))]
+        t = step * batch_size
+        x_train, y_train = x[t : t + batch_size].contiguous(memory_format=fmt), y[t : t + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(sampled_forward(net, x_train, ops, width), y_train).backward()
+        optimizer.step()
     return steps / (time.perf_counter() - start)
