@@ -14,6 +14,9 @@ A first-order DARTS step (:func:`darts_throughput`):
 * batches are slices of the data tensors (no ``DataLoader``), the validation batches cycle over the
   first four, and there is no Lightning, no hook, no logging and no check.
 
+``oneshot.py`` runs both loops inside ``nascore_strategies.oneshot.allocator.reused_memory()``: glibc
+keeps freed memory for the next step, as it does while nascore's one-shot strategies train.
+
 A RandomOneShot step (:func:`random_oneshot_throughput`): one candidate per choice and one width drawn
 uniformly at random (a seeded generator), the width sliced from the 48-channel conv, batch norm and
 head as nascore's mixed operations slice it; the ReLUs after a batch norm run in place (as nascore's
@@ -23,11 +26,8 @@ supernet runs them, and as torchvision writes its ResNets); the sampled path tra
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -37,21 +37,10 @@ WIDTHS = (16, 32, 48)
 VAL_BATCHES = 4
 
 
-@contextlib.contextmanager
-def kept_memory() -> Iterator[None]:
-    """glibc keeps freed memory for the next step (no page faults for each step's fresh tensors), as nascore's
-    one-shot strategies set it while they train (``nascore_strategies.oneshot.allocator``); a no-op elsewhere."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        yield
-        return
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD
-    try:
-        yield
-    finally:
-        libc.mallopt(-1, 64 * 2**20)
-        libc.malloc_trim(0)
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean over the spatial dimensions, taken as a sum: its backward hands back an expanded gradient
+    (``mean``'s materializes one in NCHW, and the ReLU before it then runs its backward on mixed layouts)."""
+    return x.sum((2, 3)) / (x.shape[2] * x.shape[3])
 
 
 class EagerSupernet(nn.Module):
@@ -86,7 +75,7 @@ class EagerSupernet(nn.Module):
         x = F.conv2d(x, self.expand.weight * mask.view(-1, 1, 1, 1))
         x = F.batch_norm(x, self.norm.running_mean, self.norm.running_var, self.norm.weight * mask,
                          self.norm.bias * mask, True, self.norm.momentum, self.norm.eps)
-        x = F.relu(x).sum((2, 3)) / (x.shape[2] * x.shape[3])  # sum: its backward hands back an expanded gradient
+        x = global_mean(F.relu(x))
         return F.linear(x, self.head.weight * mask, self.head.bias)
 
 
@@ -139,7 +128,7 @@ def sampled_forward(net: EagerSupernet, x: torch.Tensor, ops: list[int], width: 
     x = F.conv2d(x, net.expand.weight[:width])
     x = F.batch_norm(x, net.norm.running_mean[:width], net.norm.running_var[:width], net.norm.weight[:width],
                      net.norm.bias[:width], True, net.norm.momentum, net.norm.eps)
-    x = F.relu_(x).sum((2, 3)) / (x.shape[2] * x.shape[3])
+    x = global_mean(F.relu_(x))
     return F.linear(x, net.head.weight[:, :width], net.head.bias)
 
 

@@ -204,9 +204,11 @@ def eager_floor(name: str, args: argparse.Namespace) -> float:
         sys.path.insert(0, str(Path(__file__).parent))
     import _eager_floor
 
+    from nascore_strategies.oneshot.allocator import reused_memory
+
     loop = _eager_floor.darts_throughput if name == "darts" else _eager_floor.random_oneshot_throughput
     train_set, _ = _data(args.batch_size, args.warmup + args.steps, args.image_size)
-    with _eager_floor.kept_memory():
+    with reused_memory():  # as nascore's strategies train
         return loop(args.channels, args.blocks, args.batch_size, args.image_size, args.steps, args.warmup,
                     conv_bn, conv_bn_stem, train_set.tensors)
 
