@@ -85,17 +85,61 @@ def connect(options: RayOptions) -> Connection:
             ray.init(address="local", num_cpus=options.local_num_cpus, include_dashboard=False,
                      _node_ip_address="127.0.0.1", **common)
         else:
-            ray.init(address=options.address, **common)
+            _init_remote(ray, options.address, common)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         if local:
             raise EngineError(f"cannot start a local Ray cluster: {type(exc).__name__}: {exc}") from exc
+        hint = (f" Ray Client's server for this driver died as it started, {CLIENT_SERVER_ATTEMPTS} times: "
+                f"{CLIENT_SERVER_CRASH_HINT}." if _client_server_crashed(exc, options.address) else "")
         raise EngineError(
             f"cannot connect to the Ray cluster at engine_options.address = {options.address!r}: "
-            f"{type(exc).__name__}: {exc}. Give 'auto' (this machine joined a cluster with `ray start`), "
+            f"{type(exc).__name__}: {exc}.{hint} Give 'auto' (this machine joined a cluster with `ray start`), "
             "'ray://<head>:10001' (Ray Client) or '<head>:6379' (the GCS), or leave it out to start a local cluster"
         ) from exc
     where = "a local Ray cluster (127.0.0.1)" if local else f"{options.address!r} ({_describe_connected(ray)})"
     return Connection(owned=True, where=where, runtime_env_in_job=options.runtime_env is not None, head=head)
+
+
+#: How many times :func:`connect` asks a Ray Client proxy for a server when that server dies as it starts.
+CLIENT_SERVER_ATTEMPTS = 3
+
+#: What the head node's operator can do about it (in the warning and in the error).
+CLIENT_SERVER_CRASH_HINT = (
+    "a known Ray bug (ray-project/ray#63202: the proxy forks it while gRPC threads run); start the head node "
+    "with GRPC_ENABLE_FORK_SUPPORT=0 in its environment to avoid it"
+)
+
+#: The marks of that crash in the error Ray Client hands back: the proxy saw the server exit, or saw it a zombie.
+_CLIENT_SERVER_CRASH = ("Starting Ray client server failed", "ZombieProcess")
+
+
+def _client_server_crashed(exc: BaseException, address: str) -> bool:
+    """Whether ``exc`` is Ray Client's "your server died as it started" (a new connection may well work)."""
+    return (address.startswith("ray://") and isinstance(exc, ConnectionError)
+            and any(mark in str(exc) for mark in _CLIENT_SERVER_CRASH))
+
+
+def _init_remote(ray: Any, address: str, common: dict[str, Any]) -> None:
+    """``ray.init(address)``; for a ``ray://`` address, again when the proxy's server for this driver crashed.
+
+    A Ray Client proxy starts one server process per driver. That process now and then dies as the proxy
+    forks it (:data:`CLIENT_SERVER_CRASH_HINT`; about one connection in three on a busy two-core head
+    node), before any of the search runs: a new connection gets a new server, so the engine asks up to
+    :data:`CLIENT_SERVER_ATTEMPTS` times before it gives up. Any other failure is raised at once. Each
+    failed try takes Ray Client about 40 s (its log stream waits out the proxy's timeouts before
+    ``ray.init`` raises); nothing of nascore's waits.
+    """
+    for attempt in range(1, CLIENT_SERVER_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **common)
+            return
+        except ConnectionError as exc:
+            if attempt == CLIENT_SERVER_ATTEMPTS or not _client_server_crashed(exc, address):
+                raise
+            _log.warning("Ray Client's server at %s died as it started (attempt %d of %d; %s); connecting again",
+                         address, attempt, CLIENT_SERVER_ATTEMPTS, CLIENT_SERVER_CRASH_HINT)
+            if ray.is_initialized():
+                ray.shutdown()
 
 
 def disconnect(connection: Connection) -> None:
