@@ -367,6 +367,14 @@ def nni_throughput(python: str, name: str, args: argparse.Namespace) -> float:
 # --- main ----------------------------------------------------------------------------------------------
 
 
+def quiet_process(threads: int) -> None:
+    """This process's settings for a benchmark run: ``threads`` torch threads, no warnings, errors-only logs."""
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+    for logger in ("nascore", "nascore_strategies", "pytorch_lightning", "lightning"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nni", metavar="PYTHON", help="a Python with NNI 3.0 + pytorch-lightning, to compare with")
@@ -395,10 +403,7 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    for logger in ("nascore", "nascore_strategies", "pytorch_lightning", "lightning"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
+    quiet_process(args.threads)
     if args.rss_child:
         rss_child(args.rss_child, args)
         return

@@ -36,18 +36,10 @@ HERE = Path(__file__).resolve().parent
 
 def child(side: str, strategy: str, regime: str, steps: int) -> None:
     """Run ``steps`` timed steps of ``strategy`` on ``side`` (``nascore`` or ``floor``) in this process."""
-    import logging
-    import warnings
-
-    import torch
-
     sys.path.insert(0, str(HERE))
     import oneshot
 
-    torch.set_num_threads(1)
-    warnings.filterwarnings("ignore")
-    for name in ("nascore", "nascore_strategies", "pytorch_lightning", "lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    oneshot.quiet_process(threads=1)
     sizes = oneshot.REGIMES[regime]
     args = argparse.Namespace(channels=sizes["channels"], blocks=3, batch_size=sizes["batch_size"],
                               image_size=sizes["image_size"], steps=steps, warmup=5, device="cpu")
