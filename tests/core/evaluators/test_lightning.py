@@ -194,6 +194,36 @@ def test_ctrl_c_during_training_raises_keyboard_interrupt_and_restores_the_handl
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_system_exit_of_the_training_code_is_not_taken_for_ctrl_c(digits):
+    import pytorch_lightning as pl
+
+    from nascore.evaluators import Classification
+
+    class Exit(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            raise SystemExit(3)
+
+    evaluator = Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], max_epochs=1, callbacks=[Exit()])
+    with pytest.raises(SystemExit) as raised:
+        evaluator.evaluate_module(mlp())
+    assert raised.value.code == 3
+
+
+def test_the_trainer_gets_only_the_users_callbacks_and_the_evaluators(digits):
+    import pytorch_lightning as pl
+
+    from nascore.evaluators import Classification
+
+    class Mine(pl.Callback):
+        pass
+
+    evaluator = Classification(train_dataloaders=digits[0], val_dataloaders=digits[1], max_epochs=1, callbacks=[Mine()])
+    extra = Mine()
+    trainer = evaluator.create_trainer(callbacks=[extra])
+    # Lightning calls every callback on every hook (several times a step): nascore adds none of its own.
+    assert [type(c) for c in trainer.callbacks] == [Mine, Mine] and trainer.callbacks[1] is extra
+
+
 def test_the_registered_evaluators_build_lightning_evaluators(digits):
     from nascore.evaluators import Classification, Regression
 

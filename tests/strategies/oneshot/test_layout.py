@@ -199,3 +199,51 @@ def test_global_pooling_hands_back_gradients_in_its_inputs_layout(pool):
         handle.remove()
     with torch.no_grad():  # without gradients the hooks leave the output alone
         torch.testing.assert_close(model(x), model(x.contiguous()))
+
+
+class GlobalPoolSpace(ImageSpace):
+    """:class:`ImageSpace` with a global average pooling before a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.choice(self.stem(x))), 1))
+
+
+def test_global_pooling_trains_with_expanded_gradients_and_is_given_back_after_training(digits):
+    import pytorch_lightning as pl
+
+    from nascore.evaluators import Classification
+
+    seen: list[tuple[type, tuple[int, ...]]] = []
+
+    class Watch(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 1:
+                pool = pl_module.inner.model.pool
+                grads = []
+                handle = pool.register_full_backward_hook(lambda m, grad_in, grad_out: grads.append(grad_in[0]))
+                trainer.strategy.lightning_module.inner.model.pool._watch = (handle, grads)
+                seen.append((type(pool), ()))
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == 1:
+                handle, grads = pl_module.inner.model.pool.__dict__.pop("_watch")
+                handle.remove()
+                seen.append((type(pl_module.inner.model.pool), tuple(grads[0].stride())))
+
+    train, val = loaders(digits)
+    evaluator = Classification(train_dataloaders=train, val_dataloaders=val, num_classes=10, max_epochs=1,
+                               limit_train_batches=3, callbacks=[Watch()])
+    strategy = DARTS(seed=0)
+    strategy.create_supernet(GlobalPoolSpace())
+    strategy.search(evaluator)
+    (during, _), (_, stride) = seen
+    assert during is not nn.AdaptiveAvgPool2d and issubclass(during, nn.AdaptiveAvgPool2d)  # the cheap-gradient pooling
+    assert stride[2:] == (0, 0)  # the pooling hands back its gradient expanded, not materialized
+    assert type(strategy.supernet.pool) is nn.AdaptiveAvgPool2d  # given back after training
+    exported = strategy.freeze(strategy.export_sample())  # a trained sub-net
+    assert all(type(m) is not during for m in exported.modules())

@@ -73,69 +73,79 @@ def convert_batch(batch: Any, layout: str) -> Any:
     return batch
 
 
-class _GlobalMeanGradient(torch.autograd.Function):
-    """The identity on a global average pooling's output ``y = mean(x)``, whose backward gives ``x`` the
-    gradient ``g / (H * W)`` *expanded* to ``x``'s shape (stride 0 over the spatial dimensions).
-
-    PyTorch's own backward materializes that gradient in NCHW, whatever ``x``'s layout; the
-    elementwise backward before it (a ReLU's) then converts it to ``channels_last``: two passes
-    over a full activation-sized tensor, freshly allocated each step. The expanded gradient costs
-    nothing, and the next backward kernel writes its result in its own input's layout.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.input_shape = x.shape
-        ctx.area = x.shape[-1] * x.shape[-2]
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return (grad / ctx.area).expand(ctx.input_shape), None
-
-
 def _is_global(pool: nn.Module) -> bool:
     size = pool.output_size  # type: ignore[attr-defined]
     sizes = size if isinstance(size, tuple) else (size, size)
     return all(s == 1 for s in sizes)
 
 
+def _channels_last_grad(x: Any) -> bool:
+    """Whether ``x`` is a 4-D ``channels_last`` (and not also contiguous) tensor that takes a gradient."""
+    return (isinstance(x, torch.Tensor) and x.requires_grad and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+
+
+class _GlobalAvgPool2d(nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d(1)`` whose backward hands the gradient back in its input's layout.
+
+    On a ``channels_last`` input that takes a gradient, the mean over the spatial dimensions is
+    taken as a sum divided by the area: the sum's backward hands back the pooled gradient
+    *expanded* (stride 0 over the spatial dimensions), which costs nothing, and the next backward
+    kernel writes its result in its own input's layout. PyTorch's own backward materializes that
+    gradient in NCHW whatever the input's layout, and the elementwise backward before it (a ReLU's)
+    then converts it: two passes over an activation-sized tensor, freshly allocated each step. Any
+    other input goes to PyTorch's pooling. The values equal the mean up to float rounding.
+
+    :func:`keep_gradient_layout` gives a plain ``AdaptiveAvgPool2d(1)`` this class while a supernet
+    trains (and takes it back after). A class, not a forward hook: a module with hooks takes
+    PyTorch's slow call path, and the hook an autograd function of its own (about 13 us of a
+    40 us pooling forward and backward of a small batch).
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if _channels_last_grad(input):
+            return input.sum((2, 3), keepdim=True).div_(input.shape[2] * input.shape[3])
+        return super().forward(input)
+
+
+class _ClassRestore:
+    """A handle that gives ``module`` its class back (see :func:`keep_gradient_layout`)."""
+
+    def __init__(self, module: nn.Module, cls: type[nn.Module]) -> None:
+        self.module = module
+        self.cls = cls
+
+    def remove(self) -> None:
+        if type(self.module) is _GlobalAvgPool2d:
+            self.module.__class__ = self.cls
+
+
 def keep_gradient_layout(module: nn.Module) -> list[Any]:
     """Make the global pooling layers of ``module`` hand back cheap gradients in their inputs' layout.
 
-    * ``AdaptiveAvgPool2d(1)`` on a ``channels_last`` input: its gradient is handed back expanded
-      from the pooled gradient, never materialized (see :class:`_GlobalMeanGradient`); the forward
-      pass is PyTorch's own.
-    * other ``AdaptiveAvgPool2d`` / ``AdaptiveMaxPool2d``: their backward returns an NCHW gradient
-      whatever the input's layout, and the layer before (a ReLU, typically) would then run its
-      backward on mixed layouts, several times slower on CPU than on one layout; a gradient hook
-      on the pooling input converts the gradient once.
+    * a plain ``AdaptiveAvgPool2d(1)``: while the handle is held, it is a :class:`_GlobalAvgPool2d`,
+      which hands its gradient back expanded from the pooled gradient, never materialized;
+    * other ``AdaptiveAvgPool2d`` / ``AdaptiveMaxPool2d`` (subclasses included): their backward returns
+      an NCHW gradient whatever the input's layout, and the layer before (a ReLU, typically) would
+      then run its backward on mixed layouts, several times slower on CPU than on one layout; a
+      gradient hook on the pooling input converts the gradient once.
 
-    Returns the hook handles (``handle.remove()`` undoes it).
+    Returns the handles (``handle.remove()`` undoes each).
     """
 
     def to_input_layout(grad: torch.Tensor) -> torch.Tensor:
         return grad.contiguous(memory_format=torch.channels_last)
 
-    def channels_last_grad(x: Any) -> bool:
-        return (isinstance(x, torch.Tensor) and x.requires_grad and x.dim() == 4
-                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
-
     def pre_hook(_: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0] if args else None
-        if channels_last_grad(x):
+        if _channels_last_grad(x):
             x.register_hook(to_input_layout)
 
-    def global_mean_hook(_: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        x = args[0] if args else None
-        if channels_last_grad(x) and isinstance(output, torch.Tensor) and torch.is_grad_enabled():
-            return _GlobalMeanGradient.apply(x, output.detach())
-        return None
-
-    handles = []
+    handles: list[Any] = []
     for m in module.modules():
-        if isinstance(m, nn.AdaptiveAvgPool2d) and _is_global(m):
-            handles.append(m.register_forward_hook(global_mean_hook))
+        if type(m) is nn.AdaptiveAvgPool2d and _is_global(m):
+            m.__class__ = _GlobalAvgPool2d
+            handles.append(_ClassRestore(m, nn.AdaptiveAvgPool2d))
         elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
             handles.append(m.register_forward_pre_hook(pre_hook))
     return handles

@@ -108,6 +108,7 @@ class OneShotModule(pl.LightningModule):
         self._ranking_counts: list[int] = []
         #: The supernet's memory layout, ``"channels_last"`` or ``"contiguous"`` (decided on the first training batch).
         self.layout: str | None = None
+        self._layout_handles: list[Any] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Plain attributes are set directly: Lightning sets ``_current_fx_name`` on every hook call (about 45
@@ -224,6 +225,14 @@ class OneShotModule(pl.LightningModule):
             for norm in norms:
                 norm.eval()
 
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Lightning's clipping; without a ``gradient_clip_val`` (the default) nothing to clip, and Lightning's
+        checks of the clipping settings, run before every optimizer step, are skipped."""
+        if gradient_clip_val is None and self.trainer.gradient_clip_val is None:
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self) -> Any:
         config = self.inner.configure_optimizers()
         self.strategy.configure_architecture_optimizers(self)
@@ -246,11 +255,17 @@ class OneShotModule(pl.LightningModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.layout is None and self.trainer.training:
             self.layout = self.choose_layout(batch)
-            if self.layout == "channels_last":
-                keep_gradient_layout(self.inner)
         if self.layout == "channels_last":
+            if self._layout_handles is None and self.trainer.training:
+                self._layout_handles = keep_gradient_layout(self.inner)
             return convert_batch(batch, "channels_last")
         return batch
+
+    def release_layout(self) -> None:
+        """Undo what :func:`keep_gradient_layout` did to the supernet's pooling layers (after training)."""
+        for handle in self._layout_handles or ():
+            handle.remove()
+        self._layout_handles = None
 
     def choose_layout(self, batch: Any) -> str | None:
         """Settle the strategy's ``memory_format`` on the first training batch (``None``: on a later one).
@@ -476,7 +491,10 @@ def train_supernet(strategy: OneShotStrategy, evaluator: Any, should_stop: Calla
         # Steps that only train an architecture optimizer (ENAS's controller) return None on purpose.
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
         with reused_memory(strategy.reuse_memory), inplace_relus(strategy.supernet, strategy.inplace_relu):
-            fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
+            try:
+                fit(trainer, module, train_dataloaders=train_data, val_dataloaders=evaluator.val_dataloaders)
+            finally:
+                module.release_layout()
     if module.skipped_steps and not module.trained_steps:
         raise StrategyError(
             f"{type(strategy).__name__}: every training step's loss was not finite ({module.skipped_steps} skipped), "

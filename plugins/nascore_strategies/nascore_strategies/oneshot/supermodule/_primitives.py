@@ -73,6 +73,7 @@ class MixedLayerBase(MixedPrimitiveBase):
     def __init__(self, layer_choice: LayerChoice, where: str) -> None:
         super().__init__()
         self.names = list(layer_choice.names)
+        self._candidate_keys = [str(name) for name in self.names]
         self.decision: Categorical = layer_choice.choice
         self.where = where
         for name in self.names:
@@ -87,7 +88,8 @@ class MixedLayerBase(MixedPrimitiveBase):
 
     @property
     def candidates(self) -> list[nn.Module]:
-        return [self.candidate(name) for name in self.names]
+        modules = self._modules  # read on every forward pass of a differentiable supernet: no call per candidate
+        return [modules[key] for key in self._candidate_keys]  # type: ignore[misc]
 
     def search_space_spec(self) -> dict[str, LabelledMutable]:
         return {self.label: self.decision}
@@ -206,6 +208,7 @@ class SlotOps(nn.Module):
     def __init__(self, layer_choice: LayerChoice, input_factories: dict[Any, Any], cell_label: str, state: int, k: int) -> None:
         super().__init__()
         self.names = list(layer_choice.names)
+        self._candidate_keys = [str(name) for name in self.names]
         self.per_input: set[str] = set()
         for name in self.names:
             if name in input_factories:

@@ -157,10 +157,12 @@ class MixedOperation(BaseSuperNetModule):
         #: Per maskable argument, its mask matrix's contents: modules whose matrices are equal share the
         #: weighted mask of a forward pass (:meth:`mask`).
         self._mask_keys: dict[str, tuple[Any, ...]] = {}
+        self._mask_buffers: dict[str, str] = {}  # the buffer of each maskable argument's mask matrix
         for name in self.maskable:
             rows = [self.mask_row(name, value) for value in choices[name].values]
             matrix = torch.stack(rows).float()
-            self.register_buffer(f"_mask_{name}", matrix, persistent=False)
+            self._mask_buffers[name] = f"_mask_{name}"
+            self.register_buffer(self._mask_buffers[name], matrix, persistent=False)
             self._mask_keys[name] = (tuple(matrix.shape), matrix.numpy().tobytes())
 
     # --- what a subclass defines ----------------------------------------------------------------
@@ -213,7 +215,7 @@ class MixedOperation(BaseSuperNetModule):
         A weighted mask is computed once per forward pass for every module with an equal mask matrix and
         the same weights: the convolution, batch norm and linear layer of one ``width`` decision share it.
         """
-        matrix: torch.Tensor = getattr(self, f"_mask_{name}")
+        matrix: torch.Tensor = self._buffers[self._mask_buffers[name]]  # type: ignore[assignment]
         if isinstance(value, Weighted):
             weights = value.weights
             if self.arch is None:
@@ -301,9 +303,20 @@ class MixedOperation(BaseSuperNetModule):
         if self.mode == "sampling":
             return self.forward_with_args(self.concrete_arguments(self._sampled), *inputs, **kwargs)
         if self.mode == "differentiable":
+            if not self.branch_labels:  # every choice is mixed by masks: one run of the layer
+                return self.forward_weighted(self._weighted_arguments(), *inputs, **kwargs)
             leaf_weights = {label: self.arch.weights(label) for label in self.leaves}
             return self._mixed(leaf_weights, None, inputs, kwargs)
         return self._proxyless_forward(inputs, kwargs)
+
+    def _weighted_arguments(self) -> dict[str, Any]:
+        """The arguments of a differentiable pass with every choice :class:`Weighted` by this pass's weights:
+        ``_arguments`` with no decision fixed, in fewer calls (it runs for every mixed layer on every pass)."""
+        weights = self.arch.weights
+        args = self.arguments.copy()
+        for name, choice in self.mutable_arguments.items():
+            args[name] = Weighted(choice, choice.weights({label: weights(label) for label in choice.labels}))
+        return args
 
     def _arguments(self, leaf_weights: dict[str, torch.Tensor], fixed: Sample) -> dict[str, Any]:
         args = dict(self.arguments)
