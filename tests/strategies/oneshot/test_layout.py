@@ -247,3 +247,15 @@ def test_global_pooling_trains_with_expanded_gradients_and_is_given_back_after_t
     assert type(strategy.supernet.pool) is nn.AdaptiveAvgPool2d  # given back after training
     exported = strategy.freeze(strategy.export_sample())  # a trained sub-net
     assert all(type(m) is not during for m in exported.modules())
+
+
+def test_keeping_the_gradient_layout_twice_changes_nothing_more():
+    from nascore_strategies.oneshot.layout import keep_gradient_layout
+
+    model = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    first = keep_gradient_layout(model)
+    assert len(first) == 1 and type(model[1]) is not nn.AdaptiveAvgPool2d
+    assert keep_gradient_layout(model) == []  # no gradient hook on top of the swapped pooling
+    assert not model[1]._forward_pre_hooks
+    first[0].remove()
+    assert type(model[1]) is nn.AdaptiveAvgPool2d

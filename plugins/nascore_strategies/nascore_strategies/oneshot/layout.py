@@ -146,7 +146,7 @@ def keep_gradient_layout(module: nn.Module) -> list[Any]:
         if type(m) is nn.AdaptiveAvgPool2d and _is_global(m):
             m.__class__ = _GlobalAvgPool2d
             handles.append(_ClassRestore(m, nn.AdaptiveAvgPool2d))
-        elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and type(m) is not _GlobalAvgPool2d:
             handles.append(m.register_forward_pre_hook(pre_hook))
     return handles
 

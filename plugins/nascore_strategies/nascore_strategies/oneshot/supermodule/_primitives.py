@@ -208,7 +208,6 @@ class SlotOps(nn.Module):
     def __init__(self, layer_choice: LayerChoice, input_factories: dict[Any, Any], cell_label: str, state: int, k: int) -> None:
         super().__init__()
         self.names = list(layer_choice.names)
-        self._candidate_keys = [str(name) for name in self.names]
         self.per_input: set[str] = set()
         for name in self.names:
             if name in input_factories:
