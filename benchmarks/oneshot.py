@@ -367,6 +367,13 @@ def nni_throughput(python: str, name: str, args: argparse.Namespace) -> float:
 # --- main ----------------------------------------------------------------------------------------------
 
 
+def cell_args(regime: str, steps: int, warmup: int = 5) -> argparse.Namespace:
+    """The arguments of :func:`throughput` and :func:`eager_floor` for one CPU run of ``regime`` (``REGIMES``)."""
+    sizes = REGIMES[regime]
+    return argparse.Namespace(channels=sizes["channels"], blocks=3, batch_size=sizes["batch_size"],
+                              image_size=sizes["image_size"], steps=steps, warmup=warmup, device="cpu")
+
+
 def quiet_process(threads: int) -> None:
     """This process's settings for a benchmark run: ``threads`` torch threads, no warnings, errors-only logs."""
     torch.set_num_threads(threads)

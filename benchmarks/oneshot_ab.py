@@ -44,10 +44,7 @@ def child() -> None:
     print(json.dumps({"nascore": str(Path(nascore.__file__).resolve().parent.parent)}), flush=True)
     for line in sys.stdin:
         strategy, regime, steps = line.split()
-        sizes = oneshot.REGIMES[regime]
-        args = argparse.Namespace(channels=sizes["channels"], blocks=3, batch_size=sizes["batch_size"],
-                                  image_size=sizes["image_size"], steps=int(steps), warmup=5, device="cpu")
-        print(json.dumps({"steps_per_s": oneshot.throughput(strategy, args)}), flush=True)
+        print(json.dumps({"steps_per_s": oneshot.throughput(strategy, oneshot.cell_args(regime, int(steps)))}), flush=True)
 
 
 def source_path(tree: Path) -> str:

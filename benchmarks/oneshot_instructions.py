@@ -40,9 +40,7 @@ def child(side: str, strategy: str, regime: str, steps: int) -> None:
     import oneshot
 
     oneshot.quiet_process(threads=1)
-    sizes = oneshot.REGIMES[regime]
-    args = argparse.Namespace(channels=sizes["channels"], blocks=3, batch_size=sizes["batch_size"],
-                              image_size=sizes["image_size"], steps=steps, warmup=5, device="cpu")
+    args = oneshot.cell_args(regime, steps)
     rate = oneshot.throughput(strategy, args) if side == "nascore" else oneshot.eager_floor(strategy, args)
     print(f"{side} {strategy} {regime} {steps} steps: {rate:.1f} steps/s")
 

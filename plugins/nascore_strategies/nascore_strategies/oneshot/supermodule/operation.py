@@ -303,25 +303,16 @@ class MixedOperation(BaseSuperNetModule):
         if self.mode == "sampling":
             return self.forward_with_args(self.concrete_arguments(self._sampled), *inputs, **kwargs)
         if self.mode == "differentiable":
-            if not self.branch_labels:  # every choice is mixed by masks: one run of the layer
-                return self.forward_weighted(self._weighted_arguments(), *inputs, **kwargs)
             leaf_weights = {label: self.arch.weights(label) for label in self.leaves}
             return self._mixed(leaf_weights, None, inputs, kwargs)
         return self._proxyless_forward(inputs, kwargs)
 
-    def _weighted_arguments(self) -> dict[str, Any]:
-        """The arguments of a differentiable pass with every choice :class:`Weighted` by this pass's weights:
-        ``_arguments`` with no decision fixed, in fewer calls (it runs for every mixed layer on every pass)."""
-        weights = self.arch.weights
+    def _arguments(self, leaf_weights: dict[str, torch.Tensor], fixed: Sample) -> dict[str, Any]:
+        """The layer's arguments: a choice whose decisions are all in ``fixed`` takes its value, any other is
+        :class:`Weighted` by ``leaf_weights`` (this runs for every mixed layer on every differentiable pass)."""
         args = self.arguments.copy()
         for name, choice in self.mutable_arguments.items():
-            args[name] = Weighted(choice, choice.weights({label: weights(label) for label in choice.labels}))
-        return args
-
-    def _arguments(self, leaf_weights: dict[str, torch.Tensor], fixed: Sample) -> dict[str, Any]:
-        args = dict(self.arguments)
-        for name, choice in self.mutable_arguments.items():
-            if all(label in fixed for label in choice.labels):
+            if fixed and all(label in fixed for label in choice.labels):
                 args[name] = choice.value(fixed)
             else:
                 args[name] = Weighted(choice, choice.weights(leaf_weights))
